@@ -1,0 +1,266 @@
+"""The ticket-event contract: what channel systems post to slawatch.
+
+One envelope, a ``type`` discriminator and a type-specific ``data`` object. The models are
+strict about what matters for SLA arithmetic (timezone-aware instants, known enums) and
+refuse unknown fields, so that a typo in a producer surfaces as a 422 naming the field
+instead of silently dropping data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
+
+
+class Channel(StrEnum):
+    email = "email"
+    chat = "chat"
+    phone = "phone"
+    social = "social"
+    web = "web"
+    api = "api"
+    other = "other"
+
+
+class Priority(StrEnum):
+    urgent = "urgent"
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+class Status(StrEnum):
+    new = "new"
+    open = "open"
+    pending = "pending"
+    on_hold = "on_hold"
+    solved = "solved"
+    closed = "closed"
+
+
+class AuthorRole(StrEnum):
+    agent = "agent"
+    customer = "customer"
+    system = "system"
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Keep instants in UTC inside: the offset the producer used carries no meaning here."""
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+ShortText = Annotated[str, Field(max_length=256)]
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TicketCreatedData(_Strict):
+    priority: Priority = Priority.normal
+    customer_id: ShortText | None = None
+    customer_tier: ShortText | None = None
+    group: ShortText | None = None
+    assignee: ShortText | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=64)
+    status: Status = Status.new
+    subject: Annotated[str, Field(max_length=1024)] | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class TicketUpdatedData(_Strict):
+    """A partial update: only the fields present change."""
+
+    priority: Priority | None = None
+    customer_tier: ShortText | None = None
+    group: ShortText | None = None
+    assignee: ShortText | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=64)
+    url: Annotated[str, Field(max_length=2048)] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TicketUpdatedData:
+        if not self.model_fields_set:
+            raise ValueError("ticket.updated needs at least one of: " + ", ".join(type(self).model_fields))
+        return self
+
+
+class StatusChangedData(_Strict):
+    status: Status
+
+
+class MessageCreatedData(_Strict):
+    author_role: AuthorRole
+    public: bool = True
+
+
+class AssignedData(_Strict):
+    assignee: ShortText | None = None
+    group: ShortText | None = None
+
+
+class SurveyRespondedData(_Strict):
+    csat: Annotated[int, Field(ge=1, le=5)] | None = None
+    nps: Annotated[int, Field(ge=0, le=10)] | None = None
+
+    @model_validator(mode="after")
+    def _has_score(self) -> SurveyRespondedData:
+        if self.csat is None and self.nps is None:
+            raise ValueError("survey.responded needs csat (1-5) and/or nps (0-10)")
+        return self
+
+
+class _Envelope(_Strict):
+    event_id: Identifier = Field(description="Idempotency key, unique per source.")
+    ticket_id: Identifier
+    occurred_at: UtcDatetime = Field(
+        description="When it happened at the source; RFC 3339 with an offset (naive times are refused)."
+    )
+    channel: Channel = Channel.other
+    # Stamped by ingest; a producer may not set them (ingest overwrites them anyway).
+    received_at: UtcDatetime | None = None
+    source: ShortText | None = None
+
+
+class TicketCreated(_Envelope):
+    type: Literal["ticket.created"]
+    data: TicketCreatedData = Field(default_factory=TicketCreatedData)
+
+
+class TicketUpdated(_Envelope):
+    type: Literal["ticket.updated"]
+    data: TicketUpdatedData
+
+
+class TicketStatusChanged(_Envelope):
+    type: Literal["ticket.status_changed"]
+    data: StatusChangedData
+
+
+class MessageCreated(_Envelope):
+    type: Literal["message.created"]
+    data: MessageCreatedData
+
+
+class TicketAssigned(_Envelope):
+    type: Literal["ticket.assigned"]
+    data: AssignedData
+
+
+class SurveyResponded(_Envelope):
+    type: Literal["survey.responded"]
+    data: SurveyRespondedData
+
+
+TicketEvent = Annotated[
+    TicketCreated
+    | TicketUpdated
+    | TicketStatusChanged
+    | MessageCreated
+    | TicketAssigned
+    | SurveyResponded,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "ticket.created",
+    "ticket.updated",
+    "ticket.status_changed",
+    "message.created",
+    "ticket.assigned",
+    "survey.responded",
+)
+
+ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> TicketEvent:
+    """Validate one event from JSON bytes/str or an already decoded dict."""
+    if isinstance(raw, dict):
+        return ticket_event_adapter.validate_python(raw)
+    return ticket_event_adapter.validate_json(raw)
+
+
+def dump_event(event: TicketEvent) -> bytes:
+    """The wire form on the events topic: compact JSON, no nulls that were never set."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "ticket.created": {
+        "event_id": "zd-1001-created",
+        "type": "ticket.created",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-23T09:15:00+08:00",
+        "channel": "email",
+        "data": {
+            "priority": "high",
+            "customer_id": "C-42",
+            "customer_tier": "gold",
+            "group": "billing",
+            "assignee": "li.na",
+            "tags": ["invoice", "refund"],
+            "status": "new",
+            "subject": "Charged twice for November",
+            "url": "https://helpdesk.example.com/tickets/1001",
+        },
+    },
+    "ticket.updated": {
+        "event_id": "zd-1001-upd-1",
+        "type": "ticket.updated",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-23T09:20:00+08:00",
+        "channel": "email",
+        "data": {"priority": "urgent", "tags": ["invoice", "refund", "escalated"]},
+    },
+    "ticket.status_changed": {
+        "event_id": "zd-1001-status-2",
+        "type": "ticket.status_changed",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-23T10:00:00+08:00",
+        "channel": "email",
+        "data": {"status": "pending"},
+    },
+    "message.created": {
+        "event_id": "zd-1001-msg-7",
+        "type": "message.created",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-23T09:40:00+08:00",
+        "channel": "email",
+        "data": {"author_role": "agent", "public": True},
+    },
+    "ticket.assigned": {
+        "event_id": "zd-1001-assign-1",
+        "type": "ticket.assigned",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-23T09:16:00+08:00",
+        "channel": "email",
+        "data": {"assignee": "wang.wei", "group": "billing-l2"},
+    },
+    "survey.responded": {
+        "event_id": "zd-1001-survey",
+        "type": "survey.responded",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-24T15:00:00+08:00",
+        "channel": "email",
+        "data": {"csat": 5, "nps": 9},
+    },
+}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,113 @@
+"""Settings from ``SLAWATCH_*`` environment variables (pydantic-settings).
+
+Each service has its own settings class built from the common one, so a service reads
+only what it uses and a missing or malformed value stops it at start with one line that
+names the variable (see :func:`load_settings`). Every field is documented, with its
+default, in docs/configuration.md; ``tests/test_settings.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLAWATCH_", extra="ignore", frozen=True)
+
+    env: Literal["dev", "prod"] = Field(
+        "prod", description="`dev` enables the documented dev token and human-readable logs."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text", "auto"] = Field(
+        "auto", description="`auto`: text when env=dev, JSON otherwise."
+    )
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="host:port[,host:port...]. Unset: `slawatch dev` and the tests start a local Tansu broker.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(None, repr=False)
+    kafka_ssl_cafile: Path | None = None
+    topic_events: str = "slawatch.ticket-events"
+    topic_events_dlq: str = "slawatch.ticket-events-dlq"
+    topic_sla: str = "slawatch.sla-events"
+    topic_notifications_dlq: str = "slawatch.notifications-dlq"
+    events_partitions: int = Field(6, ge=1, le=1024, description="Partitions of the events topic when slawatch creates it.")
+    topic_replication: int = Field(1, ge=1, le=16, description="Replication factor of topics slawatch creates.")
+    database_url: str | None = Field(
+        None,
+        repr=False,
+        description="postgresql:// or postgresql+asyncpg:// URL. Unset: dev and tests start an embedded PostgreSQL.",
+    )
+    policy_file: Path = Field(Path("examples/policies.yaml"), description="The SLA policy file (YAML).")
+    routes_file: Path = Field(Path("examples/routes.yaml"), description="The notification routing file (YAML).")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for part in value.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError("expected host:port[,host:port...]")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
+            raise ValueError("expected a postgresql:// URL")
+        return value
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+
+class IngestSettings(CommonSettings):
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(8080, ge=0, le=65535)
+    ingest_api_keys: str | None = Field(
+        None,
+        repr=False,
+        description="Comma-separated `name:sha256hex` pairs (SHA-256 of each bearer token).",
+    )
+    ingest_max_batch: int = Field(1000, ge=1, le=100_000, description="Most events in one request.")
+    ingest_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger -> 413.")
+    ingest_publish_timeout_s: float = Field(
+        10.0, gt=0, description="How long to wait for the broker's ack before answering 503."
+    )
+    ingest_retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503.")
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """Raised (as SystemExit(2)) with one clear line per bad setting."""
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build settings or stop with a line naming each bad variable; never echo its value."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = (prefix + "_".join(str(p) for p in error["loc"])).upper()
+            lines.append(f"slawatch: bad setting {name}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SettingsError(2) from None
