@@ -95,7 +95,9 @@ class TicketUpdatedData(_Strict):
     @model_validator(mode="after")
     def _not_empty(self) -> TicketUpdatedData:
         if not self.model_fields_set:
-            raise ValueError("ticket.updated needs at least one of: " + ", ".join(type(self).model_fields))
+            raise ValueError(
+                "ticket.updated needs at least one of: " + ", ".join(type(self).model_fields)
+            )
         return self
 
 

@@ -40,15 +40,23 @@ class CommonSettings(BaseSettings):
     topic_events_dlq: str = "slawatch.ticket-events-dlq"
     topic_sla: str = "slawatch.sla-events"
     topic_notifications_dlq: str = "slawatch.notifications-dlq"
-    events_partitions: int = Field(6, ge=1, le=1024, description="Partitions of the events topic when slawatch creates it.")
-    topic_replication: int = Field(1, ge=1, le=16, description="Replication factor of topics slawatch creates.")
+    events_partitions: int = Field(
+        6, ge=1, le=1024, description="Partitions of the events topic when slawatch creates it."
+    )
+    topic_replication: int = Field(
+        1, ge=1, le=16, description="Replication factor of topics slawatch creates."
+    )
     database_url: str | None = Field(
         None,
         repr=False,
         description="postgresql:// or postgresql+asyncpg:// URL. Unset: dev and tests start an embedded PostgreSQL.",
     )
-    policy_file: Path = Field(Path("examples/policies.yaml"), description="The SLA policy file (YAML).")
-    routes_file: Path = Field(Path("examples/routes.yaml"), description="The notification routing file (YAML).")
+    policy_file: Path = Field(
+        Path("examples/policies.yaml"), description="The SLA policy file (YAML)."
+    )
+    routes_file: Path = Field(
+        Path("examples/routes.yaml"), description="The notification routing file (YAML)."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -85,7 +93,9 @@ class IngestSettings(CommonSettings):
         description="Comma-separated `name:sha256hex` pairs (SHA-256 of each bearer token).",
     )
     ingest_max_batch: int = Field(1000, ge=1, le=100_000, description="Most events in one request.")
-    ingest_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body; larger -> 413.")
+    ingest_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body; larger -> 413."
+    )
     ingest_publish_timeout_s: float = Field(
         10.0, gt=0, description="How long to wait for the broker's ack before answering 503."
     )

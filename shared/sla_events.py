@@ -55,20 +55,33 @@ def sla_event_id(
 class SlaEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=512, description="Deterministic: ticket/target/cycle/kind[-level].")
+    id: str = Field(
+        min_length=1, max_length=512, description="Deterministic: ticket/target/cycle/kind[-level]."
+    )
     kind: SlaKind
     ticket_id: str = Field(min_length=1, max_length=128)
     target: Target
     policy: str
-    cycle: int = Field(ge=0, description="0 for once-per-ticket targets; n-th cycle for next_response / periodic_update.")
+    cycle: int = Field(
+        ge=0,
+        description="0 for once-per-ticket targets; n-th cycle for next_response / periodic_update.",
+    )
     deadline: UtcDatetime | None = Field(description="The instant the target is (or was) due, UTC.")
     occurred_at: UtcDatetime = Field(description="The instant the condition became true.")
     elapsed_seconds: float = Field(ge=0, description="Business time counted so far.")
     target_seconds: float = Field(ge=0, description="The target in business time.")
-    fraction: float | None = Field(default=None, description="sla.warning: the warn_at fraction reached.")
-    level: int | None = Field(default=None, ge=1, description="sla.escalated: the escalation level.")
-    breached: bool | None = Field(default=None, description="sla.met: whether it was met after its deadline.")
-    retracts: str | None = Field(default=None, description="sla.retracted: the id of the breach it withdraws.")
+    fraction: float | None = Field(
+        default=None, description="sla.warning: the warn_at fraction reached."
+    )
+    level: int | None = Field(
+        default=None, ge=1, description="sla.escalated: the escalation level."
+    )
+    breached: bool | None = Field(
+        default=None, description="sla.met: whether it was met after its deadline."
+    )
+    retracts: str | None = Field(
+        default=None, description="sla.retracted: the id of the breach it withdraws."
+    )
     detected_late: bool = Field(
         default=False,
         description="Set by the monitor when the condition was found only after the instant (backlog, restart).",

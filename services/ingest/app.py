@@ -1,0 +1,317 @@
+"""The ingest HTTP API: validate ticket events and publish them to Kafka, keyed by ticket.
+
+A request is all-or-nothing from the client's point of view: either every event is valid
+and acked by the broker (202), or the answer says nothing was accepted (4xx/503) and the
+client retries. A retry after a partial publish is harmless: consumers dedup on event_id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from services.ingest.auth import ApiKeys, bearer_token
+from services.ingest.metrics import IngestMetrics
+from services.ingest.publisher import BrokerUnavailable, Publisher
+from shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
+from shared.kafka import broker_reachable
+from shared.settings import IngestSettings
+
+log = logging.getLogger("slawatch.ingest")
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="Events acked by the broker.")
+
+
+class Problem(BaseModel):
+    error: str
+    detail: Any = None
+    accepted: int = 0
+
+
+class _BadRequest(Exception):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        detail: Any = None,
+        types: list[str] | None = None,
+    ) -> None:
+        self.status, self.reason, self.message, self.detail = status, reason, message, detail
+        # One rejected-event count per event of the request, labelled with its type when known.
+        self.types = types or ["unknown"]
+
+
+def _type_of(item: Any) -> str:
+    kind = item.get("type") if isinstance(item, dict) else None
+    return kind if kind in EVENT_TYPES else "unknown"
+
+
+def _problem(
+    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": message, "detail": detail, "accepted": 0}, status_code=status, headers=headers
+    )
+
+
+def _field_errors(exc: ValidationError, batch: bool) -> list[dict[str, Any]]:
+    """Turn pydantic errors into {index, field, message}; the union tag is not part of a path."""
+    out = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = list(error["loc"])
+        index = None
+        if batch:
+            if loc and loc[0] == "events":
+                loc = loc[1:]
+            if loc and isinstance(loc[0], int):
+                index = loc.pop(0)
+        if loc and loc[0] in EVENT_TYPES:
+            loc.pop(0)
+        field = ".".join(str(p) for p in loc) or ("type" if "tag" in error["type"] else "(event)")
+        out.append({"index": index if batch else 0, "field": field, "message": error["msg"]})
+    return out
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BadRequest(413, "too_large", f"request body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _BadRequest(413, "too_large", f"request body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def _parse(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bool]:
+    try:
+        decoded = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _BadRequest(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    if isinstance(decoded, dict) and "events" in decoded:
+        if set(decoded) != {"events"}:
+            extra = sorted(set(decoded) - {"events"})
+            raise _BadRequest(
+                422,
+                "invalid",
+                "unknown top-level field",
+                [{"index": None, "field": extra[0], "message": "unknown field"}],
+            )
+        items = decoded["events"]
+        if not isinstance(items, list) or not items:
+            raise _BadRequest(
+                422,
+                "invalid",
+                "`events` must be a non-empty array",
+                [{"index": None, "field": "events", "message": "expected a non-empty array"}],
+            )
+        if len(items) > max_batch:
+            raise _BadRequest(
+                413,
+                "too_many",
+                f"{len(items)} events in one request; at most {max_batch}",
+                types=[_type_of(i) for i in items],
+            )
+        try:
+            return _batch_adapter.validate_python(items), True
+        except ValidationError as exc:
+            raise _BadRequest(
+                422,
+                "invalid",
+                "validation failed; nothing was accepted",
+                _field_errors(exc, batch=True),
+                [_type_of(i) for i in items],
+            ) from None
+    if not isinstance(decoded, dict):
+        raise _BadRequest(
+            422,
+            "invalid",
+            'expected an event object or {"events": [...]}',
+            [{"index": None, "field": "(body)", "message": "expected an object"}],
+        )
+    try:
+        return [ticket_event_adapter.validate_python(decoded)], False
+    except ValidationError as exc:
+        raise _BadRequest(
+            422,
+            "invalid",
+            "validation failed; nothing was accepted",
+            _field_errors(exc, batch=False),
+            [_type_of(decoded)],
+        ) from None
+
+
+_batch_adapter: TypeAdapter[list[TicketEvent]] = TypeAdapter(list[TicketEvent])
+
+
+def _stamp(events: list[TicketEvent], source: str) -> list[tuple[bytes, bytes]]:
+    received_at = datetime.now(UTC)
+    return [
+        (
+            event.ticket_id.encode(),
+            event.model_copy(update={"received_at": received_at, "source": source})
+            .model_dump_json(exclude_none=True)
+            .encode(),
+        )
+        for event in events
+    ]
+
+
+def _openapi_body() -> dict[str, Any]:
+    single = ticket_event_adapter.json_schema(ref_template="#/components/schemas/{model}")
+    defs = single.pop("$defs", {})
+    examples = {
+        name.replace(".", "_"): {"summary": name, "value": value}
+        for name, value in EXAMPLES.items()
+    }
+    examples["batch"] = {
+        "summary": "a batch (up to SLAWATCH_INGEST_MAX_BATCH events)",
+        "value": {"events": list(EXAMPLES.values())},
+    }
+    return {
+        "defs": defs,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            single,
+                            {
+                                "type": "object",
+                                "required": ["events"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "events": {"type": "array", "minItems": 1, "items": single}
+                                },
+                            },
+                        ]
+                    },
+                    "examples": examples,
+                }
+            },
+        },
+    }
+
+
+def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
+    publisher = Publisher(settings)
+    metrics = IngestMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await publisher.start()
+        yield
+        await publisher.stop()
+
+    app = FastAPI(
+        title="slawatch ingest",
+        version="1",
+        summary="Ticket events in; SLA clocks out.",
+        lifespan=lifespan,
+    )
+    app.state.publisher = publisher
+    app.state.metrics = metrics
+    body_spec = _openapi_body()
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=Accepted,
+        responses={
+            400: {"model": Problem, "description": "Body is not JSON."},
+            401: {"model": Problem, "description": "Missing or unknown bearer token."},
+            413: {"model": Problem, "description": "Body or batch too large."},
+            422: {
+                "model": Problem,
+                "description": "Validation failed; `detail` names index and field.",
+            },
+            503: {
+                "model": Problem,
+                "description": "Broker unavailable; nothing accepted; retry after Retry-After.",
+            },
+        },
+        openapi_extra={"requestBody": body_spec["requestBody"]},
+        summary='Post one ticket event, or {"events": [...]}',
+    )
+    async def post_events(request: Request) -> Response:
+        started = time.perf_counter()
+        source = "anonymous"
+        status = 500
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+            name = api_keys.identify(token) if token else None
+            if name is None:
+                raise _BadRequest(401, "unauthorized", "missing or unknown bearer token")
+            source = name
+            body = await _read_body(request, settings.ingest_max_body_bytes)
+            events, _ = _parse(body, settings.ingest_max_batch)
+            try:
+                seconds = await publisher.publish(_stamp(events, source))
+            except BrokerUnavailable as exc:
+                for event in events:
+                    metrics.rejected.labels(event.type, source, "unavailable").inc()
+                log.warning(
+                    "publish failed, answered 503: %s",
+                    exc,
+                    extra={"source": source, "events": len(events)},
+                )
+                status = 503
+                return _problem(
+                    503,
+                    "broker unavailable: the request was NOT accepted; retry later",
+                    headers={"Retry-After": str(settings.ingest_retry_after_s)},
+                )
+            metrics.publish_seconds.observe(seconds)
+            metrics.batch_size.observe(len(events))
+            for event in events:
+                metrics.accepted.labels(event.type, source).inc()
+            status = 202
+            return JSONResponse({"accepted": len(events)}, status_code=202)
+        except _BadRequest as bad:
+            status = bad.status
+            for type_ in bad.types:
+                metrics.rejected.labels(type_, source, bad.reason).inc()
+            headers = {"WWW-Authenticate": "Bearer"} if bad.status == 401 else None
+            return _problem(bad.status, bad.message, bad.detail, headers)
+        finally:
+            metrics.request_seconds.labels(str(status)).observe(time.perf_counter() - started)
+
+    @app.get("/healthz", summary="The process is up.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The broker is reachable.")
+    async def readyz() -> JSONResponse:
+        if await broker_reachable(settings):
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "broker unreachable"}, status_code=503)
+
+    @app.get("/metrics", summary="Prometheus metrics.")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(body_spec["defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

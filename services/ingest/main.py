@@ -1,0 +1,53 @@
+"""`slawatch ingest`: run the ingest service alone, configured by SLAWATCH_* variables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from services.ingest.app import create_app
+from services.ingest.auth import DEV_TOKEN, ApiKeyFormatError, ApiKeys
+from shared.logs import configure_logging
+from shared.settings import IngestSettings, SettingsError, load_settings
+
+log = logging.getLogger("slawatch.ingest")
+
+
+def api_keys_from(settings: IngestSettings) -> ApiKeys:
+    """Keys from SLAWATCH_INGEST_API_KEYS; the documented dev token only when env=dev."""
+    if settings.ingest_api_keys:
+        try:
+            return ApiKeys.parse(settings.ingest_api_keys)
+        except ApiKeyFormatError as exc:
+            print(f"slawatch: bad setting SLAWATCH_INGEST_API_KEYS: {exc}", file=sys.stderr)
+            raise SettingsError(2) from None
+    if settings.is_dev:
+        log.warning(
+            "SLAWATCH_INGEST_API_KEYS is unset: accepting the dev token %r (env=dev only)",
+            DEV_TOKEN,
+        )
+        return ApiKeys.dev()
+    print(
+        "slawatch: bad setting SLAWATCH_INGEST_API_KEYS: required unless SLAWATCH_ENV=dev",
+        file=sys.stderr,
+    )
+    raise SettingsError(2)
+
+
+def run() -> None:
+    settings = load_settings(IngestSettings)
+    configure_logging(settings)
+    if not settings.kafka_bootstrap:
+        print(
+            "slawatch: bad setting SLAWATCH_KAFKA_BOOTSTRAP: required (or use `slawatch dev`)",
+            file=sys.stderr,
+        )
+        raise SettingsError(2)
+    keys = api_keys_from(settings)
+    app = create_app(settings, keys)
+    log.info("ingest listening on http://%s:%d", settings.ingest_host, settings.ingest_port)
+    uvicorn.run(
+        app, host=settings.ingest_host, port=settings.ingest_port, log_config=None, access_log=False
+    )

@@ -1,0 +1,85 @@
+"""Publishing validated events to Kafka, acknowledged only once the broker acked them all.
+
+The producer is (re)started lazily: ingest must come up and answer 503 while the broker is
+away, and recover by itself when it is back, rather than crash-loop at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from shared.kafka import make_producer
+from shared.settings import IngestSettings
+
+log = logging.getLogger("slawatch.ingest.publisher")
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not ack in time; nothing of the request may be considered accepted."""
+
+
+class Publisher:
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.topic = settings.topic_events
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def _ready_producer(self, timeout: float) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._starting:
+            if self._producer is None:
+                producer = make_producer(self.settings)
+                try:
+                    await asyncio.wait_for(producer.start(), timeout)
+                except (TimeoutError, KafkaError, OSError) as exc:
+                    await _quiet_stop(producer)
+                    raise BrokerUnavailable(f"broker not reachable: {type(exc).__name__}") from None
+                self._producer = producer
+        return self._producer
+
+    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> float:
+        """Send (key, value) records; return once every one is acked, else raise.
+
+        Returns the seconds from first send to last ack.
+        """
+        timeout = self.settings.ingest_publish_timeout_s
+        started = time.perf_counter()
+        producer = await self._ready_producer(timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                pending = [
+                    await producer.send(self.topic, value, key=key) for key, value in records
+                ]
+                await asyncio.gather(*pending)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            for future in locals().get("pending", []):
+                future.cancel()
+            raise BrokerUnavailable(f"broker did not ack: {type(exc).__name__}") from None
+        return time.perf_counter() - started
+
+    async def start(self) -> None:
+        """Best effort at boot: a broker that is down now must not stop the service."""
+        try:
+            await self._ready_producer(self.settings.ingest_publish_timeout_s)
+        except BrokerUnavailable as exc:
+            log.warning("starting without a broker connection; will retry on demand: %s", exc)
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _quiet_stop(producer)
+
+
+async def _quiet_stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 5)
+    except Exception:  # noqa: BLE001 - a half-started producer may fail to stop; it holds nothing
+        log.debug("producer stop failed", exc_info=True)

@@ -1,0 +1,106 @@
+"""Kafka plumbing shared by the services: client options, topics, producers.
+
+Every service talks to Kafka through aiokafka with the options built here, so security
+settings (SASL/TLS) are configured once and topics are created the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.settings import CommonSettings
+
+log = logging.getLogger("slawatch.kafka")
+
+
+def client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Connection options common to producers, consumers and the admin client."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("SLAWATCH_KAFKA_BOOTSTRAP is not set")
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def topic_specs(settings: CommonSettings) -> dict[str, int]:
+    """Every topic slawatch uses, with its partition count.
+
+    The SLA topic has as many partitions as the events topic so that keying by ticket keeps
+    one ticket's SLA events in order end to end.
+    """
+    parts = settings.events_partitions
+    return {
+        settings.topic_events: parts,
+        settings.topic_events_dlq: 1,
+        settings.topic_sla: parts,
+        settings.topic_notifications_dlq: 1,
+    }
+
+
+async def ensure_topics(settings: CommonSettings, timeout: float = 30.0) -> list[str]:
+    """Create missing topics (idempotent); returns the ones created."""
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = topic_specs(settings)
+        missing = [
+            NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication)
+            for name, parts in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; that is the state we want
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
+
+
+def make_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A durable producer: acks from all in-sync replicas, idempotent retries off (Tansu)."""
+    options: dict[str, Any] = {
+        **client_options(settings),
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 1_048_576,
+        "request_timeout_ms": 15_000,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:
+    """A cheap readiness probe: can we fetch cluster metadata right now?"""
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        try:
+            await admin.close()
+        except Exception:  # noqa: BLE001 - closing a half-open client must not fail a probe
+            log.debug("closing admin client after probe failed", exc_info=True)
