@@ -1,0 +1,72 @@
+"""Settings: every variable documented, and a bad one stops a service with one clear line."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.cli import SERVICES, available
+from shared.settings import CommonSettings
+
+DOC = Path("docs/configuration.md").read_text()
+
+
+def all_settings_classes() -> list[type[CommonSettings]]:
+    for module, _ in SERVICES.values():
+        settings_module = module.rsplit(".", 1)[0] + ".settings"
+        if available(settings_module):
+            importlib.import_module(settings_module)
+    found, todo = [], [CommonSettings]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_setting_is_documented_with_a_default() -> None:
+    documented = set(re.findall(r"^\| `(SLAWATCH_[A-Z0-9_]+)` \| [^|]+ \|", DOC, flags=re.M))
+    names = {
+        f"SLAWATCH_{field.upper()}" for cls in all_settings_classes() for field in cls.model_fields
+    }
+    assert names - documented == set(), "document these in docs/configuration.md"
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SLAWATCH_INGEST_PORT": "eighty", "SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "SLAWATCH_INGEST_PORT"),
+        ({"SLAWATCH_KAFKA_BOOTSTRAP": "no-port"}, "SLAWATCH_KAFKA_BOOTSTRAP"),
+        ({}, "SLAWATCH_KAFKA_BOOTSTRAP"),
+        ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "SLAWATCH_INGEST_API_KEYS"),
+        ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_INGEST_API_KEYS": "crm:nothex"}, "SLAWATCH_INGEST_API_KEYS"),
+        ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_DATABASE_URL": "mysql://u:hunter2@h/db"}, "SLAWATCH_DATABASE_URL"),
+        ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_ENV": "staging"}, "SLAWATCH_ENV"),
+    ],
+)
+def test_bad_setting_stops_ingest_with_one_line_naming_it(env: dict[str, str], variable: str) -> None:
+    result = run_cli("ingest", **env)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("slawatch:")]
+    assert lines and all(variable in line for line in lines), result.stderr
+    assert "hunter2" not in result.stderr and "nothex" not in result.stderr
+
+
+def test_cli_usage_errors_exit_2() -> None:
+    assert run_cli().returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+    assert run_cli("ingest", "--port", "1").returncode == 2
+    assert run_cli("--help").returncode == 0
