@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from collections import Counter
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.ingest.auth import ApiKeys, bearer_token
 from services.ingest.metrics import IngestMetrics
@@ -96,7 +98,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _parse(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bool]:
+def _parse_precisely(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bool]:
     try:
         decoded = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -157,14 +159,45 @@ def _parse(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bool]:
 _batch_adapter: TypeAdapter[list[TicketEvent]] = TypeAdapter(list[TicketEvent])
 
 
+class _Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[TicketEvent]
+
+
+_BATCH_START = re.compile(rb'\A\s*\{\s*"events"\s*:')
+
+
+def _parse(body: bytes, max_batch: int) -> list[TicketEvent]:
+    """Validate straight from bytes (pydantic-core parses the JSON); on any problem, redo
+    it the slow way, which exists to produce the precise 4xx (index, field, reason)."""
+    try:
+        if _BATCH_START.match(body):
+            events = _Batch.model_validate_json(body).events
+        else:
+            events = [ticket_event_adapter.validate_json(body)]
+    except ValidationError:
+        events = []
+    if not events or len(events) > max_batch:
+        events, _ = _parse_precisely(body, max_batch)
+    return events
+
+
+_STAMPED_BY_INGEST = {"received_at", "source"}
+
+
 def _stamp(events: list[TicketEvent], source: str) -> list[tuple[bytes, bytes]]:
-    received_at = datetime.now(UTC)
+    """(key, value) records with received_at and source set by us, whatever the client sent.
+
+    Splicing the two fields into each event's JSON is 2x cheaper than copying the model,
+    and this runs once per event on the hot path.
+    """
+    received_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    suffix = f',"received_at":"{received_at}","source":{json.dumps(source)}}}'.encode()
     return [
         (
             event.ticket_id.encode(),
-            event.model_copy(update={"received_at": received_at, "source": source})
-            .model_dump_json(exclude_none=True)
-            .encode(),
+            event.model_dump_json(exclude_none=True, exclude=_STAMPED_BY_INGEST).encode()[:-1]
+            + suffix,
         )
         for event in events
     ]
@@ -258,12 +291,12 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
                 raise _BadRequest(401, "unauthorized", "missing or unknown bearer token")
             source = name
             body = await _read_body(request, settings.ingest_max_body_bytes)
-            events, _ = _parse(body, settings.ingest_max_batch)
+            events = _parse(body, settings.ingest_max_batch)
             try:
                 seconds = await publisher.publish(_stamp(events, source))
             except BrokerUnavailable as exc:
-                for event in events:
-                    metrics.rejected.labels(event.type, source, "unavailable").inc()
+                for type_, count in Counter(event.type for event in events).items():
+                    metrics.rejected.labels(type_, source, "unavailable").inc(count)
                 log.warning(
                     "publish failed, answered 503: %s",
                     exc,
@@ -277,14 +310,14 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
                 )
             metrics.publish_seconds.observe(seconds)
             metrics.batch_size.observe(len(events))
-            for event in events:
-                metrics.accepted.labels(event.type, source).inc()
+            for type_, count in Counter(event.type for event in events).items():
+                metrics.accepted.labels(type_, source).inc(count)
             status = 202
             return JSONResponse({"accepted": len(events)}, status_code=202)
         except _BadRequest as bad:
             status = bad.status
-            for type_ in bad.types:
-                metrics.rejected.labels(type_, source, bad.reason).inc()
+            for type_, count in Counter(bad.types).items():
+                metrics.rejected.labels(type_, source, bad.reason).inc(count)
             headers = {"WWW-Authenticate": "Bearer"} if bad.status == 401 else None
             return _problem(bad.status, bad.message, bad.detail, headers)
         finally:

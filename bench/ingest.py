@@ -1,0 +1,181 @@
+"""Ingest throughput beside a raw aiokafka producer, same broker, same payloads, same run.
+
+The ingest service runs as its own `slawatch ingest` process (as in production); HTTP
+clients post pre-encoded bodies so the client's cost stays small. The baseline is a raw
+aiokafka producer with the same durability (acks=all, wait for every ack of a batch
+before the next), so the ratio is the price of HTTP + validation + stamping.
+
+    python bench/ingest.py [--events 40000] [--clients 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.devstack import Broker, free_port  # noqa: E402
+from shared.kafka import ensure_topics, make_producer  # noqa: E402
+from shared.settings import CommonSettings  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def make_events(n: int, run: str) -> list[dict]:
+    events = []
+    for i in range(n):
+        ticket = f"B-{run}-{i // 10}"
+        if i % 10 == 0:
+            events.append({
+                "event_id": f"{run}-{i}", "type": "ticket.created", "ticket_id": ticket,
+                "occurred_at": "2026-11-23T09:00:00+08:00", "channel": "email",
+                "data": {"priority": "high", "customer_tier": "gold", "group": "billing",
+                         "tags": ["invoice"], "subject": "Charged twice", "url": f"https://hd.example/{ticket}"},
+            })
+        else:
+            events.append({
+                "event_id": f"{run}-{i}", "type": "message.created", "ticket_id": ticket,
+                "occurred_at": "2026-11-23T09:05:00+08:00", "channel": "email",
+                "data": {"author_role": "customer" if i % 2 else "agent", "public": True},
+            })
+    return events
+
+
+async def raw_producer(settings: CommonSettings, topic: str, events: list[dict], batch: int, clients: int) -> float:
+    """Events/s for a raw producer awaiting every ack of each batch, `clients` at once."""
+    records = [(e["ticket_id"].encode(), json.dumps(e).encode()) for e in events]
+    chunks = [records[i : i + batch] for i in range(0, len(records), batch)]
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        queue: asyncio.Queue = asyncio.Queue()
+        for chunk in chunks:
+            queue.put_nowait(chunk)
+
+        async def worker() -> None:
+            while not queue.empty():
+                chunk = queue.get_nowait()
+                futures = [await producer.send(topic, value, key=key) for key, value in chunk]
+                await asyncio.gather(*futures)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def through_ingest(url: str, events: list[dict], batch: int, clients: int) -> float:
+    if batch == 1:
+        bodies = [json.dumps(e).encode() for e in events]
+    else:
+        bodies = [json.dumps({"events": events[i : i + batch]}).encode() for i in range(0, len(events), batch)]
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    queue: asyncio.Queue = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                response = await client.post("/v1/events", content=body, headers=headers)
+                if response.status_code != 202:
+                    raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return len(events) / (time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def ingest_process(bootstrap: str, topic: str):
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")},
+        "SLAWATCH_KAFKA_BOOTSTRAP": bootstrap,
+        "SLAWATCH_TOPIC_EVENTS": topic,
+        "SLAWATCH_INGEST_PORT": str(port),
+        "SLAWATCH_INGEST_API_KEYS": "bench:" + hashlib.sha256(TOKEN.encode()).hexdigest(),
+        "SLAWATCH_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "ingest"], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("ingest did not become ready")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=40_000, help="events per batched scenario")
+    parser.add_argument("--single-events", type=int, default=3_000, help="events for the single-event scenario")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    broker = None
+    bootstrap = os.environ.get("SLAWATCH_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        broker = Broker().start()
+        bootstrap = broker.bootstrap
+    try:
+        run = uuid.uuid4().hex[:6]
+        settings = CommonSettings(kafka_bootstrap=bootstrap, topic_events=f"bench-{run}.events",
+                                  topic_events_dlq=f"bench-{run}.dlq", topic_sla=f"bench-{run}.sla",
+                                  topic_notifications_dlq=f"bench-{run}.ndlq")
+        await ensure_topics(settings)
+        topic = settings.topic_events
+        rows = []
+        with ingest_process(bootstrap, topic) as url:
+            # Warm both paths (connections, metadata, JIT-free but cache-warm) before timing.
+            await raw_producer(settings, topic, make_events(2_000, run + "w"), 500, args.clients)
+            await through_ingest(url, make_events(2_000, run + "x"), 500, args.clients)
+            for batch, count in ((500, args.events), (100, args.events), (1, args.single_events)):
+                events = make_events(count, f"{run}-{batch}")
+                raw = await raw_producer(settings, topic, events, batch, args.clients * (4 if batch == 1 else 1))
+                ingest = await through_ingest(url, events, batch, args.clients * (4 if batch == 1 else 1))
+                rows.append({"batch": batch, "events": count, "raw_eps": raw, "ingest_eps": ingest, "ratio": ingest / raw})
+    finally:
+        if broker:
+            broker.stop()
+
+    print(f"\ningest benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{'batch':>6} {'events':>8} {'raw aiokafka ev/s':>18} {'ingest ev/s':>12} {'ratio':>7}")
+    for r in rows:
+        print(f"{r['batch']:>6} {r['events']:>8} {r['raw_eps']:>18,.0f} {r['ingest_eps']:>12,.0f} {r['ratio']:>7.2f}")
+    goal = next(r for r in rows if r["batch"] == 500)["ratio"]
+    print(f"goal: ratio >= 0.50 for batches of 500 -> {goal:.2f} {'MET' if goal >= 0.5 else 'NOT MET'}")
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "ingest", "rows": rows, "goal": {"ratio_batch_500": 0.5},
+                                         "met": goal >= 0.5}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
