@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.events import EXAMPLES, EVENT_TYPES, dump_event, parse_event
+from shared.events import EVENT_TYPES, EXAMPLES, dump_event, parse_event
 from shared.schema_export import SCHEMAS, render
 from shared.sla_events import EXAMPLE, SlaEvent, dump_sla_event, parse_sla_event, sla_event_id
 
@@ -65,7 +65,11 @@ def test_type_specific_rules() -> None:
     assert created.data.priority == "normal" and created.data.status == "new"
 
 
-@given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()))
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.timezones()
+    )
+)
 def test_any_aware_instant_round_trips_as_the_same_instant(moment: datetime) -> None:
     # RFC 3339 offsets are whole minutes; pre-1990 local mean times (e.g. -00:16:08) are not.
     event = parse_event({**EXAMPLES["message.created"], "occurred_at": moment.isoformat()})
@@ -76,8 +80,14 @@ def test_any_aware_instant_round_trips_as_the_same_instant(moment: datetime) -> 
 def test_sla_event_contract() -> None:
     event = parse_sla_event(EXAMPLE)
     assert parse_sla_event(dump_sla_event(event)) == event
-    assert sla_event_id("T/1", "next_response", 3, "sla.escalated", level=2) == "T/1/next_response/3/escalated-2"
-    assert sla_event_id("T", "resolution", 0, "sla.warning", fraction=0.8) == "T/resolution/0/warning-80"
+    assert (
+        sla_event_id("T/1", "next_response", 3, "sla.escalated", level=2)
+        == "T/1/next_response/3/escalated-2"
+    )
+    assert (
+        sla_event_id("T", "resolution", 0, "sla.warning", fraction=0.8)
+        == "T/resolution/0/warning-80"
+    )
     with pytest.raises(ValidationError):
         SlaEvent.model_validate({**EXAMPLE, "kind": "sla.exploded"})
 

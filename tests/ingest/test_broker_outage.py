@@ -42,23 +42,33 @@ async def test_503_while_broker_down_then_recovers() -> None:
             kafka_bootstrap=broker.bootstrap, ingest_publish_timeout_s=2.0, ingest_retry_after_s=7
         )
         await ensure_topics(settings)
-        async with serve(create_app(settings, KEYS)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with (
+            serve(create_app(settings, KEYS)) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as client,
+        ):
             assert (await client.post("/v1/events", json=event(1), headers=AUTH)).status_code == 202
 
             broker.stop()
-            response = await client.post("/v1/events", json={"events": [event(2), event(3)]}, headers=AUTH)
+            response = await client.post(
+                "/v1/events", json={"events": [event(2), event(3)]}, headers=AUTH
+            )
             assert response.status_code == 503
             assert response.headers["retry-after"] == "7"
             assert response.json()["accepted"] == 0
             assert "NOT accepted" in response.json()["error"]
             assert (await client.get("/readyz")).status_code == 503
             metrics = (await client.get("/metrics")).text
-            assert 'slawatch_ingest_events_rejected_total{reason="unavailable",source="ops",type="ticket.created"} 2.0' in metrics
+            assert (
+                'slawatch_ingest_events_rejected_total{reason="unavailable",source="ops",type="ticket.created"} 2.0'
+                in metrics
+            )
 
             broker.start()  # same port; in-memory storage, so the topics come back empty
             await ensure_topics(settings)
             for _ in range(60):  # the client retries, as a channel system would
-                response = await client.post("/v1/events", json={"events": [event(2), event(3)]}, headers=AUTH)
+                response = await client.post(
+                    "/v1/events", json={"events": [event(2), event(3)]}, headers=AUTH
+                )
                 if response.status_code == 202:
                     break
                 assert response.status_code == 503
@@ -77,7 +87,10 @@ async def test_503_while_broker_down_then_recovers() -> None:
 async def test_ingest_starts_without_broker_and_answers_503() -> None:
     broker = Broker()  # never started: nothing listens on its port
     settings = IngestSettings(kafka_bootstrap=broker.bootstrap, ingest_publish_timeout_s=1.0)
-    async with serve(create_app(settings, KEYS)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with (
+        serve(create_app(settings, KEYS)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.post("/v1/events", json=event(1), headers=AUTH)).status_code == 503
