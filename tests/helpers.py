@@ -30,7 +30,9 @@ def topic_settings(cls: type[CommonSettings], prefix: str, bootstrap: str, **ove
 async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on 127.0.0.1 in this event loop; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -44,9 +46,13 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[str]:
         await task
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[ConsumerRecord]:
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord]:
     """Every record of a topic from the beginning, waiting until at least `expected` arrived."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)

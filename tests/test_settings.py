@@ -41,23 +41,41 @@ def test_every_setting_is_documented_with_a_default() -> None:
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], env={**clean, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "services.cli", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
-        ({"SLAWATCH_INGEST_PORT": "eighty", "SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "SLAWATCH_INGEST_PORT"),
+        (
+            {"SLAWATCH_INGEST_PORT": "eighty", "SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+            "SLAWATCH_INGEST_PORT",
+        ),
         ({"SLAWATCH_KAFKA_BOOTSTRAP": "no-port"}, "SLAWATCH_KAFKA_BOOTSTRAP"),
         ({}, "SLAWATCH_KAFKA_BOOTSTRAP"),
         ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, "SLAWATCH_INGEST_API_KEYS"),
-        ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_INGEST_API_KEYS": "crm:nothex"}, "SLAWATCH_INGEST_API_KEYS"),
-        ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_DATABASE_URL": "mysql://u:hunter2@h/db"}, "SLAWATCH_DATABASE_URL"),
+        (
+            {"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_INGEST_API_KEYS": "crm:nothex"},
+            "SLAWATCH_INGEST_API_KEYS",
+        ),
+        (
+            {
+                "SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+                "SLAWATCH_DATABASE_URL": "mysql://u:hunter2@h/db",
+            },
+            "SLAWATCH_DATABASE_URL",
+        ),
         ({"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SLAWATCH_ENV": "staging"}, "SLAWATCH_ENV"),
     ],
 )
-def test_bad_setting_stops_ingest_with_one_line_naming_it(env: dict[str, str], variable: str) -> None:
+def test_bad_setting_stops_ingest_with_one_line_naming_it(
+    env: dict[str, str], variable: str
+) -> None:
     result = run_cli("ingest", **env)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("slawatch:")]
