@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install dev demo test test-unit lint format bench bench-ingest bench-engine bench-monitor bench-notifier clean
+.PHONY: install dev demo test test-unit lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,24 +40,17 @@ format: install
 	$(VENV)/bin/ruff format shared services tests bench
 
 BENCH_OUT := bench/results
-bench: bench-ingest bench-engine bench-monitor bench-notifier
+# Every bench/<name>.py that exists has a bench-<name> target; `make bench` runs them all.
+BENCHES := $(filter-out report,$(basename $(notdir $(wildcard bench/*.py))))
+bench: install
+	@rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	@set -e; for b in $(BENCHES); do $(MAKE) --no-print-directory bench-$$b; done
 	$(VENV)/bin/python bench/report.py $(BENCH_OUT) bench/RESULTS.md
 
-bench-ingest: install
+bench-%: install
 	@mkdir -p $(BENCH_OUT)
-	$(VENV)/bin/python bench/ingest.py --json $(BENCH_OUT)/ingest.json
-
-bench-engine: install
-	@mkdir -p $(BENCH_OUT)
-	$(VENV)/bin/python bench/engine.py --json $(BENCH_OUT)/engine.json
-
-bench-monitor: install
-	@mkdir -p $(BENCH_OUT)
-	$(VENV)/bin/python bench/monitor.py --json $(BENCH_OUT)/monitor.json
-
-bench-notifier: install
-	@mkdir -p $(BENCH_OUT)
-	$(VENV)/bin/python bench/notifier.py --json $(BENCH_OUT)/notifier.json
+	@test -f bench/$*.py || { echo "no benchmark bench/$*.py" >&2; exit 2; }
+	$(VENV)/bin/python bench/$*.py --json $(BENCH_OUT)/$*.json
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis
