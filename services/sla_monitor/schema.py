@@ -1,0 +1,85 @@
+"""The monitor's tables. One database transaction per consumed batch writes all three
+(state, offsets, outbox), which is what makes a crash at any point lose nothing and
+apply nothing twice: the stored offset and the stored state always agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+ticket_state = Table(
+    "ticket_state",
+    metadata,
+    Column("ticket_id", String(128), primary_key=True),
+    # The partition owns the ticket: on assignment a monitor loads only its partitions' rows.
+    Column("partition", Integer, nullable=False, index=True),
+    # The engine's compact, versioned serialisation; opaque to the database.
+    Column("state", LargeBinary, nullable=False),
+    # Earliest instant the engine may emit something for this ticket (timer index).
+    Column("next_due", DateTime(timezone=True), nullable=True),
+    Column("open", Boolean, nullable=False, server_default="true"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+partition_offsets = Table(
+    "partition_offsets",
+    metadata,
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    # The offset of the next record to apply (Kafka's committed-offset convention).
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+sla_outbox = Table(
+    "sla_outbox",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
+    Column("sla_event_id", String(512), nullable=False, index=True),
+    Column("ticket_id", String(128), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Null until the broker acked the record; the drainer sends rows in seq order.
+    Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+ticket_facts = Table(
+    "ticket_facts",
+    metadata,
+    # Per-ticket facts for compliance reports, refreshed with the state in the same transaction.
+    Column("ticket_id", String(128), primary_key=True),
+    Column("policy", String(128), nullable=True),
+    Column("customer_tier", String(256), nullable=True),
+    Column("channel", String(32), nullable=True),
+    Column("priority", String(16), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=True),
+    Column("solved_at", DateTime(timezone=True), nullable=True),
+    Column("facts", JSONB, nullable=False, server_default="{}"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+retained_events = Table(
+    "retained_events",
+    metadata,
+    # The ticket events as applied, for `slawatch replay --ticket` and policy recomputation.
+    Column("ticket_id", String(128), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("payload", Text, nullable=False),
+)
