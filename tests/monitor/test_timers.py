@@ -33,7 +33,9 @@ def test_behaves_like_a_dict_of_due_times(ops: list) -> None:
             heap.cancel(ticket)
             model.pop(ticket, None)
         else:
-            expected = sorted((t for t, w in model.items() if w <= when), key=lambda t: (model[t], t))
+            expected = sorted(
+                (t for t, w in model.items() if w <= when), key=lambda t: (model[t], t)
+            )
             assert heap.pop_due(when) == expected
             for t in expected:
                 del model[t]

@@ -1,0 +1,224 @@
+"""The monitor's durable state in PostgreSQL (tables in schema.py, created by migrations).
+
+The hot path is one transaction per consumed batch; each table gets one statement for the
+whole batch (``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT ...``), so the cost is
+per batch, not per event. asyncpg is used directly here because SQLAlchemy would only
+add per-statement overhead to statements it cannot help build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.db import asyncpg_dsn
+
+
+@dataclass(slots=True)
+class TicketRow:
+    ticket_id: str
+    partition: int
+    state: bytes
+    next_due: datetime | None
+    open: bool
+
+
+@dataclass(slots=True)
+class FactsRow:
+    ticket_id: str
+    policy: str | None
+    customer_tier: str | None
+    channel: str | None
+    priority: str | None
+    created_at: datetime | None
+    solved_at: datetime | None
+    facts: dict[str, Any]
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    sla_event_id: str
+    ticket_id: str
+    partition: int
+    payload: bytes  # the SLA event's JSON
+
+
+@dataclass(slots=True)
+class RetainedEvent:
+    ticket_id: str
+    event_id: str
+    occurred_at: datetime
+    payload: str
+
+
+@dataclass
+class BatchWrite:
+    """Everything one consumed batch (or one timer round) changes, written atomically."""
+
+    tickets: dict[str, TicketRow] = field(default_factory=dict)
+    facts: dict[str, FactsRow] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    retained: list[RetainedEvent] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.tickets or self.outbox or self.retained or self.offsets or self.facts)
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, database_url: str, min_size: int = 1, max_size: int = 4) -> Store:
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(database_url), min_size=min_size, max_size=max_size
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def write(self, batch: BatchWrite) -> None:
+        if not batch:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            if batch.tickets:
+                rows = list(batch.tickets.values())
+                await conn.execute(
+                    """
+                    INSERT INTO ticket_state (ticket_id, partition, state, next_due, open, updated_at)
+                    SELECT t, p, s, d, o, now()
+                    FROM unnest($1::text[], $2::int[], $3::bytea[], $4::timestamptz[], $5::bool[]) AS u(t, p, s, d, o)
+                    ON CONFLICT (ticket_id) DO UPDATE SET
+                      partition = EXCLUDED.partition, state = EXCLUDED.state,
+                      next_due = EXCLUDED.next_due, open = EXCLUDED.open, updated_at = now()
+                    """,
+                    [r.ticket_id for r in rows],
+                    [r.partition for r in rows],
+                    [r.state for r in rows],
+                    [r.next_due for r in rows],
+                    [r.open for r in rows],
+                )
+            if batch.facts:
+                rows_f = list(batch.facts.values())
+                await conn.execute(
+                    """
+                    INSERT INTO ticket_facts (ticket_id, policy, customer_tier, channel, priority,
+                                              created_at, solved_at, facts, updated_at)
+                    SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, now()
+                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                $6::timestamptz[], $7::timestamptz[], $8::text[])
+                         AS u(t, po, ti, ch, pr, ca, sa, f)
+                    ON CONFLICT (ticket_id) DO UPDATE SET
+                      policy = EXCLUDED.policy, customer_tier = EXCLUDED.customer_tier,
+                      channel = EXCLUDED.channel, priority = EXCLUDED.priority,
+                      created_at = EXCLUDED.created_at, solved_at = EXCLUDED.solved_at,
+                      facts = EXCLUDED.facts, updated_at = now()
+                    """,
+                    [r.ticket_id for r in rows_f],
+                    [r.policy for r in rows_f],
+                    [r.customer_tier for r in rows_f],
+                    [r.channel for r in rows_f],
+                    [r.priority for r in rows_f],
+                    [r.created_at for r in rows_f],
+                    [r.solved_at for r in rows_f],
+                    [json.dumps(r.facts) for r in rows_f],
+                )
+            if batch.retained:
+                await conn.execute(
+                    """
+                    INSERT INTO retained_events (ticket_id, event_id, occurred_at, payload)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+                    ON CONFLICT DO NOTHING
+                    """,
+                    [e.ticket_id for e in batch.retained],
+                    [e.event_id for e in batch.retained],
+                    [e.occurred_at for e in batch.retained],
+                    [e.payload for e in batch.retained],
+                )
+            if batch.outbox:
+                await conn.execute(
+                    """
+                    INSERT INTO sla_outbox (sla_event_id, ticket_id, partition, payload)
+                    SELECT i, t, p, v::jsonb FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS u(i, t, p, v)
+                    """,
+                    [o.sla_event_id for o in batch.outbox],
+                    [o.ticket_id for o in batch.outbox],
+                    [o.partition for o in batch.outbox],
+                    [o.payload.decode() for o in batch.outbox],
+                )
+            if batch.offsets:
+                items = list(batch.offsets.items())
+                await conn.execute(
+                    """
+                    INSERT INTO partition_offsets (topic, partition, next_offset, updated_at)
+                    SELECT t, p, o, now() FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, o)
+                    ON CONFLICT (topic, partition) DO UPDATE SET
+                      next_offset = EXCLUDED.next_offset, updated_at = now()
+                    """,
+                    [topic for (topic, _), _ in items],
+                    [partition for (_, partition), _ in items],
+                    [offset for _, offset in items],
+                )
+
+    async def offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        rows = await self.pool.fetch(
+            "SELECT partition, next_offset FROM partition_offsets WHERE topic = $1 AND partition = ANY($2::int[])",
+            topic,
+            list(partitions),
+        )
+        return {r["partition"]: r["next_offset"] for r in rows}
+
+    async def load_open_tickets(self, partitions: Sequence[int]) -> list[TicketRow]:
+        """The states of the open tickets of these partitions (closed ones need no timer)."""
+        rows: list[TicketRow] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            cursor = conn.cursor(
+                "SELECT ticket_id, partition, state, next_due FROM ticket_state "
+                "WHERE partition = ANY($1::int[]) AND open",
+                list(partitions),
+                prefetch=20_000,
+            )
+            async for r in cursor:
+                rows.append(
+                    TicketRow(r["ticket_id"], r["partition"], r["state"], r["next_due"], True)
+                )
+        return rows
+
+    async def ticket_states(self, ticket_ids: Sequence[str]) -> dict[str, bytes]:
+        rows = await self.pool.fetch(
+            "SELECT ticket_id, state FROM ticket_state WHERE ticket_id = ANY($1::text[])",
+            list(ticket_ids),
+        )
+        return {r["ticket_id"]: r["state"] for r in rows}
+
+    async def unsent_outbox(self, partitions: Sequence[int], limit: int) -> list[asyncpg.Record]:
+        """Unsent rows of the partitions this process owns, oldest first.
+
+        Filtering by owned partitions means two monitors never drain the same rows, and a
+        partition's new owner picks up what its previous owner left unsent.
+        """
+        return await self.pool.fetch(
+            "SELECT seq, ticket_id, payload::text AS payload FROM sla_outbox "
+            "WHERE sent_at IS NULL AND partition = ANY($1::int[]) ORDER BY seq LIMIT $2",
+            list(partitions),
+            limit,
+        )
+
+    async def mark_sent(self, seqs: Sequence[int]) -> None:
+        await self.pool.execute(
+            "UPDATE sla_outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])", list(seqs)
+        )
+
+    async def retained_events(self, ticket_id: str) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT payload FROM retained_events WHERE ticket_id = $1 ORDER BY occurred_at, event_id",
+            ticket_id,
+        )
+        return [r["payload"] for r in rows]
