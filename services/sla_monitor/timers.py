@@ -70,6 +70,10 @@ class DeadlineHeap:
                 out.append(ticket_id)
         return out
 
+    def count_due_before(self, limit: float) -> int:
+        """How many tickets are due at or before ``limit`` (O(n); for scrape-time gauges)."""
+        return sum(1 for when in self._due.values() if when <= limit)
+
     def _compact(self) -> None:
         self._heap = [(when, ticket_id) for ticket_id, when in self._due.items()]
         heapq.heapify(self._heap)
