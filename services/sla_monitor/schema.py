@@ -32,6 +32,8 @@ ticket_state = Table(
     Column("state", LargeBinary, nullable=False),
     # Earliest instant the engine may emit something for this ticket (timer index).
     Column("next_due", DateTime(timezone=True), nullable=True),
+    # Earliest deadline among its running targets (at-risk listing), null when none runs.
+    Column("deadline", DateTime(timezone=True), nullable=True, index=True),
     Column("open", Boolean, nullable=False, server_default="true"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

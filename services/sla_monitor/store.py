@@ -26,6 +26,7 @@ class TicketRow:
     state: bytes
     next_due: datetime | None
     open: bool
+    deadline: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -92,18 +93,20 @@ class Store:
                 rows = list(batch.tickets.values())
                 await conn.execute(
                     """
-                    INSERT INTO ticket_state (ticket_id, partition, state, next_due, open, updated_at)
-                    SELECT t, p, s, d, o, now()
-                    FROM unnest($1::text[], $2::int[], $3::bytea[], $4::timestamptz[], $5::bool[]) AS u(t, p, s, d, o)
+                    INSERT INTO ticket_state (ticket_id, partition, state, next_due, deadline, open, updated_at)
+                    SELECT t, p, s, d, dl, o, now()
+                    FROM unnest($1::text[], $2::int[], $3::bytea[], $4::timestamptz[], $5::bool[], $6::timestamptz[])
+                         AS u(t, p, s, d, o, dl)
                     ON CONFLICT (ticket_id) DO UPDATE SET
-                      partition = EXCLUDED.partition, state = EXCLUDED.state,
-                      next_due = EXCLUDED.next_due, open = EXCLUDED.open, updated_at = now()
+                      partition = EXCLUDED.partition, state = EXCLUDED.state, next_due = EXCLUDED.next_due,
+                      deadline = EXCLUDED.deadline, open = EXCLUDED.open, updated_at = now()
                     """,
                     [r.ticket_id for r in rows],
                     [r.partition for r in rows],
                     [r.state for r in rows],
                     [r.next_due for r in rows],
                     [r.open for r in rows],
+                    [r.deadline for r in rows],
                 )
             if batch.facts:
                 rows_f = list(batch.facts.values())
@@ -215,6 +218,22 @@ class Store:
         await self.pool.execute(
             "UPDATE sla_outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])", list(seqs)
         )
+
+    async def due_soonest(self, until: datetime, limit: int, offset: int) -> list[asyncpg.Record]:
+        """Open tickets whose earliest running deadline is at or before ``until``."""
+        return await self.pool.fetch(
+            "SELECT ticket_id, state FROM ticket_state WHERE open AND deadline <= $1 "
+            "ORDER BY deadline, ticket_id LIMIT $2 OFFSET $3",
+            until,
+            limit,
+            offset,
+        )
+
+    async def open_ticket_ids(self, partitions: Sequence[int]) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT ticket_id FROM ticket_state WHERE open AND partition = ANY($1::int[])", list(partitions)
+        )
+        return [r["ticket_id"] for r in rows]
 
     async def retained_events(self, ticket_id: str) -> list[str]:
         rows = await self.pool.fetch(

@@ -83,6 +83,7 @@ def upgrade() -> None:
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("state", sa.LargeBinary(), nullable=False),
         sa.Column("next_due", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deadline", sa.DateTime(timezone=True), nullable=True),
         sa.Column("open", sa.Boolean(), server_default="true", nullable=False),
         sa.Column(
             "updated_at",
@@ -93,9 +94,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("ticket_id"),
     )
     op.create_index(op.f("ix_ticket_state_partition"), "ticket_state", ["partition"], unique=False)
+    op.create_index(op.f("ix_ticket_state_deadline"), "ticket_state", ["deadline"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_ticket_state_deadline"), table_name="ticket_state")
     op.drop_index(op.f("ix_ticket_state_partition"), table_name="ticket_state")
     op.drop_table("ticket_state")
     op.drop_table("ticket_facts")
