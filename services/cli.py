@@ -86,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command in TOOLS and available(TOOLS[command][0]):
         module, function, _ = TOOLS[command]
-        return int(_load(module, function)(rest) or 0)
+        handler = getattr(importlib.import_module(module), function, None)
+        if handler is not None:
+            return int(handler(rest) or 0)
     parser.error(f"unknown command {command!r}")
     return 2  # parser.error exits; this keeps type checkers content
 
