@@ -38,17 +38,23 @@ def sla_event_id(
     kind: str,
     level: int | None = None,
     fraction: float | None = None,
+    revision: int = 0,
 ) -> str:
     """The deterministic id: equal inputs give an equal id across processes and restarts.
 
     Readable on purpose (supervisors see it in delivery logs); ticket ids may contain
     ``/`` or ``:``, so the ticket part comes first and the fixed-shape suffix last.
+    ``revision`` (suffix ``.rN``, only when > 0) tells apart a second occurrence of the same
+    condition: a breach that was retracted and then happened after all, or a resolution met
+    again after a reopen; without it downstream deduplication would swallow it.
     """
     suffix = kind.removeprefix("sla.")
     if level is not None:
         suffix += f"-{level}"
     elif fraction is not None:
         suffix += f"-{round(fraction * 100)}"
+    if revision:
+        suffix += f".r{revision}"
     return f"{ticket_id}/{target}/{cycle}/{suffix}"
 
 

@@ -1,0 +1,65 @@
+"""The SLA engine: policy language, business-hour calendars and the pure SLA state machine.
+
+Pure and synchronous: no clock, no I/O; the current time is passed in. The monitor
+service is a thin shell around these calls::
+
+    policies = load_policies("policies.yaml")          # once; PolicyError lists problems
+    state, sla_events = apply(state, event, policies)  # state None for a new ticket
+    state, sla_events = advance(state, now)             # warnings/breaches/escalations due
+    due = next_due(state)                               # when to call advance next
+    blob = serialise(state); state = deserialise(blob)  # compact, versioned (<= 1 KB)
+
+``apply`` and ``advance`` mutate the state they are given (and return it).
+"""
+
+from shared.engine.calendar import Calendar, from_ms, to_ms
+from shared.engine.durations import DurationError, format_duration, parse_duration
+from shared.engine.machine import (
+    advance,
+    apply,
+    copy_state,
+    describe,
+    event_hash,
+    facts,
+    is_open,
+    next_due,
+    timeline,
+)
+from shared.engine.policy import (
+    Policy,
+    PolicyError,
+    PolicySet,
+    Problem,
+    load_policies,
+    policy_json_schema,
+)
+from shared.engine.state import FORMAT_VERSION, State, StateError, deserialise, serialise
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Calendar",
+    "DurationError",
+    "Policy",
+    "PolicyError",
+    "PolicySet",
+    "Problem",
+    "State",
+    "StateError",
+    "advance",
+    "apply",
+    "copy_state",
+    "describe",
+    "deserialise",
+    "event_hash",
+    "facts",
+    "format_duration",
+    "from_ms",
+    "is_open",
+    "load_policies",
+    "next_due",
+    "parse_duration",
+    "policy_json_schema",
+    "serialise",
+    "timeline",
+    "to_ms",
+]

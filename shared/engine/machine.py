@@ -1,0 +1,992 @@
+"""The SLA state machine: ticket events in, SLA events out. Pure and synchronous.
+
+``apply(state, event, policies)`` and ``advance(state, now)`` mutate the state they are
+given and return it with the SLA events they decided; nothing here reads a clock, a file
+or a socket. The rules are written down in docs/policies.md; this module is their only
+implementation.
+
+How one ticket is computed
+--------------------------
+Events are processed in event-time order, key ``(occurred_at, created-first, hash(event_id))``.
+Each target cycle is a *track*: a clock that counts business milliseconds of its
+policy's calendar while it runs, and a sorted list of thresholds on that count - the
+``warn_at`` fractions, the breach at 100 %, the escalation offsets past it. A threshold
+is *crossed* at the first instant the count reaches it.
+
+- Processing an event at ``t`` first crosses every threshold whose instant is before
+  ``t`` (so a reply exactly at the deadline is in time), then applies the event.
+- The *horizon* is the latest instant the state has been brought to: the newest event
+  time, or the ``now`` given to ``advance``. Thresholds of running tracks whose instant is
+  at or before the horizon are emitted too ("projected"): that is how ``advance`` fires
+  warnings, breaches and escalations, each with its true instant as ``occurred_at``.
+
+Everything emitted is recorded in the state's ledger, per (target, cycle). An event that
+arrives in order is processed incrementally. One that arrives late (or any event after
+the policy file changed) makes the engine recompute the ticket from its retained log, in
+event-time order, and diff the result against the ledger: what is new is emitted, a breach
+that no longer holds is retracted, and nothing is emitted twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from bisect import insort
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from shared.engine.calendar import from_ms, to_ms
+from shared.engine.policy import (
+    BREACH,
+    CODE_TARGETS,
+    DONE_STATUSES,
+    WARN,
+    PolicySet,
+    TargetSpec,
+)
+from shared.engine.state import State, Track, deserialise, fold_attributes, serialise
+from shared.events import TicketEvent
+from shared.sla_events import SlaEvent, SlaKind, Target, sla_event_id
+
+NEVER = 1 << 62
+_KINDS = (SlaKind.warning, SlaKind.breached, SlaKind.escalated)
+_TARGET_ENUM = {t.value: t for t in Target}
+_DONE = DONE_STATUSES
+
+
+# ---------------------------------------------------------------------------- public API
+def apply(
+    state: State | None, event: TicketEvent, policies: PolicySet
+) -> tuple[State, list[SlaEvent]]:
+    """Apply one ticket event; returns the (same, mutated) state and the SLA events it decided.
+
+    ``state`` is None for a ticket not seen before. A duplicate ``event_id`` changes nothing.
+    """
+    t = to_ms(event.occurred_at)
+    h = event_hash(event.event_id)
+    if state is None:
+        state = State(event.ticket_id, policies)
+    elif state.tid != event.ticket_id:
+        raise ValueError(
+            f"event {event.event_id!r} is for ticket {event.ticket_id!r}, not {state.tid!r}"
+        )
+    elif h in state.ids:
+        return state, []
+    code, payload = encode(event)
+    entry = (t, 0 if code == "C" else 1, h, code, payload)
+    out: list[SlaEvent] = []
+    state.ids.add(h)
+    last = state.last
+    if state.fp == policies.fingerprint and (last is None or (t > state.spec and entry[:3] > last)):
+        state.ps = policies
+        state.log.append(entry)
+        state.last = entry[:3]
+        if t > state.hz:
+            state.hz = t
+        _process(state, entry, out)
+        _project(state, out)
+    else:
+        state.ps = policies
+        insort(state.log, entry)
+        _replay(state, out, t)
+    return state, out
+
+
+def advance(
+    state: State, now: datetime, policies: PolicySet | None = None
+) -> tuple[State, list[SlaEvent]]:
+    """Bring the state to ``now``: emit the warnings, breaches and escalations due by then.
+
+    Each has its true instant as ``occurred_at`` (never ``now``). Calling it again with the
+    same or an earlier ``now`` emits nothing.
+    """
+    ps = state.policies(policies)
+    out: list[SlaEvent] = []
+    n = to_ms(now)
+    if ps.fingerprint != state.fp:
+        state.ps = ps
+        _replay(state, out, n)
+    if n > state.hz:
+        state.hz = n
+    _project(state, out)
+    return state, out
+
+
+def next_due(state: State) -> datetime | None:
+    """The earliest instant at which ``advance`` would emit something, or None."""
+    due = _next_due_ms(state)
+    return None if due is None else from_ms(due)
+
+
+def is_open(state: State) -> bool:
+    """False once the ticket is solved or closed (no clock runs; a reopen may follow)."""
+    return state.st not in _DONE
+
+
+def copy_state(state: State, policies: PolicySet | None = None) -> State:
+    """An independent copy (apply and advance mutate the state they are given)."""
+    return deserialise(serialise(state), policies or state.ps)
+
+
+def event_hash(event_id: str) -> str:
+    """64-bit hash of an event id (11 URL-safe base64 characters): dedup and tie-break key."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return base64.urlsafe_b64encode(digest)[:11].decode()
+
+
+def encode(event: TicketEvent) -> tuple[str, dict[str, Any] | None]:
+    """(kind code, the fields that matter) of a ticket event, as kept in the state's log."""
+    typ = event.type
+    data = event.data
+    if typ == "message.created":
+        if not data.public:
+            return "n", None
+        role = data.author_role
+        return ("a" if role == "agent" else "c" if role == "customer" else "n"), None
+    if typ == "ticket.status_changed":
+        return "S", {"st": data.status.value}
+    if typ == "ticket.created":
+        payload: dict[str, Any] = {
+            "p": data.priority.value,
+            "st": data.status.value,
+            "ch": event.channel.value,
+        }
+        if data.customer_tier is not None:
+            payload["ti"] = data.customer_tier
+        if data.group is not None:
+            payload["g"] = data.group
+        if data.assignee is not None:
+            payload["a"] = data.assignee
+        if data.tags:
+            payload["tg"] = list(data.tags)
+        if data.url is not None:
+            payload["u"] = data.url
+        if data.subject is not None:
+            payload["su"] = data.subject
+        return "C", payload
+    if typ == "ticket.updated":
+        fields = data.model_fields_set
+        payload = {}
+        if "priority" in fields and data.priority is not None:
+            payload["p"] = data.priority.value
+        if "customer_tier" in fields:
+            payload["ti"] = data.customer_tier
+        if "group" in fields:
+            payload["g"] = data.group
+        if "assignee" in fields:
+            payload["a"] = data.assignee
+        if "tags" in fields:
+            payload["tg"] = list(data.tags or ())
+        if "url" in fields:
+            payload["u"] = data.url
+        return "U", payload or None
+    if typ == "ticket.assigned":
+        fields = data.model_fields_set
+        payload = {}
+        if "assignee" in fields:
+            payload["a"] = data.assignee
+        if "group" in fields:
+            payload["g"] = data.group
+        return "A", payload or None
+    if typ == "survey.responded":
+        payload = {}
+        if data.csat is not None:
+            payload["cs"] = data.csat
+        if data.nps is not None:
+            payload["np"] = data.nps
+        return "v", payload
+    raise ValueError(f"unknown event type {typ!r}")
+
+
+# ---------------------------------------------------------------------------- replay
+def _replay(s: State, out: list[SlaEvent], trigger: int) -> None:
+    """Recompute the ticket from its log in event-time order; diff against the ledger."""
+    ps = s.ps
+    assert ps is not None
+    s.fp = ps.fingerprint
+    s.reset()
+    s.spec = 0
+    s.confirm = {}
+    for entry in s.log:
+        _process(s, entry, out)
+    if s.log:
+        s.last = s.log[-1][:3]
+        if s.log[-1][0] > s.hz:
+            s.hz = s.log[-1][0]
+    _project(s, out)
+    confirmed = s.confirm
+    for key, led in s.ledger.items():
+        if not led[2]:
+            continue
+        level = confirmed.get(key)
+        if level is None:
+            _retract(s, key, led, None, trigger, out)
+            led[2] = 0
+            led[3] = 0
+            led[5] += 1
+        elif led[3] > level:
+            for gone in range(led[3], level, -1):
+                _retract(s, key, led, gone, trigger, out)
+            led[3] = level
+            led[5] += 1
+    s.confirm = None
+
+
+def _retract(
+    s: State, key: tuple[str, int], led: list[int], level: int | None, at: int, out: list[SlaEvent]
+) -> None:
+    """Withdraw the standing breach (``level`` None; its escalations go with it) or one
+    escalation level that recomputation no longer reaches."""
+    code, cyc = key
+    name = CODE_TARGETS[code]
+    if level is None:
+        revision = led[1] - 1
+        withdrawn = sla_event_id(s.tid, name, cyc, SlaKind.breached.value, revision=revision)
+    else:
+        revision = led[5]
+        withdrawn = sla_event_id(
+            s.tid, name, cyc, SlaKind.escalated.value, level=level, revision=revision
+        )
+    tr = s.tracks.get(code)
+    if tr is not None and tr.cyc != cyc:
+        tr = None
+    spec = tr.spec if tr is not None else None
+    if spec is None and s.pid is not None:
+        spec = s.ps.policy(s.pid).targets.get(code)
+    out.append(
+        _event(
+            s,
+            SlaKind.retracted,
+            name,
+            spec.policy if spec else (s.pid or ""),
+            cyc,
+            at,
+            _deadline(tr) if tr is not None else None,
+            tr.el if tr is not None else 0,
+            spec.ms if spec else 0,
+            level=level,
+            revision=revision,
+            retracts=withdrawn,
+        )
+    )
+    _note(s, at, "retracted", code, cyc, withdrawn)
+
+
+# ---------------------------------------------------------------------------- one event
+def _process(s: State, entry: tuple, out: list[SlaEvent]) -> None:
+    t, _rank, _h, code, payload = entry
+    for tr in s.tracks.values():
+        if tr.run:
+            due = tr.due
+            if due is None:
+                due = _calc_due(tr)
+            while due < t:
+                _cross(s, tr, due, out)
+                due = _calc_due(tr)
+    if code == "a":
+        _agent_reply(s, t, out)
+    elif code == "c":
+        _customer_message(s, t, out)
+    elif code == "S":
+        _status(s, t, payload["st"], out)
+    elif code == "C":
+        _created(s, t, payload, out)
+    elif code == "U" or code == "A":
+        _update(s, t, payload, out)
+    elif code == "v" and payload:
+        if payload.get("cs") is not None:
+            s.csat = payload["cs"]
+        if payload.get("np") is not None:
+            s.nps = payload["np"]
+
+
+def _created(s: State, t: int, payload: dict, out: list[SlaEvent]) -> None:
+    if s.ct is not None:
+        _update(s, t, payload, out)  # a second ticket.created only updates attributes
+        return
+    s.ct = t
+    s.chan = payload.get("ch")
+    fold_attributes(s, payload)
+    s.st = "new"
+    s.sh = [(t, "new")]
+    policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
+    s.pid = policy.id
+    s.why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
+    _note(s, t, "policy", None, None, policy.id, why=s.why)
+    for code in ("f", "r"):
+        spec = policy.targets.get(code)
+        if spec is not None:
+            _new_track(s, code, 0, t, spec)
+    status = payload.get("st", "new")
+    if status != "new":
+        _status(s, t, status, out)
+
+
+def _update(s: State, t: int, payload: dict | None, out: list[SlaEvent]) -> None:
+    before = (s.pri, s.tier, s.grp, s.tags)
+    fold_attributes(s, payload)
+    if s.ct is not None and (s.pri, s.tier, s.grp, s.tags) != before:
+        _reselect(s, t, out)
+
+
+def _agent_reply(s: State, t: int, out: list[SlaEvent]) -> None:
+    if s.ct is None:
+        return
+    s.rp += 1
+    if s.fra is None:
+        s.fra = t
+        fr = s.tracks.get("f")
+        if fr is None:
+            s.frs = s.ps.policy(s.pid).calendar.elapsed(s.ct, t)
+    if s.st in _DONE:
+        return
+    tracks = s.tracks
+    if not s.frd:
+        s.frd = True
+        fr = tracks.get("f")
+        if fr is not None:
+            _meet(s, fr, t, out)
+            s.frs = fr.el
+    if s.nrs is not None:
+        s.nrs = None
+        nr = tracks.get("n")
+        if nr is not None:
+            _meet(s, nr, t, out)
+    pu = tracks.get("p")
+    if pu is not None:
+        _meet(s, pu, t, out)
+    s.puc += 1
+    s.pus = t
+    spec = s.ps.policy(s.pid).targets.get("p")
+    if spec is not None:
+        _new_track(s, "p", s.puc, t, spec)
+
+
+def _customer_message(s: State, t: int, out: list[SlaEvent]) -> None:
+    if s.ct is None or s.st in _DONE or not s.frd or s.nrs is not None:
+        return
+    s.nrc += 1
+    s.nrs = t
+    spec = s.ps.policy(s.pid).targets.get("n")
+    if spec is not None:
+        _new_track(s, "n", s.nrc, t, spec)
+
+
+def _status(s: State, t: int, new: str, out: list[SlaEvent]) -> None:
+    old = s.st
+    if new == old or s.ct is None:
+        return
+    s.st = new
+    s.sh.append((t, new))
+    if new in _DONE:
+        if old in _DONE:
+            return
+        s.frd = True
+        s.sa = t
+        for tr in list(s.tracks.values()):
+            if not tr.met:
+                _meet(s, tr, t, out)
+        s.nrs = None
+        s.pus = None
+        r = s.tracks.get("r")
+        s.rs = r.el if r is not None else s.ps.policy(s.pid).calendar.elapsed(s.ct, t)
+        return
+    if old in _DONE:
+        _reopen(s, t, out)
+        return
+    pause = s.ps.pause_statuses
+    pausing = new in pause
+    if (old in pause) == pausing:
+        return
+    for tr in s.tracks.values():
+        if tr.met or not tr.spec.pausable:
+            continue
+        if pausing:
+            if tr.run:
+                due = tr.due if tr.due is not None else _calc_due(tr)
+                while due <= t:  # pausing at the very instant does not dodge a threshold
+                    _cross(s, tr, due, out)
+                    due = _calc_due(tr)
+                _stop(tr, t)
+                _note(s, t, "paused", tr.code, tr.cyc, new)
+        elif not tr.run:
+            _resume(tr, t)
+            _note(s, t, "resumed", tr.code, tr.cyc, new)
+
+
+def _reopen(s: State, t: int, out: list[SlaEvent]) -> None:
+    policy = s.ps.policy(s.pid)
+    spec = policy.targets.get("r")
+    r = s.tracks.get("r")
+    _note(s, t, "reopened", None, None, s.st)
+    if r is not None:
+        r.met = False
+        if not r.breached and r.spec is not spec:
+            if spec is None:
+                del s.tracks["r"]
+            else:
+                _respec(s, r, spec, t, out)
+        elif _should_run(s, r):
+            _resume(r, t)
+            _note(s, t, "resumed", "r", r.cyc, "reopened")
+    elif spec is not None:
+        r = Track("r", 0, s.ct, spec)
+        s.tracks["r"] = r
+        _respec(s, r, spec, t, out)
+    s.puc += 1
+    s.pus = t
+    pspec = policy.targets.get("p")
+    if pspec is not None:
+        _new_track(s, "p", s.puc, t, pspec)
+
+
+def _reselect(s: State, t: int, out: list[SlaEvent]) -> None:
+    """Attributes changed: pick the policy again; recompute running targets under it."""
+    policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
+    s.why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
+    if policy.id == s.pid:
+        return
+    _note(s, t, "policy", None, None, policy.id, why=s.why, previous=s.pid)
+    s.pid = policy.id
+    tracks = s.tracks
+    for code in ("f", "n", "p", "r"):
+        tr = tracks.get(code)
+        spec = policy.targets.get(code)
+        if tr is not None:
+            if tr.met or tr.breached:
+                continue  # met or breached targets keep their outcome (and their policy)
+            if spec is None:
+                del tracks[code]
+                _note(s, t, "dropped", code, tr.cyc, policy.id)
+            else:
+                _respec(s, tr, spec, t, out)
+            continue
+        if spec is None:
+            continue
+        origin, cyc = None, 0
+        if code == "f" and not s.frd:
+            origin = s.ct
+        elif code == "n":
+            origin, cyc = s.nrs, s.nrc
+        elif code == "p":
+            origin, cyc = s.pus, s.puc
+        elif code == "r" and s.st not in _DONE:
+            origin = s.ct
+        if origin is not None:
+            tr = Track(code, cyc, origin, spec)
+            tracks[code] = tr
+            _respec(s, tr, spec, t, out)
+
+
+# ---------------------------------------------------------------------------- tracks
+def _should_run(s: State, tr: Track) -> bool:
+    st = s.st
+    return not tr.met and st not in _DONE and not (tr.spec.pausable and st in s.ps.pause_statuses)
+
+
+def _new_track(s: State, code: str, cyc: int, origin: int, spec: TargetSpec) -> Track:
+    tr = Track(code, cyc, origin, spec)
+    tr.run = _should_run(s, tr)
+    s.tracks[code] = tr
+    _note(s, origin, "started", code, cyc, spec.policy, running=tr.run)
+    return tr
+
+
+def _calc_due(tr: Track) -> int:
+    spec = tr.spec
+    thresholds = spec.thresholds
+    if not tr.run or tr.nxt >= len(thresholds):
+        tr.due = NEVER
+    else:
+        tr.due = spec.calendar.add(tr.ck, thresholds[tr.nxt][0] - tr.el)
+    return tr.due
+
+
+def _stop(tr: Track, t: int) -> None:
+    if tr.run:
+        tr.el += tr.spec.calendar.elapsed(tr.ck, t)
+        tr.ck = t
+        tr.run = False
+        tr.due = tr.pk = tr.pdue = None
+
+
+def _resume(tr: Track, t: int) -> None:
+    tr.ck = t
+    tr.run = True
+    tr.due = tr.pk = tr.pdue = None
+
+
+def _deadline(tr: Track) -> int | None:
+    if tr.bat is not None:
+        return tr.bat
+    spec = tr.spec
+    if not tr.run:
+        return None
+    return spec.calendar.add(tr.ck, spec.ms - tr.el)
+
+
+def _meet(s: State, tr: Track, t: int, out: list[SlaEvent]) -> None:
+    spec = tr.spec
+    breached = tr.nxt > spec.breach_index
+    if breached:
+        deadline = tr.bat
+    elif tr.run:
+        deadline = spec.calendar.add(tr.ck, spec.ms - tr.el)
+    else:
+        deadline = None
+    _stop(tr, t)
+    tr.met = True
+    occurrence = tr.mc
+    tr.mc = occurrence + 1
+    key = (tr.code, tr.cyc)
+    led = s.ledger.get(key)
+    if led is None:
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0]
+    if occurrence >= led[4]:
+        led[4] = occurrence + 1
+        out.append(
+            _event(
+                s,
+                SlaKind.met,
+                spec.name,
+                spec.policy,
+                tr.cyc,
+                t,
+                deadline,
+                tr.el,
+                spec.ms,
+                breached=breached,
+                revision=occurrence,
+            )
+        )
+    s.oc[tr.code] = (tr.cyc, t, breached)
+    _note(s, t, "met", tr.code, tr.cyc, spec.policy, breached=breached)
+    if tr.code != "r":
+        del s.tracks[tr.code]
+
+
+def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaEvent]) -> None:
+    """Put a track under a new spec: recount from its original start, cross what is passed."""
+    tr.spec = spec
+    el, bat = _history_elapsed(s, tr, spec, t)
+    tr.el = el
+    tr.ck = t
+    tr.run = _should_run(s, tr)
+    tr.due = tr.pk = tr.pdue = None
+    thresholds = spec.thresholds
+    k = 0
+    while k < len(thresholds) and thresholds[k][0] < el:
+        k += 1
+    tr.nxt = k
+    tr.bat = bat if k > spec.breach_index else None
+    _note(s, t, "recomputed", tr.code, tr.cyc, spec.policy, elapsed_seconds=el / 1000)
+    if not k:
+        return
+    # Everything passed under the new policy fires now, at the re-selection instant; a
+    # warning is pointless beside a breach, and only the highest warning passed is sent.
+    breached = k > spec.breach_index
+    last_warning = max((j for j in range(k) if thresholds[j][1] == WARN), default=-1)
+    for j in range(k):
+        kind = thresholds[j][1]
+        skip = kind == WARN and (breached or j != last_warning)
+        _emit_threshold(s, tr, j, t, out, skip=skip, deadline=bat if kind != WARN else None)
+
+
+def _history_elapsed(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, int | None]:
+    """Business ms the track's clock ran from its origin to ``t`` under ``spec``, and the
+    instant it reached the target (None if it did not), walking the status history."""
+    stop = (s.ps.pause_statuses if spec.pausable else frozenset()) | _DONE
+    calendar = spec.calendar
+    origin = tr.org
+    status = "new"
+    changes = []
+    for at, st in s.sh:
+        if at <= origin:
+            status = st
+        elif at <= t:
+            changes.append((at, st))
+    el = 0
+    bat = None
+    start = origin if status not in stop else None
+    for at, st in [*changes, (t, None)]:
+        if start is not None and (st is None or st in stop):
+            piece = calendar.elapsed(start, at)
+            if bat is None and el + piece >= spec.ms:
+                bat = calendar.add(start, spec.ms - el)
+            el += piece
+            start = None
+        elif start is None and st is not None and st not in stop:
+            start = at
+    return el, bat
+
+
+def _cross(s: State, tr: Track, at: int, out: list[SlaEvent]) -> None:
+    """Cross the track's next threshold in event time, at instant ``at``."""
+    k = tr.nxt
+    tr.nxt = k + 1
+    tr.due = tr.pk = tr.pdue = None
+    if tr.spec.thresholds[k][1] == BREACH:
+        tr.bat = at
+    _emit_threshold(s, tr, k, at, out)
+
+
+def _emit_threshold(
+    s: State,
+    tr: Track,
+    k: int,
+    at: int,
+    out: list[SlaEvent],
+    *,
+    skip: bool = False,
+    deadline: int | None = None,
+) -> None:
+    spec = tr.spec
+    value, kind, param = spec.thresholds[k]
+    key = (tr.code, tr.cyc)
+    led = s.ledger.get(key)
+    if led is None:
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0]
+    confirm = s.confirm
+    if kind == WARN:
+        bit = 1 << param
+        if skip or led[0] & bit:
+            return
+        led[0] |= bit
+        if deadline is None:
+            deadline = spec.calendar.add(at, spec.ms - value)
+        out.append(
+            _event(
+                s,
+                SlaKind.warning,
+                spec.name,
+                spec.policy,
+                tr.cyc,
+                at,
+                deadline,
+                value,
+                spec.ms,
+                fraction=param / 100,
+            )
+        )
+        _note(s, at, "warning", tr.code, tr.cyc, spec.policy, percent=param)
+    elif kind == BREACH:
+        if confirm is not None and key not in confirm:
+            confirm[key] = 0
+        if led[2]:
+            return
+        revision = led[1]
+        led[1] = revision + 1
+        led[2] = 1
+        led[3] = 0
+        out.append(
+            _event(
+                s,
+                SlaKind.breached,
+                spec.name,
+                spec.policy,
+                tr.cyc,
+                at,
+                deadline if deadline is not None else at,
+                value,
+                spec.ms,
+                revision=revision,
+            )
+        )
+        _note(s, at, "breached", tr.code, tr.cyc, spec.policy)
+    else:
+        if confirm is not None and confirm.get(key, param) < param:
+            confirm[key] = param
+        if not led[2] or param <= led[3]:
+            return
+        led[3] = param
+        if deadline is None:
+            deadline = tr.bat if tr.bat is not None else spec.calendar.add(at, spec.ms - value)
+        out.append(
+            _event(
+                s,
+                SlaKind.escalated,
+                spec.name,
+                spec.policy,
+                tr.cyc,
+                at,
+                deadline,
+                value,
+                spec.ms,
+                level=param,
+                revision=led[5],
+            )
+        )
+        _note(s, at, "escalated", tr.code, tr.cyc, spec.policy, level=param)
+
+
+def _project(s: State, out: list[SlaEvent]) -> None:
+    """Emit thresholds of running tracks whose instant is at or before the horizon."""
+    hz = s.hz
+    for tr in list(s.tracks.values()):
+        if not tr.run:
+            continue
+        pdue = tr.pdue
+        if pdue is None:
+            pdue = tr.due if tr.due is not None else _calc_due(tr)
+            tr.pk = tr.nxt
+            tr.pdue = pdue
+        if pdue > hz:
+            continue
+        spec = tr.spec
+        thresholds = spec.thresholds
+        calendar = spec.calendar
+        k = tr.pk
+        while pdue <= hz:
+            if pdue > s.spec:
+                s.spec = pdue
+            _emit_threshold(
+                s, tr, k, pdue, out, deadline=pdue if thresholds[k][1] == BREACH else None
+            )
+            k += 1
+            pdue = calendar.add(tr.ck, thresholds[k][0] - tr.el) if k < len(thresholds) else NEVER
+        tr.pk = k
+        tr.pdue = pdue
+
+
+def _next_due_ms(s: State) -> int | None:
+    best = NEVER
+    hz = s.hz
+    for tr in s.tracks.values():
+        if not tr.run:
+            continue
+        pdue = tr.pdue
+        if pdue is None or pdue <= hz:
+            spec = tr.spec
+            thresholds = spec.thresholds
+            k = tr.nxt if pdue is None else tr.pk
+            pdue = NEVER
+            while k < len(thresholds):
+                pdue = spec.calendar.add(tr.ck, thresholds[k][0] - tr.el)
+                if pdue > hz:
+                    break
+                k += 1
+                pdue = NEVER
+            tr.pk, tr.pdue = k, pdue
+        if pdue < best:
+            best = pdue
+    return None if best == NEVER else best
+
+
+# ---------------------------------------------------------------------------- output
+def _event(
+    s: State,
+    kind: SlaKind,
+    target: str,
+    policy: str,
+    cycle: int,
+    at: int,
+    deadline: int | None,
+    elapsed_ms: int,
+    target_ms: int,
+    *,
+    fraction: float | None = None,
+    level: int | None = None,
+    breached: bool | None = None,
+    revision: int = 0,
+    retracts: str | None = None,
+) -> SlaEvent:
+    # Built without re-validation: every value comes from validated events and the
+    # compiled policy set (tests round-trip every emitted event through the model).
+    values = {
+        "id": sla_event_id(
+            s.tid, target, cycle, kind.value, level=level, fraction=fraction, revision=revision
+        ),
+        "kind": kind,
+        "ticket_id": s.tid,
+        "target": _TARGET_ENUM[target],
+        "policy": policy,
+        "cycle": cycle,
+        "deadline": None if deadline is None else from_ms(deadline),
+        "occurred_at": from_ms(at),
+        "elapsed_seconds": elapsed_ms / 1000,
+        "target_seconds": target_ms / 1000,
+        "fraction": fraction,
+        "level": level,
+        "breached": breached,
+        "retracts": retracts,
+        "detected_late": False,
+        "priority": s.pri,
+        "customer_tier": s.tier,
+        "channel": s.chan,
+        "group": s.grp,
+        "assignee": s.asg,
+        "tags": list(s.tags),
+        "url": s.url,
+        "subject": s.subj,
+    }
+    return SlaEvent.model_construct(**values)
+
+
+def _note(
+    s: State, at: int, what: str, code: str | None, cycle: int | None, detail: Any, **extra: Any
+) -> None:
+    """A line of the timeline (only recorded when a timeline is being built)."""
+    if s.journal is None:
+        return
+    item: dict[str, Any] = {"_t": at, "at": from_ms(at).isoformat(), "what": what}
+    if code is not None:
+        item["target"] = CODE_TARGETS[code]
+        item["cycle"] = cycle
+    if detail is not None:
+        item["detail"] = detail
+    item.update(extra)
+    s.journal.append(item)
+
+
+# ---------------------------------------------------------------------------- read side
+def describe(state: State, now: datetime, policies: PolicySet | None = None) -> dict[str, Any]:
+    """The ticket's SLA status at ``now`` for the read API: which policy and why, and per
+    target its state (running / paused / met / breached), deadline and business time left
+    or overdue. Does not change the state."""
+    ps = state.policies(policies)
+    if ps.fingerprint != state.fp:
+        state = copy_state(state, ps)
+        _replay(state, [], to_ms(now))
+    n = to_ms(now)
+    targets = []
+    for tr in state.tracks.values():
+        spec = tr.spec
+        el = tr.el + (spec.calendar.elapsed(tr.ck, n) if tr.run and n > tr.ck else 0)
+        deadline = _deadline(tr)
+        breached = (
+            tr.breached or el > spec.ms or (deadline is not None and deadline <= n and not tr.met)
+        )
+        if tr.met:
+            status = "met"
+        elif breached:
+            status = "breached"
+        else:
+            status = "running" if tr.run else "paused"
+        targets.append(
+            {
+                "target": spec.name,
+                "cycle": tr.cyc,
+                "status": status,
+                "breached": breached,
+                "policy": spec.policy,
+                "calendar": spec.calendar.name,
+                "started_at": from_ms(tr.org).isoformat(),
+                "deadline": None if deadline is None else from_ms(deadline).isoformat(),
+                "target_seconds": spec.ms / 1000,
+                "elapsed_seconds": el / 1000,
+                "remaining_seconds": max(0, spec.ms - el) / 1000,
+                "overdue_seconds": max(0, el - spec.ms) / 1000,
+            }
+        )
+    for code, (cyc, at, breached) in sorted(state.oc.items()):
+        if code in state.tracks and state.tracks[code].cyc == cyc:
+            continue
+        targets.append(
+            {
+                "target": CODE_TARGETS[code],
+                "cycle": cyc,
+                "status": "met",
+                "breached": breached,
+                "met_at": from_ms(at).isoformat(),
+            }
+        )
+    order = {"first_response": 0, "next_response": 1, "periodic_update": 2, "resolution": 3}
+    targets.sort(key=lambda item: (order[item["target"]], item["cycle"]))
+    due = _next_due_ms(state)
+    return {
+        "ticket_id": state.tid,
+        "status": state.st,
+        "policy": state.pid,
+        "why": state.why,
+        "policy_set": state.fp,
+        "attributes": _attributes(state),
+        "targets": targets,
+        "next_due": None if due is None else from_ms(due).isoformat(),
+        "as_of": from_ms(n).isoformat(),
+    }
+
+
+def _attributes(s: State) -> dict[str, Any]:
+    return {
+        "priority": s.pri,
+        "customer_tier": s.tier,
+        "channel": s.chan,
+        "group": s.grp,
+        "assignee": s.asg,
+        "tags": list(s.tags),
+        "url": s.url,
+        "subject": s.subj,
+    }
+
+
+def facts(state: State) -> dict[str, Any]:
+    """Per-ticket facts for compliance reports (JSON-ready; instants as ISO 8601 UTC)."""
+
+    def iso(ms: int | None) -> str | None:
+        return None if ms is None else from_ms(ms).isoformat()
+
+    per_target: dict[str, dict[str, int]] = {}
+    for (code, _cyc), led in state.ledger.items():
+        counts = per_target.setdefault(CODE_TARGETS[code], {"cycles_met": 0, "breaches": 0})
+        if led[4]:
+            counts["cycles_met"] += 1
+        if led[2]:
+            counts["breaches"] += 1
+    return {
+        "ticket_id": state.tid,
+        "policy": state.pid,
+        "why": state.why,
+        "priority": state.pri,
+        "customer_tier": state.tier,
+        "channel": state.chan,
+        "group": state.grp,
+        "assignee": state.asg,
+        "status": state.st,
+        "created_at": iso(state.ct),
+        "first_response_at": iso(state.fra),
+        "first_response_seconds": None if state.frs is None else state.frs / 1000,
+        "solved": state.st in _DONE,
+        "solved_at": iso(state.sa),
+        "resolution_seconds": None if state.rs is None else state.rs / 1000,
+        "public_agent_replies": state.rp,
+        "csat": state.csat,
+        "nps": state.nps,
+        "targets": per_target,
+    }
+
+
+def timeline(
+    events: Iterable[TicketEvent], policies: PolicySet, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """What happened to a ticket's SLA clocks, in event-time order: policy chosen (and why),
+    targets started, paused, resumed, recomputed, warned, breached, escalated, met,
+    retracted. For the replay tool; ``now`` also runs the clocks up to that instant."""
+    ordered = sorted(
+        events,
+        key=lambda e: (to_ms(e.occurred_at), e.type != "ticket.created", event_hash(e.event_id)),
+    )
+    state: State | None = None
+    lines: list[dict[str, Any]] = []
+    for event in ordered:
+        if state is None:
+            state = State(event.ticket_id, policies)
+            state.journal = lines
+        before = len(lines)
+        state, _out = apply(state, event, policies)
+        lines.insert(
+            before,
+            {
+                "_t": to_ms(event.occurred_at),
+                "at": event.occurred_at.isoformat(),
+                "what": "event",
+                "detail": event.type,
+                "event_id": event.event_id,
+            },
+        )
+    if state is not None and now is not None:
+        advance(state, now, policies)
+    lines.sort(key=lambda item: item["_t"])  # stable: an event's consequences follow it
+    for item in lines:
+        del item["_t"]
+    return lines
