@@ -1,0 +1,130 @@
+"""Message phrases in English and Simplified Chinese.
+
+Templates compose messages from these phrases (``t('overdue_by', duration=...)``) so
+both languages share one layout and a new phrase is added in one place. Each language
+states whole phrases, with placeholders, rather than words glued together, so that word
+order stays natural in both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+CATALOG: dict[str, dict[str, str]] = {
+    "en": {
+        "kind.sla.warning": "SLA at risk",
+        "kind.sla.breached": "SLA breached",
+        "kind.sla.escalated": "SLA escalated",
+        "kind.sla.met": "SLA met after breach",
+        "kind.sla.retracted": "SLA breach retracted",
+        "target.first_response": "first response",
+        "target.next_response": "next response",
+        "target.periodic_update": "periodic update",
+        "target.resolution": "resolution",
+        "priority.urgent": "urgent",
+        "priority.high": "high",
+        "priority.normal": "normal",
+        "priority.low": "low",
+        "ticket": "Ticket",
+        "target": "Target",
+        "customer_tier": "Customer tier",
+        "priority": "Priority",
+        "assignee": "Assignee",
+        "unassigned": "unassigned",
+        "group": "Group",
+        "policy": "Policy",
+        "overdue": "Overdue",
+        "overdue_by": "overdue by {duration}",
+        "due_in": "due in {duration}",
+        "due_at": "due {deadline}",
+        "warn_fraction": "{percent}% of the target used",
+        "level": "Escalation level",
+        "level_n": "level {level}",
+        "reminder": "reminder {n}",
+        "detected_late": "detected late",
+        "open_ticket": "Open ticket",
+        "title.one": "[{kind}] {ticket} · {target}",
+        "title.many": "[slawatch] {count} SLA events: {summary}",
+        "summary.sla.warning": "{n} at risk",
+        "summary.sla.breached": "{n} breached",
+        "summary.sla.escalated": "{n} escalated",
+        "summary.sla.met": "{n} met",
+        "summary.sla.retracted": "{n} retracted",
+        "via": "sent to {receiver} because {original} is outside its hours",
+        "footer": "slawatch · {receiver} · {now}",
+        "list_sep": ", ",
+    },
+    "zh": {
+        "kind.sla.warning": "SLA 即将超时",
+        "kind.sla.breached": "SLA 已超时",
+        "kind.sla.escalated": "SLA 已升级",
+        "kind.sla.met": "SLA 超时后已完成",
+        "kind.sla.retracted": "SLA 超时已撤回",
+        "target.first_response": "首次响应",
+        "target.next_response": "再次响应",
+        "target.periodic_update": "定期更新",
+        "target.resolution": "解决",
+        "priority.urgent": "紧急",
+        "priority.high": "高",
+        "priority.normal": "普通",
+        "priority.low": "低",
+        "ticket": "工单",
+        "target": "目标",
+        "customer_tier": "客户等级",
+        "priority": "优先级",
+        "assignee": "处理人",
+        "unassigned": "未分配",
+        "group": "组",
+        "policy": "策略",
+        "overdue": "超时",
+        "overdue_by": "已超时 {duration}",
+        "due_in": "剩余 {duration}",
+        "due_at": "截止 {deadline}",
+        "warn_fraction": "已用 {percent}% 时限",
+        "level": "升级级别",
+        "level_n": "第 {level} 级",
+        "reminder": "第 {n} 次提醒",
+        "detected_late": "延迟发现",
+        "open_ticket": "打开工单",
+        "title.one": "【{kind}】工单 {ticket} · {target}",
+        "title.many": "【slawatch】{count} 条 SLA 事件：{summary}",
+        "summary.sla.warning": "即将超时 {n}",
+        "summary.sla.breached": "已超时 {n}",
+        "summary.sla.escalated": "已升级 {n}",
+        "summary.sla.met": "已完成 {n}",
+        "summary.sla.retracted": "已撤回 {n}",
+        "via": "{original} 当前为非工作时间，已转发给 {receiver}",
+        "footer": "slawatch · {receiver} · {now}",
+        "list_sep": "，",
+    },
+}
+
+_UNITS = {
+    "en": (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)),
+    "zh": (("天", 86400), ("小时", 3600), ("分钟", 60), ("秒", 1)),
+}
+
+
+def translate(language: str, key: str, **values: object) -> str:
+    phrases = CATALOG.get(language, CATALOG["en"])
+    text = phrases.get(key)
+    if text is None:
+        text = CATALOG["en"].get(key, key)
+    return text.format(**values) if values else text
+
+
+def humanize(duration: timedelta | float, language: str) -> str:
+    """``1h 5m`` / ``1小时5分钟``: the two largest units, never more (a glance, not a clock)."""
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    remaining = max(int(round(abs(seconds))), 0)
+    units = _UNITS.get(language, _UNITS["en"])
+    parts = []
+    for label, size in units:
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{label}")
+        if len(parts) == 2:
+            break
+    if not parts:
+        parts = [f"0{units[-1][0]}"]
+    return ("" if language == "zh" else " ").join(parts)

@@ -1,0 +1,47 @@
+"""Integrations, by routing-file ``type``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from services.notifier.config import IntegrationSpec, Receiver
+from services.notifier.integrations.base import Integration, Prepared
+from services.notifier.integrations.console import ConsoleIntegration
+from services.notifier.integrations.dingtalk import DingTalkIntegration
+from services.notifier.integrations.email import EmailIntegration
+from services.notifier.integrations.feishu import FeishuIntegration
+from services.notifier.integrations.slack import SlackIntegration
+from services.notifier.integrations.teams import TeamsIntegration
+from services.notifier.integrations.webhook import WebhookIntegration
+from services.notifier.integrations.wecom import WeComIntegration
+from services.notifier.templates import Renderer
+
+REGISTRY: dict[str, type[Integration]] = {
+    cls.type: cls
+    for cls in (
+        SlackIntegration,
+        TeamsIntegration,
+        DingTalkIntegration,
+        WeComIntegration,
+        FeishuIntegration,
+        WebhookIntegration,
+        EmailIntegration,
+        ConsoleIntegration,
+    )
+}
+
+
+def build_integration(
+    spec: IntegrationSpec,
+    receiver: Receiver,
+    renderer: Renderer,
+    client: httpx.AsyncClient | None,
+    wall: Callable[[], float] = time.time,
+) -> Integration:
+    return REGISTRY[spec.type](spec, receiver, renderer, client, wall)
+
+
+__all__ = ["REGISTRY", "Integration", "Prepared", "build_integration"]
