@@ -99,7 +99,11 @@ def to_ms(moment: datetime) -> int:
 
 
 def from_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
+    """The UTC datetime of integer milliseconds (exact: microseconds round to whole ms)."""
+    return _fromtimestamp(ms / 1000, UTC)
+
+
+_fromtimestamp = datetime.fromtimestamp
 
 
 class Calendar:

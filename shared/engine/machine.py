@@ -29,7 +29,7 @@ that no longer holds is retracted, and nothing is emitted twice.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 from bisect import insort
 from collections.abc import Iterable
@@ -130,9 +130,12 @@ def copy_state(state: State, policies: PolicySet | None = None) -> State:
 
 
 def event_hash(event_id: str) -> str:
-    """64-bit hash of an event id (11 URL-safe base64 characters): dedup and tie-break key."""
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return base64.urlsafe_b64encode(digest)[:11].decode()
+    """64-bit hash of an event id (11 base64 characters): the dedup and tie-break key."""
+    return _b64(_blake2b(event_id.encode(), digest_size=8).digest(), newline=False)[:11].decode()
+
+
+_b64 = binascii.b2a_base64
+_blake2b = hashlib.blake2b
 
 
 def encode(event: TicketEvent) -> tuple[str, dict[str, Any] | None]:
@@ -253,7 +256,7 @@ def _retract(
         tr = None
     spec = tr.spec if tr is not None else None
     if spec is None and s.pid is not None:
-        spec = s.ps.policy(s.pid).targets.get(code)
+        spec = s.pol.targets.get(code)
     out.append(
         _event(
             s,
@@ -270,7 +273,8 @@ def _retract(
             retracts=withdrawn,
         )
     )
-    _note(s, at, "retracted", code, cyc, withdrawn)
+    if s.journal is not None:
+        _note(s, at, "retracted", code, cyc, withdrawn)
 
 
 # ---------------------------------------------------------------------------- one event
@@ -312,8 +316,10 @@ def _created(s: State, t: int, payload: dict, out: list[SlaEvent]) -> None:
     s.sh = [(t, "new")]
     policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
     s.pid = policy.id
+    s.pol = policy
     s.why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
-    _note(s, t, "policy", None, None, policy.id, why=s.why)
+    if s.journal is not None:
+        _note(s, t, "policy", None, None, policy.id, why=s.why)
     for code in ("f", "r"):
         spec = policy.targets.get(code)
         if spec is not None:
@@ -338,7 +344,7 @@ def _agent_reply(s: State, t: int, out: list[SlaEvent]) -> None:
         s.fra = t
         fr = s.tracks.get("f")
         if fr is None:
-            s.frs = s.ps.policy(s.pid).calendar.elapsed(s.ct, t)
+            s.frs = s.pol.calendar.elapsed(s.ct, t)
     if s.st in _DONE:
         return
     tracks = s.tracks
@@ -358,7 +364,7 @@ def _agent_reply(s: State, t: int, out: list[SlaEvent]) -> None:
         _meet(s, pu, t, out)
     s.puc += 1
     s.pus = t
-    spec = s.ps.policy(s.pid).targets.get("p")
+    spec = s.pol.targets.get("p")
     if spec is not None:
         _new_track(s, "p", s.puc, t, spec)
 
@@ -368,7 +374,7 @@ def _customer_message(s: State, t: int, out: list[SlaEvent]) -> None:
         return
     s.nrc += 1
     s.nrs = t
-    spec = s.ps.policy(s.pid).targets.get("n")
+    spec = s.pol.targets.get("n")
     if spec is not None:
         _new_track(s, "n", s.nrc, t, spec)
 
@@ -390,7 +396,7 @@ def _status(s: State, t: int, new: str, out: list[SlaEvent]) -> None:
         s.nrs = None
         s.pus = None
         r = s.tracks.get("r")
-        s.rs = r.el if r is not None else s.ps.policy(s.pid).calendar.elapsed(s.ct, t)
+        s.rs = r.el if r is not None else s.pol.calendar.elapsed(s.ct, t)
         return
     if old in _DONE:
         _reopen(s, t, out)
@@ -409,17 +415,20 @@ def _status(s: State, t: int, new: str, out: list[SlaEvent]) -> None:
                     _cross(s, tr, due, out)
                     due = _calc_due(tr)
                 _stop(tr, t)
-                _note(s, t, "paused", tr.code, tr.cyc, new)
+                if s.journal is not None:
+                    _note(s, t, "paused", tr.code, tr.cyc, new)
         elif not tr.run:
             _resume(tr, t)
-            _note(s, t, "resumed", tr.code, tr.cyc, new)
+            if s.journal is not None:
+                _note(s, t, "resumed", tr.code, tr.cyc, new)
 
 
 def _reopen(s: State, t: int, out: list[SlaEvent]) -> None:
-    policy = s.ps.policy(s.pid)
+    policy = s.pol
     spec = policy.targets.get("r")
     r = s.tracks.get("r")
-    _note(s, t, "reopened", None, None, s.st)
+    if s.journal is not None:
+        _note(s, t, "reopened", None, None, s.st)
     if r is not None:
         r.met = False
         if not r.breached and r.spec is not spec:
@@ -429,7 +438,8 @@ def _reopen(s: State, t: int, out: list[SlaEvent]) -> None:
                 _respec(s, r, spec, t, out)
         elif _should_run(s, r):
             _resume(r, t)
-            _note(s, t, "resumed", "r", r.cyc, "reopened")
+            if s.journal is not None:
+                _note(s, t, "resumed", "r", r.cyc, "reopened")
     elif spec is not None:
         r = Track("r", 0, s.ct, spec)
         s.tracks["r"] = r
@@ -447,8 +457,10 @@ def _reselect(s: State, t: int, out: list[SlaEvent]) -> None:
     s.why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
     if policy.id == s.pid:
         return
-    _note(s, t, "policy", None, None, policy.id, why=s.why, previous=s.pid)
+    if s.journal is not None:
+        _note(s, t, "policy", None, None, policy.id, why=s.why, previous=s.pid)
     s.pid = policy.id
+    s.pol = policy
     tracks = s.tracks
     for code in ("f", "n", "p", "r"):
         tr = tracks.get(code)
@@ -458,7 +470,8 @@ def _reselect(s: State, t: int, out: list[SlaEvent]) -> None:
                 continue  # met or breached targets keep their outcome (and their policy)
             if spec is None:
                 del tracks[code]
-                _note(s, t, "dropped", code, tr.cyc, policy.id)
+                if s.journal is not None:
+                    _note(s, t, "dropped", code, tr.cyc, policy.id)
             else:
                 _respec(s, tr, spec, t, out)
             continue
@@ -489,7 +502,8 @@ def _new_track(s: State, code: str, cyc: int, origin: int, spec: TargetSpec) -> 
     tr = Track(code, cyc, origin, spec)
     tr.run = _should_run(s, tr)
     s.tracks[code] = tr
-    _note(s, origin, "started", code, cyc, spec.policy, running=tr.run)
+    if s.journal is not None:
+        _note(s, origin, "started", code, cyc, spec.policy, running=tr.run)
     return tr
 
 
@@ -561,7 +575,8 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaEvent]) -> None:
             )
         )
     s.oc[tr.code] = (tr.cyc, t, breached)
-    _note(s, t, "met", tr.code, tr.cyc, spec.policy, breached=breached)
+    if s.journal is not None:
+        _note(s, t, "met", tr.code, tr.cyc, spec.policy, breached=breached)
     if tr.code != "r":
         del s.tracks[tr.code]
 
@@ -580,7 +595,8 @@ def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaEvent]) 
         k += 1
     tr.nxt = k
     tr.bat = bat if k > spec.breach_index else None
-    _note(s, t, "recomputed", tr.code, tr.cyc, spec.policy, elapsed_seconds=el / 1000)
+    if s.journal is not None:
+        _note(s, t, "recomputed", tr.code, tr.cyc, spec.policy, elapsed_seconds=el / 1000)
     if not k:
         return
     # Everything passed under the new policy fires now, at the re-selection instant; a
@@ -669,7 +685,8 @@ def _emit_threshold(
                 fraction=param / 100,
             )
         )
-        _note(s, at, "warning", tr.code, tr.cyc, spec.policy, percent=param)
+        if s.journal is not None:
+            _note(s, at, "warning", tr.code, tr.cyc, spec.policy, percent=param)
     elif kind == BREACH:
         if confirm is not None and key not in confirm:
             confirm[key] = 0
@@ -693,7 +710,8 @@ def _emit_threshold(
                 revision=revision,
             )
         )
-        _note(s, at, "breached", tr.code, tr.cyc, spec.policy)
+        if s.journal is not None:
+            _note(s, at, "breached", tr.code, tr.cyc, spec.policy)
     else:
         if confirm is not None and confirm.get(key, param) < param:
             confirm[key] = param
@@ -717,13 +735,14 @@ def _emit_threshold(
                 revision=led[5],
             )
         )
-        _note(s, at, "escalated", tr.code, tr.cyc, spec.policy, level=param)
+        if s.journal is not None:
+            _note(s, at, "escalated", tr.code, tr.cyc, spec.policy, level=param)
 
 
 def _project(s: State, out: list[SlaEvent]) -> None:
     """Emit thresholds of running tracks whose instant is at or before the horizon."""
     hz = s.hz
-    for tr in list(s.tracks.values()):
+    for tr in s.tracks.values():
         if not tr.run:
             continue
         pdue = tr.pdue
@@ -795,7 +814,7 @@ def _event(
     # compiled policy set (tests round-trip every emitted event through the model).
     values = {
         "id": sla_event_id(
-            s.tid, target, cycle, kind.value, level=level, fraction=fraction, revision=revision
+            s.tid, target, cycle, kind, level=level, fraction=fraction, revision=revision
         ),
         "kind": kind,
         "ticket_id": s.tid,
@@ -820,7 +839,23 @@ def _event(
         "url": s.url,
         "subject": s.subj,
     }
-    return SlaEvent.model_construct(**values)
+    return _construct(values)
+
+
+_new_object = object.__new__
+_set = object.__setattr__
+_FIELDS = frozenset(SlaEvent.model_fields)
+
+
+def _construct(values: dict[str, Any]) -> SlaEvent:
+    """``SlaEvent.model_construct`` without its per-field loop (the engine's hottest line):
+    the same four attributes pydantic sets, from values that are complete and trusted."""
+    event = _new_object(SlaEvent)
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", set(_FIELDS))
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
 
 
 def _note(

@@ -81,7 +81,10 @@ class PolicyError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.source}:{p.line}: {p.message}" for p in self.problems)
+        return "\n".join(
+            f"{self.source}:{p.line}: {p.message}" if p.line else f"{self.source}: {p.message}"
+            for p in self.problems
+        )
 
 
 @dataclass(frozen=True, eq=False)

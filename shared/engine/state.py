@@ -85,7 +85,7 @@ class State:
         "tid", "fp", "ps", "log", "ids", "last", "hz", "spec", "ledger", "confirm", "journal",
         # ticket, derived from the log in event-time order
         "ct", "st", "sh", "pri", "tier", "chan", "grp", "tags", "asg", "url", "subj", "csat", "nps",
-        "pid", "why", "frd", "fra", "frs", "sa", "rs", "rp", "nrc", "nrs", "puc", "pus", "tracks", "oc",
+        "pid", "pol", "why", "frd", "fra", "frs", "sa", "rs", "rp", "nrc", "nrs", "puc", "pus", "tracks", "oc",
     )  # fmt: skip
 
     def __init__(self, ticket_id: str, policies: PolicySet | None = None) -> None:
@@ -112,6 +112,7 @@ class State:
         self.tags: tuple[str, ...] = ()
         self.csat = self.nps = None
         self.pid: str | None = None
+        self.pol = None  # the Policy object of pid (a cache)
         self.why: dict | None = None
         self.frd = False
         self.fra = self.frs = self.sa = self.rs = None
@@ -333,8 +334,8 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
             tr.mc = mc
             tr.bat = None if bat is None else base + bat
             state.tracks[code] = tr
-    if state.pid is not None and state.ps is not None:
-        policy = state.ps.get(state.pid)
+    if state.pid is not None and state.ps is not None and state.ps.fingerprint == fp:
+        policy = state.pol = state.ps.get(state.pid)
         if policy is not None:
             state.why = policy.why(state.pri, state.tier, state.chan, state.grp, state.tags)
     return state
