@@ -15,9 +15,14 @@ class MonitorMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.events_applied = Counter("slawatch_monitor_events_applied", "Ticket events applied and committed.", registry=r)
+        self.events_applied = Counter(
+            "slawatch_monitor_events_applied", "Ticket events applied and committed.", registry=r
+        )
         self.events_dead_lettered = Counter(
-            "slawatch_monitor_events_dead_lettered", "Ticket events sent to the dead-letter topic.", ["reason"], registry=r
+            "slawatch_monitor_events_dead_lettered",
+            "Ticket events sent to the dead-letter topic.",
+            ["reason"],
+            registry=r,
         )
         self.sla_events = Counter(
             "slawatch_sla_events",
@@ -25,16 +30,36 @@ class MonitorMetrics:
             ["kind", "target", "policy", "customer_tier"],
             registry=r,
         )
-        self.sla_published = Counter("slawatch_monitor_sla_events_published", "Outbox rows acked by the broker.", registry=r)
-        self.open_tickets = Gauge("slawatch_monitor_open_tickets", "Open tickets owned by this process.", registry=r)
-        self.timers = Gauge("slawatch_monitor_timers", "Tickets with an upcoming deadline in the timer heap.", registry=r)
-        self.at_risk = Gauge(
-            "slawatch_sla_at_risk_tickets", "Owned tickets whose next SLA deadline is within 30 minutes.", registry=r
+        self.sla_published = Counter(
+            "slawatch_monitor_sla_events_published", "Outbox rows acked by the broker.", registry=r
         )
-        self.lag = Gauge("slawatch_monitor_consumer_lag", "Records not yet applied, by partition.", ["partition"], registry=r)
-        self.owned_partitions = Gauge("slawatch_monitor_owned_partitions", "Partitions assigned to this process.", registry=r)
+        self.open_tickets = Gauge(
+            "slawatch_monitor_open_tickets", "Open tickets owned by this process.", registry=r
+        )
+        self.timers = Gauge(
+            "slawatch_monitor_timers",
+            "Tickets with an upcoming deadline in the timer heap.",
+            registry=r,
+        )
+        self.at_risk = Gauge(
+            "slawatch_sla_at_risk_tickets",
+            "Owned tickets whose next SLA deadline is within 30 minutes.",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "slawatch_monitor_consumer_lag",
+            "Records not yet applied, by partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.owned_partitions = Gauge(
+            "slawatch_monitor_owned_partitions", "Partitions assigned to this process.", registry=r
+        )
         self.batch_seconds = Histogram(
-            "slawatch_monitor_batch_seconds", "Apply + commit time of one consumed batch.", buckets=LATENCY_BUCKETS, registry=r
+            "slawatch_monitor_batch_seconds",
+            "Apply + commit time of one consumed batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.fire_delay_seconds = Histogram(
             "slawatch_monitor_fire_delay_seconds",
@@ -42,7 +67,11 @@ class MonitorMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.db_errors = Counter("slawatch_monitor_db_errors", "Failed database transactions (retried).", registry=r)
+        self.db_errors = Counter(
+            "slawatch_monitor_db_errors", "Failed database transactions (retried).", registry=r
+        )
         self.ready_seconds = Gauge(
-            "slawatch_monitor_last_assignment_load_seconds", "Time to load state for the last partition assignment.", registry=r
+            "slawatch_monitor_last_assignment_load_seconds",
+            "Time to load state for the last partition assignment.",
+            registry=r,
         )

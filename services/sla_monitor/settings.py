@@ -10,9 +10,17 @@ from shared.settings import CommonSettings
 class MonitorSettings(CommonSettings):
     monitor_host: str = "127.0.0.1"
     monitor_port: int = Field(8081, ge=0, le=65535)
-    monitor_group_id: str = Field("slawatch-monitor", description="Kafka consumer group of the monitors.")
-    monitor_max_batch: int = Field(2000, ge=1, le=100_000, description="Most records applied in one database transaction.")
-    monitor_late_after_s: float = Field(
-        2.0, ge=0, description="An SLA event emitted this long after its instant is flagged detected_late."
+    monitor_group_id: str = Field(
+        "slawatch-monitor", description="Kafka consumer group of the monitors."
     )
-    monitor_outbox_batch: int = Field(1000, ge=1, le=100_000, description="Outbox rows sent per round.")
+    monitor_max_batch: int = Field(
+        2000, ge=1, le=100_000, description="Most records applied in one database transaction."
+    )
+    monitor_late_after_s: float = Field(
+        2.0,
+        ge=0,
+        description="An SLA event emitted this long after its instant is flagged detected_late.",
+    )
+    monitor_outbox_batch: int = Field(
+        1000, ge=1, le=100_000, description="Outbox rows sent per round."
+    )

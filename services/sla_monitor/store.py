@@ -231,7 +231,8 @@ class Store:
 
     async def open_ticket_ids(self, partitions: Sequence[int]) -> list[str]:
         rows = await self.pool.fetch(
-            "SELECT ticket_id FROM ticket_state WHERE open AND partition = ANY($1::int[])", list(partitions)
+            "SELECT ticket_id FROM ticket_state WHERE open AND partition = ANY($1::int[])",
+            list(partitions),
         )
         return [r["ticket_id"] for r in rows]
 

@@ -1,0 +1,102 @@
+"""Every call the monitor makes into the SLA engine, and the mapping of its facts to rows.
+
+The engine (shared/engine) is pure; this module is the one seam between it and the
+monitor's storage, so a change of engine API touches one file of the service.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.sla_monitor.store import FactsRow
+from shared.engine import (
+    PolicyError,
+    PolicySet,
+    State,
+    describe,
+    deserialise,
+    facts,
+    is_open,
+    load_policies,
+    next_due,
+    parse_duration,
+    serialise,
+)
+from shared.engine import advance as _advance
+from shared.engine import apply as _apply
+from shared.engine.calendar import from_ms
+from shared.engine.machine import _deadline  # the engine's own deadline rule, not a copy
+from shared.events import TicketEvent
+from shared.sla_events import SlaEvent
+
+Policies = PolicySet
+
+__all__ = [
+    "Policies",
+    "PolicyError",
+    "advance",
+    "apply",
+    "describe",
+    "dump",
+    "earliest_deadline",
+    "facts_row",
+    "is_open",
+    "load",
+    "load_policies",
+    "next_due",
+    "parse_duration",
+]
+
+
+def load(blob: bytes, policies: PolicySet) -> State:
+    return deserialise(blob, policies)
+
+
+def dump(state: State) -> bytes:
+    return serialise(state)
+
+
+def apply(
+    state: State | None, event: TicketEvent, policies: PolicySet
+) -> tuple[State, list[SlaEvent]]:
+    return _apply(state, event, policies)
+
+
+def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, list[SlaEvent]]:
+    return _advance(state, now, policies)
+
+
+def earliest_deadline(state: State) -> datetime | None:
+    """The earliest deadline among unmet, running targets (overdue ones included), for the
+    at-risk listing. Reads the tracks directly: describe() would cost 10x on the hot path."""
+    deadlines = [
+        d
+        for tr in state.tracks.values()
+        if not tr.met and tr.run and (d := _deadline(tr)) is not None
+    ]
+    return from_ms(min(deadlines)) if deadlines else None
+
+
+def facts_row(state: State) -> FactsRow:
+    """Per-ticket facts for reports; finished targets are counted per (target, cycle):
+    met in time, or breached (a target met late counts as breached)."""
+    f = facts(state)
+    met = breached = 0
+    for led in state.ledger.values():
+        # ledger entry: [warn mask, breach revision, breach stands, escalation level, met count]
+        if led[2]:
+            breached += 1
+        elif led[4]:
+            met += 1
+    f["targets_met"] = met
+    f["targets_breached"] = breached
+    return FactsRow(
+        ticket_id=state.tid,
+        policy=f["policy"],
+        customer_tier=f["customer_tier"],
+        channel=f["channel"],
+        priority=f["priority"],
+        created_at=datetime.fromisoformat(f["created_at"]) if f["created_at"] else None,
+        solved_at=datetime.fromisoformat(f["solved_at"]) if f["solved_at"] else None,
+        facts=f,
+    )
