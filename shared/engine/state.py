@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.engine.policy import PolicySet, TargetSpec, registered
+from shared.engine.policy import DONE_STATUSES, PolicySet, TargetSpec, registered
 
 FORMAT_VERSION = 1
 
@@ -162,18 +162,49 @@ def fold_attributes(state: State, payload: dict[str, Any] | None) -> None:
 
 
 # ---------------------------------------------------------------------------- serialisation
+def _b36(n: int) -> str:
+    if n < 0:
+        return "-" + _b36(-n)
+    digits = ""
+    while True:
+        n, r = divmod(n, 36)
+        digits = _DIGITS[r] + digits
+        if not n:
+            return digits
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 def serialise(state: State) -> bytes:
-    """Compact JSON (short keys, offsets in ms from the first event), versioned."""
+    """Compact JSON, versioned. Layout of format 1::
+
+        [1, ticket_id, policy_fingerprint, base_ms, horizon, projected_until,
+         log, ledger, derived]
+
+    Instants are ms offsets from ``base_ms`` (the first event). A log entry is one string,
+    kind letter + 8-character id hash + base-36 offset (+ ``:status`` for a status
+    change), or ``[that, {fields}]`` when the event carries other fields. A ledger row is ``"<target><cycle>|<warning %s>|<breach
+    revisions>,<standing>,<escalation level>,<times met>,<escalation revisions>"``.
+    Status history, first reply, reply count, solve time, channel and attributes are not
+    stored: loading folds them from the log.
+    """
     log = state.log
     base = log[0][0] if log else 0
-    entries = []
+    entries: list[Any] = []
     for t, _rank, h, code, payload in log:
-        entries.append([t - base, code + h, payload] if payload else [t - base, code + h])
-    # Ledger row: target code, cycle, warning percents sent, breach revisions, breach
-    # standing, escalation level sent, times met, escalation revisions.
-    ledger = [
-        [code, cyc, _percents(vals[0]), *vals[1:]] for (code, cyc), vals in state.ledger.items()
-    ]
+        tag = code + h + _b36(t - base)
+        if code == "S":
+            entries.append(tag + ":" + payload["st"])
+        else:
+            entries.append([tag, payload] if payload else tag)
+    ledger = []
+    for (code, cyc), vals in state.ledger.items():
+        rest = list(vals[1:])
+        while rest and not rest[-1]:
+            rest.pop()
+        percents = ",".join(str(p) for p in _percents(vals[0]))
+        ledger.append(f"{code}{cyc}|{percents}|{','.join(map(str, rest))}")
 
     def rel(ms: int | None) -> int | None:
         return None if ms is None else ms - base
@@ -183,7 +214,7 @@ def serialise(state: State) -> bytes:
             tr.code,
             tr.cyc,
             tr.org - base,
-            tr.spec.policy,
+            0 if tr.spec.policy == state.pid else tr.spec.policy,
             tr.ck - base,
             tr.el,
             int(tr.run),
@@ -194,22 +225,16 @@ def serialise(state: State) -> bytes:
         ]
         for tr in state.tracks.values()
     ]
-    derived: dict[str, Any] = {"st": state.st}
+    derived: dict[str, Any] = {}
     if state.pid is not None:
         derived["pid"] = state.pid
-    if state.sh:
-        derived["sh"] = [[t - base, s] for t, s in state.sh]
     if state.frd:
         derived["frd"] = 1
-    for key in ("fra", "sa", "nrs", "pus"):
+    for key in ("nrs", "pus"):
         value = getattr(state, key)
         if value is not None:
             derived[key] = value - base
-    for key in ("frs", "rs"):
-        value = getattr(state, key)
-        if value is not None:
-            derived[key] = value
-    for key in ("rp", "nrc", "puc"):
+    for key in ("frs", "rs", "nrc", "puc"):
         value = getattr(state, key)
         if value:
             derived[key] = value
@@ -222,8 +247,8 @@ def serialise(state: State) -> bytes:
         state.tid,
         state.fp,
         base,
-        state.hz - base if state.hz else 0,
-        state.spec - base if state.spec else 0,
+        rel(state.hz or None),
+        rel(state.spec or None),
         entries,
         ledger,
         derived,
@@ -266,46 +291,74 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
     state = State(tid)
     state.fp = fp
     state.ps = policies if policies is not None and policies.fingerprint == fp else registered(fp)
-    state.hz = base + hz if hz else 0
-    state.spec = base + spec if spec else 0
+    state.hz = 0 if hz is None else base + hz
+    state.spec = 0 if spec is None else base + spec
     log = state.log
     ids = state.ids
-    first_created = True
+    # Fold what processing would derive from the log without SLA arithmetic: attributes,
+    # status and its history, first reply, reply count, last solve. Same rules as machine.
+    ct = None
+    status = "new"
+    history: list[tuple[int, str]] = []
     for item in entries:
-        t = base + item[0]
-        tagged = item[1]
-        code, h = tagged[0], tagged[1:]
-        payload = item[2] if len(item) > 2 else None
+        if isinstance(item, str):
+            tagged, _, status_text = item.partition(":")
+            payload = {"st": status_text} if status_text else None
+        else:
+            tagged, payload = item
+        code, h = tagged[0], tagged[1:9]
+        t = base + int(tagged[9:], 36)
         log.append((t, 0 if code == "C" else 1, h, code, payload))
         ids.add(h)
-        if payload:
-            if code == "C":
-                if first_created:
-                    state.chan = payload.get("ch")
-                    first_created = False
-                fold_attributes(state, payload)
-            elif code in "UA":
-                fold_attributes(state, payload)
-            elif code == "v":
-                if payload.get("cs") is not None:
-                    state.csat = payload["cs"]
-                if payload.get("np") is not None:
-                    state.nps = payload["np"]
+        if code == "a":
+            if ct is not None:
+                state.rp += 1
+                if state.fra is None:
+                    state.fra = t
+        elif code == "S":
+            new = payload["st"]
+            if ct is not None and new != status:
+                if new in DONE_STATUSES and status not in DONE_STATUSES:
+                    state.sa = t
+                status = new
+                history.append((t, new))
+        elif code == "C":
+            if ct is None:
+                ct = t
+                state.chan = payload.get("ch")
+                history.append((t, "new"))
+                new = payload.get("st", "new")
+                if new != "new":
+                    if new in DONE_STATUSES:
+                        state.sa = t
+                    status = new
+                    history.append((t, new))
+            fold_attributes(state, payload)
+        elif code in "UA":
+            fold_attributes(state, payload)
+        elif code == "v" and payload:
+            if payload.get("cs") is not None:
+                state.csat = payload["cs"]
+            if payload.get("np") is not None:
+                state.nps = payload["np"]
+    state.ct = ct
+    state.st = status
+    state.sh = history
     if log:
         state.last = log[-1][:3]
-        created = next((e[0] for e in log if e[3] == "C"), None)
-        state.ct = created
-    state.ledger = {(row[0], row[1]): [_mask(row[2]), *row[3:]] for row in ledger}
-    state.st = derived.get("st", "new")
+    for row in ledger:
+        head, percents, rest = row.split("|")
+        values = [int(v) for v in rest.split(",")] if rest else []
+        values += [0] * (5 - len(values))
+        mask = _mask([int(p) for p in percents.split(",")]) if percents else 0
+        state.ledger[(head[0], int(head[1:]))] = [mask, *values]
     state.pid = derived.get("pid")
-    state.sh = [(base + t, s) for t, s in derived.get("sh", ())]
     state.frd = bool(derived.get("frd"))
-    for key in ("fra", "sa", "nrs", "pus"):
+    for key in ("nrs", "pus"):
         if key in derived:
             setattr(state, key, base + derived[key])
     state.frs = derived.get("frs")
     state.rs = derived.get("rs")
-    state.rp = derived.get("rp", 0)
     state.nrc = derived.get("nrc", 0)
     state.puc = derived.get("puc", 0)
     state.oc = {
@@ -321,7 +374,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
         rows = ()
     if rows:
         for code, cyc, org, pid, ck, el, run, nxt, met, mc, bat in rows:
-            policy = ps.get(pid)
+            policy = ps.get(pid or state.pid)
             spec = policy.targets.get(code) if policy is not None else None
             if spec is None:
                 raise KeyError(f"policy {pid!r} has no target {code!r}")
