@@ -391,7 +391,7 @@ class _Checker:
         if "policies" not in top:
             self.fail(root, "missing key 'policies'")
             return None
-        policies = self.policies(top["policies"][1], calendars, defaults)
+        policies = self.policies(top["policies"][1], calendars, defaults, top["policies"][0])
         if self.problems:
             return None
         canonical = json.dumps(_plain(root), sort_keys=True, separators=(",", ":"), default=str)
@@ -601,7 +601,11 @@ class _Checker:
         return out
 
     def policies(
-        self, node: yaml.Node, calendars: Mapping[str, Calendar], defaults: Mapping[str, Any]
+        self,
+        node: yaml.Node,
+        calendars: Mapping[str, Calendar],
+        defaults: Mapping[str, Any],
+        key_node: yaml.Node | None = None,
     ) -> list[Policy]:
         items = self.sequence(node, "policies")
         if items is None:
@@ -666,7 +670,7 @@ class _Checker:
             )
         if catch_all is None:
             self.fail(
-                node,
+                key_node or node,
                 "no catch-all policy: add a last policy with 'match: {}' so that every ticket gets an SLA",
             )
         return out

@@ -1,0 +1,119 @@
+"""Builders for engine tests: a small policy file and terse ticket events."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.engine import PolicySet, State, apply, load_policies
+from shared.events import TicketEvent, parse_event
+from shared.sla_events import SlaEvent
+
+POLICIES = """
+version: 1
+calendars:
+  always: {timezone: UTC, always_open: true}
+  office:
+    timezone: Asia/Shanghai
+    hours:
+      mon: ["09:00-12:00", "13:00-18:00"]
+      tue: ["09:00-12:00", "13:00-18:00"]
+      wed: ["09:00-12:00", "13:00-18:00"]
+      thu: ["09:00-12:00", "13:00-18:00"]
+      fri: ["09:00-12:00", "13:00-18:00"]
+    holidays: {country: CN}
+pause_statuses: [pending, on_hold]
+policies:
+  - id: vip
+    match: {customer_tier: [gold], priority: [urgent, high]}
+    calendar: always
+    targets: {first_response: 15m, next_response: 30m, resolution: 4h}
+    warn_at: [0.5, 0.8]
+    escalations: [0m, 30m, 2h]
+  - id: office
+    match: {customer_tier: [silver]}
+    calendar: office
+    targets: {first_response: 4h, periodic_update: 24h, resolution: 72h}
+  - id: standard
+    match: {}
+    calendar: always
+    targets: {first_response: 1h, periodic_update: 2h, resolution: 8h}
+    warn_at: [0.5]
+"""
+
+
+def policies() -> PolicySet:
+    return load_policies("test-policies.yaml", text=POLICIES)
+
+
+_counter = iter(range(10**9))
+
+
+def ev(kind: str, at: str, ticket: str = "T1", event_id: str | None = None, **data: Any) -> TicketEvent:
+    """ev("created", "2026-03-02T09:00", priority="urgent") - times are UTC unless they carry an offset."""
+    types = {"created": "ticket.created", "updated": "ticket.updated", "status": "ticket.status_changed",
+             "agent": "message.created", "customer": "message.created", "note": "message.created",
+             "assigned": "ticket.assigned", "survey": "survey.responded"}
+    if kind == "agent":
+        data = {"author_role": "agent", **data}
+    elif kind == "customer":
+        data = {"author_role": "customer", **data}
+    elif kind == "note":
+        data = {"author_role": "agent", "public": False, **data}
+    elif kind == "status" and "status" not in data:
+        raise ValueError("status needs status=")
+    moment = at if ("+" in at[10:] or at.endswith("Z")) else at + "+00:00"
+    raw = {"event_id": event_id or f"{ticket}-{kind}-{next(_counter)}", "type": types[kind], "ticket_id": ticket,
+           "occurred_at": moment, "channel": data.pop("channel", "email")}
+    if data or kind == "created":
+        raw["data"] = data
+    return parse_event(raw)
+
+
+def run(events: list[TicketEvent], ps: PolicySet, state: State | None = None) -> tuple[State, list[SlaEvent]]:
+    out: list[SlaEvent] = []
+    for event in events:
+        state, produced = apply(state, event, ps)
+        out.extend(produced)
+    assert state is not None
+    return state, out
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text if "+" in text[10:] else text + "+00:00").astimezone(UTC)
+
+
+def ids(events: list[SlaEvent]) -> list[str]:
+    return [e.id for e in events]
+
+
+STATUSES = ["open", "pending", "on_hold", "solved", "open", "closed"]
+
+
+def random_ticket(rng: random.Random, ticket: str = "T1", count: int | None = None,
+                  start: datetime = datetime(2026, 3, 2, 8, 0, tzinfo=UTC), statuses: bool = True) -> list[TicketEvent]:
+    """A random but valid event history: created first in time, then a mix of everything."""
+    count = count or rng.randint(3, 16)
+    t = start
+    raw = [dict(event_id=f"{ticket}-0", type="ticket.created", ticket_id=ticket, occurred_at=t.isoformat(),
+                channel=rng.choice(["email", "chat"]),
+                data=dict(priority=rng.choice(["urgent", "high", "normal", "low"]),
+                          customer_tier=rng.choice(["gold", "silver", None]),
+                          tags=rng.sample(["vip", "refund", "bug"], rng.randint(0, 2))))]
+    for i in range(1, count):
+        t += timedelta(minutes=rng.choice([1, 5, 10, 15, 30, 60, 120, 600]))
+        roll = rng.random()
+        if roll < 0.5 or not statuses and roll < 0.8:
+            d = dict(type="message.created", data=dict(author_role=rng.choice(["agent", "customer", "customer", "system"]),
+                                                         public=rng.random() < 0.9))
+        elif roll < 0.8:
+            d = dict(type="ticket.status_changed", data=dict(status=rng.choice(STATUSES)))
+        elif roll < 0.92:
+            d = dict(type="ticket.updated", data=dict(priority=rng.choice(["urgent", "high", "normal", "low"])))
+        elif roll < 0.96:
+            d = dict(type="ticket.assigned", data=dict(group=rng.choice(["l1", "l2"])))
+        else:
+            d = dict(type="survey.responded", data=dict(csat=rng.randint(1, 5)))
+        raw.append(dict(event_id=f"{ticket}-{i}", ticket_id=ticket, occurred_at=t.isoformat(), channel="email", **d))
+    return [parse_event(e) for e in raw]
