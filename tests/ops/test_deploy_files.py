@@ -263,6 +263,21 @@ def test_shipped_policy_and_routes_files_load() -> None:
     assert routes.receivers
 
 
+def test_compose_policy_and_routes_files_load() -> None:
+    from services.notifier.config import load_routes
+    from shared.engine.policy import load_policies
+
+    env = compose()["notifier"]["environment"]
+    # The image has examples/ at /app/examples (deploy/Dockerfile); routes are mounted.
+    assert env["SLAWATCH_POLICY_FILE"] == "/app/examples/policies.yaml"
+    policies = load_policies(ROOT / "examples" / "policies.yaml")
+    mounts = dict(v.split(":")[:2] for v in compose()["notifier"]["volumes"])
+    (source,) = [src for src, target in mounts.items() if target == env["SLAWATCH_ROUTES_FILE"]]
+    routes = load_routes(DEPLOY / source, {}, calendars=set(policies.calendars))
+    kinds = {i.type for r in routes.receivers.values() for i in r.integrations}
+    assert kinds == {"console"}, "the compose stack sends nothing off the machine"
+
+
 def test_migration_job_runs_the_compose_setup_command() -> None:
     job = k8s("Job")["slawatch-migrate"]["spec"]["template"]["spec"]
     (c,) = job["containers"]
@@ -546,3 +561,14 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
     assert exprs.count("histogram_quantile") >= 10, "latency percentiles from the histograms"
     assert "latency" in titles and "lag" in titles
     assert "slawatch-dashboard.json" in DASHBOARD.name
+
+
+def test_operations_guide_links_resolve() -> None:
+    text = OPERATIONS.read_text(encoding="utf-8")
+    anchors = operations_anchors()
+    broken = sorted(set(re.findall(r"\]\(#([^)]+)\)", text)) - anchors)
+    assert not broken, f"links to missing sections of docs/operations.md: {broken}"
+    for target in re.findall(r"\]\(([^)#:]+\.md)", text):
+        assert (OPERATIONS.parent / target).is_file(), (
+            f"docs/operations.md links to missing {target}"
+        )
