@@ -1,0 +1,242 @@
+"""The SLA state machine: worked examples per target and per rule in docs/policies.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.engine import (
+    StateError,
+    advance,
+    apply,
+    describe,
+    deserialise,
+    facts,
+    is_open,
+    load_policies,
+    next_due,
+    serialise,
+    timeline,
+)
+from shared.sla_events import dump_sla_event, parse_sla_event
+from tests.engine.helpers import POLICIES, ev, ids, policies, run, utc
+
+PS = policies()
+
+
+def by_id(events):  # noqa: ANN001, ANN202
+    return {e.id: e for e in events}
+
+
+def test_first_response_warnings_breach_escalation_and_met() -> None:
+    state, out = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold", url="https://x/1")], PS)
+    assert out == []
+    assert next_due(state) == utc("2026-03-02T09:07:30")
+    state, out = advance(state, utc("2026-03-02T09:10"))
+    assert ids(out) == ["T1/first_response/0/warning-50"]
+    assert out[0].occurred_at == utc("2026-03-02T09:07:30") and out[0].deadline == utc("2026-03-02T09:15")
+    assert out[0].fraction == 0.5 and out[0].url == "https://x/1" and out[0].policy == "vip"
+    assert advance(state, utc("2026-03-02T09:10"))[1] == []  # nothing twice
+    state, out = advance(state, utc("2026-03-02T09:20"))
+    assert ids(out) == ["T1/first_response/0/warning-80", "T1/first_response/0/breached",
+                        "T1/first_response/0/escalated-1"]
+    assert [e.occurred_at for e in out] == [utc("2026-03-02T09:12"), utc("2026-03-02T09:15"), utc("2026-03-02T09:15")]
+    assert next_due(state) == utc("2026-03-02T09:45")  # escalation level 2 (30m after the breach)
+    state, out = apply(state, ev("agent", "2026-03-02T09:25"), PS)
+    assert ids(out) == ["T1/first_response/0/met"]
+    assert out[0].breached is True and out[0].elapsed_seconds == 1500 and out[0].target_seconds == 900
+    assert next_due(state) == utc("2026-03-02T11:00")  # the resolution's 50 % warning; no more escalations
+    for event in out:
+        assert parse_sla_event(dump_sla_event(event)) == event
+
+
+def test_reply_exactly_at_the_deadline_is_in_time() -> None:
+    _, out = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold"),
+                  ev("agent", "2026-03-02T09:15")], PS)
+    met = by_id(out)["T1/first_response/0/met"]
+    assert met.breached is False and "T1/first_response/0/breached" not in by_id(out)
+
+
+def test_next_response_cycles() -> None:
+    state, out = run([
+        ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold"),
+        ev("agent", "2026-03-02T09:10"),
+        ev("customer", "2026-03-02T10:00"),
+        ev("customer", "2026-03-02T10:05"),  # the oldest unanswered message starts the clock
+        ev("agent", "2026-03-02T10:20"),
+        ev("customer", "2026-03-02T11:00"),
+    ], PS)
+    assert by_id(out)["T1/next_response/1/met"].breached is False
+    assert by_id(out)["T1/next_response/1/met"].deadline == utc("2026-03-02T10:30")
+    state, out = advance(state, utc("2026-03-02T11:31"))
+    assert "T1/next_response/2/breached" in by_id(out)
+    assert by_id(out)["T1/next_response/2/breached"].occurred_at == utc("2026-03-02T11:30")
+
+
+def test_periodic_update_and_solve() -> None:
+    state, out = run([
+        ev("created", "2026-03-02T09:00", priority="normal"),
+        ev("agent", "2026-03-02T09:30"),   # first response met; update cycle 1 starts
+        ev("agent", "2026-03-02T11:00"),   # cycle 1 met; cycle 2 due 13:00
+        ev("status", "2026-03-02T12:00", status="solved"),
+    ], PS)
+    got = by_id(out)
+    assert got["T1/periodic_update/1/met"].deadline == utc("2026-03-02T11:30")
+    assert got["T1/periodic_update/2/met"].occurred_at == utc("2026-03-02T12:00")
+    assert got["T1/resolution/0/met"].breached is False and got["T1/resolution/0/met"].elapsed_seconds == 3 * 3600
+    assert not is_open(state) and next_due(state) is None
+
+
+def test_pause_and_resume_moves_the_resolution_deadline() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:10"),
+                    ev("status", "2026-03-02T10:00", status="pending")], PS)
+    paused = describe(state, utc("2026-03-02T11:00"))["targets"]
+    resolution = next(t for t in paused if t["target"] == "resolution")
+    assert resolution["status"] == "paused" and resolution["elapsed_seconds"] == 3600
+    state, _ = apply(state, ev("status", "2026-03-02T12:00", status="open"), PS)
+    resolution = next(t for t in describe(state, utc("2026-03-02T12:00"))["targets"] if t["target"] == "resolution")
+    assert resolution["deadline"] == "2026-03-02T19:00:00+00:00"  # 8 h target + 2 h paused
+    assert resolution["remaining_seconds"] == 7 * 3600
+
+
+def test_reopen_continues_the_same_clock() -> None:
+    state, out = run([ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:10"),
+                      ev("status", "2026-03-02T12:00", status="solved")], PS)
+    assert by_id(out)["T1/resolution/0/met"].breached is False
+    state, out = apply(state, ev("status", "2026-03-02T14:00", status="open"), PS)
+    assert is_open(state)
+    resolution = next(t for t in describe(state, utc("2026-03-02T14:00"))["targets"] if t["target"] == "resolution")
+    assert resolution["deadline"] == "2026-03-02T19:00:00+00:00" and resolution["status"] == "running"
+    state, out = run([ev("status", "2026-03-02T20:00", status="solved")], PS, state)
+    got = by_id(out)
+    assert got["T1/resolution/0/breached"].occurred_at == utc("2026-03-02T19:00")
+    assert got["T1/resolution/0/met.r1"].breached is True  # the second time it is met
+
+
+def test_priority_change_reselects_and_recomputes_from_the_original_start() -> None:
+    state, out = run([ev("created", "2026-03-02T09:00", priority="normal", customer_tier="gold")], PS)
+    assert state.pid == "standard"
+    state, out = apply(state, ev("updated", "2026-03-02T09:20", priority="urgent"), PS)
+    assert state.pid == "vip" and state.why == {"customer_tier": "gold", "priority": "urgent"}
+    got = by_id(out)
+    # 15 minutes from 09:00 had passed at 09:20: breached at the re-selection instant.
+    breach = got["T1/first_response/0/breached"]
+    assert breach.occurred_at == utc("2026-03-02T09:20") and breach.deadline == utc("2026-03-02T09:15")
+    assert breach.policy == "vip"
+    assert not any("warning" in i for i in got)  # superseded by the breach
+    # Downgrade of a running target: recomputed under the slower policy from 09:00.
+    state2, _ = run([ev("created", "2026-03-02T09:00", ticket="T2", priority="urgent", customer_tier="gold"),
+                     ev("updated", "2026-03-02T09:05", ticket="T2", priority="low")], PS)
+    first = next(t for t in describe(state2, utc("2026-03-02T09:05"))["targets"] if t["target"] == "first_response")
+    assert first["policy"] == "standard" and first["deadline"] == "2026-03-02T10:00:00+00:00"
+
+
+def test_breached_target_keeps_its_outcome_on_reselection() -> None:
+    state, out = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold"),
+                      ev("customer", "2026-03-02T09:30"),
+                      ev("updated", "2026-03-02T09:40", priority="low")], PS)
+    assert "T1/first_response/0/breached" in by_id(out)
+    first = next(t for t in describe(state, utc("2026-03-02T09:40"))["targets"] if t["target"] == "first_response")
+    assert first["status"] == "breached" and first["policy"] == "vip"
+
+
+def test_late_reply_retracts_the_breach() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold")], PS)
+    state, out = advance(state, utc("2026-03-02T09:16"))
+    assert "T1/first_response/0/breached" in by_id(out)
+    state, out = apply(state, ev("agent", "2026-03-02T09:14"), PS)  # arrives late
+    got = by_id(out)
+    assert got["T1/first_response/0/met"].breached is False
+    retraction = got["T1/first_response/0/retracted"]
+    assert retraction.retracts == "T1/first_response/0/breached"
+    # If the breach happens again later (it cannot here), it would carry a new id: .r1
+
+
+def test_late_pause_retracts_and_rebreach_gets_a_new_id() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:05")], PS)
+    state, out = advance(state, utc("2026-03-02T17:30"))
+    assert "T1/resolution/0/breached" in by_id(out)  # 8 h from 09:00
+    state, out = run([ev("status", "2026-03-02T16:00", status="pending"),
+                      ev("status", "2026-03-02T17:00", status="open")], PS, state)
+    assert "T1/resolution/0/retracted" in by_id(out)
+    state, out = advance(state, utc("2026-03-02T18:01"))
+    assert by_id(out)["T1/resolution/0/breached.r1"].occurred_at == utc("2026-03-02T18:00")
+
+
+def test_duplicates_change_nothing() -> None:
+    events = [ev("created", "2026-03-02T09:00", event_id="a"), ev("agent", "2026-03-02T09:30", event_id="b")]
+    state, _ = run(events, PS)
+    before = serialise(state)
+    state, out = apply(state, events[1], PS)
+    assert out == [] and serialise(state) == before
+
+
+def test_serialisation_is_compact_versioned_and_complete() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00", priority="high", customer_tier="gold", tags=["a"],
+                       subject="Charged twice", url="https://helpdesk.example.com/t/1"),
+                    ev("agent", "2026-03-02T09:10"), ev("customer", "2026-03-02T09:40"),
+                    ev("status", "2026-03-02T09:50", status="pending"), ev("survey", "2026-03-02T10:00", csat=4)], PS)
+    blob = serialise(state)
+    assert len(blob) < 1024
+    again = deserialise(blob)
+    assert serialise(again) == blob
+    assert describe(again, utc("2026-03-02T12:00")) == describe(state, utc("2026-03-02T12:00"))
+    assert facts(again) == facts(state)
+    with pytest.raises(StateError):
+        deserialise(b'[99, "T1"]')
+    with pytest.raises(StateError):
+        deserialise(b"not json")
+
+
+def test_facts_for_compliance_reports() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:20"),
+                    ev("note", "2026-03-02T09:25"), ev("agent", "2026-03-02T10:00"),
+                    ev("status", "2026-03-02T11:00", status="solved"), ev("survey", "2026-03-02T12:00", csat=5, nps=9)],
+                   PS)
+    got = facts(state)
+    assert got["first_response_seconds"] == 1200 and got["resolution_seconds"] == 7200
+    assert got["public_agent_replies"] == 2 and got["solved"] is True
+    assert got["csat"] == 5 and got["nps"] == 9 and got["policy"] == "standard"
+
+
+def test_business_hours_deadline_over_cn_holidays() -> None:
+    state, _ = run([ev("created", "2026-02-13T17:00:00+08:00", customer_tier="silver")], PS)
+    assert state.pid == "office"
+    first = next(t for t in describe(state, utc("2026-02-13T09:00"))["targets"] if t["target"] == "first_response")
+    assert first["deadline"] == utc("2026-02-14T12:00:00+08:00").isoformat()  # the make-up Saturday
+    assert next_due(state) == utc("2026-02-14T12:00:00+08:00")
+
+
+def test_describe_explains_policy_and_status() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold")], PS)
+    view = describe(state, utc("2026-03-02T09:20"))
+    assert view["policy"] == "vip" and view["why"] == {"customer_tier": "gold", "priority": "urgent"}
+    first = view["targets"][0]
+    assert first["status"] == "breached" and first["overdue_seconds"] == 300 and first["remaining_seconds"] == 0
+
+
+def test_timeline_tells_what_happened() -> None:
+    events = [ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:30"),
+              ev("status", "2026-03-02T10:00", status="pending"), ev("status", "2026-03-02T11:00", status="open"),
+              ev("status", "2026-03-02T12:00", status="solved")]
+    lines = timeline(reversed(events), PS, now=utc("2026-03-03T00:00"))
+    whats = [(line["what"], line.get("target")) for line in lines if line["what"] != "event"]
+    assert ("policy", None) in whats and ("started", "first_response") in whats
+    assert ("met", "first_response") in whats and ("paused", "resolution") in whats
+    assert ("resumed", "resolution") in whats and ("met", "resolution") in whats
+    assert [line["at"] for line in lines] == sorted(line["at"] for line in lines)
+
+
+def test_events_before_creation_wait_for_it() -> None:
+    events = [ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:20")]
+    state, out = run(list(reversed(events)), PS)
+    assert ids(out) == ["T1/first_response/0/met"]
+
+
+def test_policy_file_change_recomputes_the_ticket() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00")], PS)
+    faster = load_policies("other.yaml", text=POLICIES.replace("targets: {first_response: 1h,",
+                                                                "targets: {first_response: 10m,"))
+    state, out = advance(state, utc("2026-03-02T09:30"), faster)
+    assert "T1/first_response/0/breached" in by_id(out) and state.fp == faster.fingerprint
+    assert by_id(out)["T1/first_response/0/breached"].occurred_at == utc("2026-03-02T09:10")
+    assert next_due(state) == utc("2026-03-02T13:00")  # resolution 50 %; the standard policy has no escalations

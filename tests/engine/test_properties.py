@@ -1,0 +1,113 @@
+"""Properties of the state machine, checked with hypothesis over random ticket histories."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.engine import advance, apply, describe, deserialise, parse_duration, serialise
+from shared.events import parse_event
+from tests.engine.helpers import policies, random_ticket
+
+PS = policies()
+
+
+def play(events, now, roundtrip=False):  # noqa: ANN001, ANN201
+    state, out = None, []
+    for event in events:
+        state, produced = apply(state, event, PS)
+        out.extend(produced)
+        if roundtrip:
+            state = deserialise(serialise(state), PS)
+    state, produced = advance(state, now)
+    out.extend(produced)
+    return state, out
+
+
+def standing(state):  # noqa: ANN001, ANN201
+    """The outcomes that stand: breaches not retracted and the escalation level reached."""
+    return {key: row[3] for key, row in state.ledger.items() if row[2]}
+
+
+def notices(out):  # noqa: ANN001, ANN201
+    return {e.id for e in out if e.kind in ("sla.warning", "sla.met")}
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), data=st.data(), hours_after=st.sampled_from([0, 1, 30]))
+def test_any_arrival_order_gives_the_same_outcomes(seed: int, data: st.DataObject, hours_after: int) -> None:
+    events = random_ticket(random.Random(seed))
+    now = max(e.occurred_at for e in events) + timedelta(hours=hours_after)
+    expected_state, expected_out = play(events, now)
+    shuffled = data.draw(st.permutations(events))
+    state, out = play(shuffled, now, roundtrip=data.draw(st.booleans()))
+    assert standing(state) == standing(expected_state)
+    assert describe(state, now) == describe(expected_state, now)
+    # Warnings and met notices are never withdrawn: a late arrival can only add to them.
+    assert notices(out) >= notices(expected_out)
+    emitted = [e.id for e in out]
+    assert len(emitted) == len(set(emitted)), "an SLA event id was emitted twice"
+    retracted = {e.retracts for e in out if e.kind == "sla.retracted"}
+    assert retracted <= set(emitted)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_duplicates_change_nothing(seed: int, data: st.DataObject) -> None:
+    events = random_ticket(random.Random(seed))
+    now = max(e.occurred_at for e in events)
+    state, out = play(events, now)
+    blob = serialise(state)
+    for event in data.draw(st.lists(st.sampled_from(events), min_size=1, max_size=6)):
+        state, produced = apply(state, event, PS)
+        assert produced == []
+    assert serialise(state) == blob
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), pause_at=st.integers(0, 3000), pause_for=st.integers(1, 3000),
+       tier=st.sampled_from(["gold", "silver", None]))
+def test_pausing_never_makes_a_deadline_earlier(seed: int, pause_at: int, pause_for: int, tier: str | None) -> None:
+    rng = random.Random(seed)
+    events = random_ticket(rng, statuses=False)
+    created = events[0].model_copy(update={"data": events[0].data.model_copy(update={"customer_tier": tier})})
+    events = [created, *events[1:]]
+    start = events[0].occurred_at
+    pause = [parse_event({"event_id": f"p{i}", "type": "ticket.status_changed", "ticket_id": "T1",
+                          "occurred_at": (start + timedelta(minutes=m)).isoformat(), "data": {"status": s}})
+             for i, (m, s) in enumerate([(pause_at, "pending"), (pause_at + pause_for, "open")])]
+    now = max(e.occurred_at for e in events + pause) + timedelta(minutes=1)
+    plain, _ = play(events, now)
+    paused, _ = play(events + pause, now)
+    before = {(t["target"], t["cycle"]): t for t in describe(plain, now)["targets"]}
+    for target in describe(paused, now)["targets"]:
+        other = before.get((target["target"], target["cycle"]))
+        if other is None or target.get("deadline") is None or other.get("deadline") is None:
+            continue
+        assert target["deadline"] >= other["deadline"], (target, other)
+        assert target.get("elapsed_seconds", 0) <= other.get("elapsed_seconds", 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), steps=st.lists(st.integers(1, 600), min_size=1, max_size=8))
+def test_advance_in_steps_equals_one_advance(seed: int, steps: list[int]) -> None:
+    """The timer may fire at any granularity: the same SLA events come out, with true instants."""
+    events = random_ticket(random.Random(seed))
+    last = max(e.occurred_at for e in events)
+    end = last + timedelta(minutes=sum(steps))
+    _, whole = play(events, end)
+    state, stepped = play(events, last)
+    moment = last
+    for minutes in steps:
+        moment += timedelta(minutes=minutes)
+        state, produced = advance(state, moment)
+        assert all(e.occurred_at <= moment for e in produced)
+        stepped.extend(produced)
+    assert sorted((e.id, e.occurred_at) for e in stepped) == sorted((e.id, e.occurred_at) for e in whole)
+
+
+def test_duration_strings_round_trip_through_the_policy_units() -> None:
+    assert parse_duration("1h30m") * 1000 == 5_400_000
