@@ -47,6 +47,7 @@ TOOLS: dict[str, tuple[str, str, str]] = {
     "demo": ("services.demo", "demo_main", "run a demo scenario against `slawatch dev`"),
     "dev": ("services.dev", "dev_main", "start broker, database and every service locally"),
     "schemas": ("shared.schema_export", "schemas_main", "write the JSON Schemas to a folder"),
+    "topics": ("shared.kafka", "topics_main", "create the topics slawatch uses: `slawatch topics create`"),
 }
 
 

@@ -104,3 +104,25 @@ async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bo
             await admin.close()
         except Exception:  # noqa: BLE001 - closing a half-open client must not fail a probe
             log.debug("closing admin client after probe failed", exc_info=True)
+
+
+def topics_main(argv: list[str]) -> int:
+    """`slawatch topics create`: create missing topics (idempotent), for deploy jobs."""
+    import argparse
+    import sys
+
+    from shared.settings import SettingsError, load_settings
+
+    parser = argparse.ArgumentParser(prog="slawatch topics", description=topics_main.__doc__)
+    parser.add_argument("action", choices=["create"])
+    parser.parse_args(argv)
+    try:
+        settings = load_settings(CommonSettings)
+    except SettingsError as exc:
+        return int(exc.code or 2)
+    if not settings.kafka_bootstrap:
+        print("slawatch: bad setting SLAWATCH_KAFKA_BOOTSTRAP: required", file=sys.stderr)
+        return 2
+    created = asyncio.run(ensure_topics(settings))
+    print("topics created: " + (", ".join(created) if created else "none (all exist)"))
+    return 0

@@ -70,6 +70,10 @@ class _Listener(ConsumerRebalanceListener):
         async with self.worker.lock:
             for tp in revoked:
                 self.worker.partitions.pop(tp.partition, None)
+                try:
+                    self.worker.metrics.lag.remove(str(tp.partition))
+                except KeyError:
+                    pass  # never measured
             self.worker.refresh_gauges()
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 

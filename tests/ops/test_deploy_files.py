@@ -384,7 +384,7 @@ def test_compose_runs_the_whole_stack() -> None:
     assert kafka["image"].startswith("apache/kafka:")
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft
     setup = services["setup"]
-    assert "slawatch db upgrade" in setup["command"][0] and "ensure_topics" in setup["command"][0]
+    assert "slawatch db upgrade" in setup["command"][0] and "slawatch topics create" in setup["command"][0]
     assert setup["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
     assert setup["depends_on"] == {
         "kafka": {"condition": "service_healthy"},
