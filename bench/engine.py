@@ -184,8 +184,9 @@ def bench_deadline(policies, rng: random.Random, count: int) -> tuple[float, flo
     span = 30 * 86400 * 1000
     base = to_ms(datetime(2026, 1, 1, tzinfo=UTC))
     starts = [base + rng.randint(0, 2 * 365 * 86400) * 1000 for _ in range(count)]
+    fresh = load_policies(policies.source).calendars["cn-office"]  # nothing built yet
     cold_started = time.perf_counter()
-    calendar.add(starts[0], span)  # builds the intervals of the years around it
+    fresh.add(starts[0], span)  # builds the intervals of the years around it
     cold = (time.perf_counter() - cold_started) * 1e6
     for s in starts[:1000]:
         calendar.add(s, span)  # the second year gets built here too
@@ -275,7 +276,7 @@ def main() -> int:
             "met": deadline_us <= GOAL_DEADLINE_US,
         },
         {
-            "figure": "  first call, building two calendar years (us)",
+            "figure": "  first call on a fresh calendar, building 3 years (us)",
             "value": cold_us,
             "goal": "-",
             "met": True,
