@@ -119,6 +119,19 @@ def next_due(state: State) -> datetime | None:
     return None if due is None else from_ms(due)
 
 
+def earliest_deadline(state: State) -> datetime | None:
+    """The earliest deadline among running, unmet targets (overdue ones included): what the
+    at-risk listing sorts by. Cheaper than ``describe`` on a hot path."""
+    best = None
+    for tr in state.tracks.values():
+        if tr.met or not tr.run:
+            continue
+        due = _deadline(tr)
+        if due is not None and (best is None or due < best):
+            best = due
+    return None if best is None else from_ms(best)
+
+
 def is_open(state: State) -> bool:
     """False once the ticket is solved or closed (no clock runs; a reopen may follow)."""
     return state.st not in _DONE

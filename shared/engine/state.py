@@ -162,20 +162,6 @@ def fold_attributes(state: State, payload: dict[str, Any] | None) -> None:
 
 
 # ---------------------------------------------------------------------------- serialisation
-def _b36(n: int) -> str:
-    if n < 0:
-        return "-" + _b36(-n)
-    digits = ""
-    while True:
-        n, r = divmod(n, 36)
-        digits = _DIGITS[r] + digits
-        if not n:
-            return digits
-
-
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
 def serialise(state: State) -> bytes:
     """Compact JSON, versioned. Layout of format 1::
 
@@ -183,7 +169,7 @@ def serialise(state: State) -> bytes:
          log, ledger, derived]
 
     Instants are ms offsets from ``base_ms`` (the first event). A log entry is one string,
-    kind letter + 8-character id hash + base-36 offset (+ ``:status`` for a status
+    kind letter + 8-character id hash + hexadecimal offset (+ ``:status`` for a status
     change), or ``[that, {fields}]`` when the event carries other fields. A ledger row is ``"<target><cycle>|<warning %s>|<breach
     revisions>,<standing>,<escalation level>,<times met>,<escalation revisions>"``.
     Status history, first reply, reply count, solve time, channel and attributes are not
@@ -193,7 +179,7 @@ def serialise(state: State) -> bytes:
     base = log[0][0] if log else 0
     entries: list[Any] = []
     for t, _rank, h, code, payload in log:
-        tag = code + h + _b36(t - base)
+        tag = f"{code}{h}{t - base:x}"
         if code == "S":
             entries.append(tag + ":" + payload["st"])
         else:
@@ -257,7 +243,12 @@ def serialise(state: State) -> bytes:
 
 
 def _percents(mask: int) -> list[int]:
-    return [p for p in range(1, 100) if mask >> p & 1] if mask else []
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
 
 
 def _mask(percents: list[int]) -> int:
@@ -307,7 +298,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
         else:
             tagged, payload = item
         code, h = tagged[0], tagged[1:9]
-        t = base + int(tagged[9:], 36)
+        t = base + int(tagged[9:], 16)
         log.append((t, 0 if code == "C" else 1, h, code, payload))
         ids.add(h)
         if code == "a":
