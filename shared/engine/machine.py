@@ -896,6 +896,7 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
     ps = state.policies(policies)
     if ps.fingerprint != state.fp:
         state = copy_state(state, ps)
+        state.ps = ps
         _replay(state, [], to_ms(now))
     n = to_ms(now)
     targets = []

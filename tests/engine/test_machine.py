@@ -240,3 +240,15 @@ def test_policy_file_change_recomputes_the_ticket() -> None:
     assert "T1/first_response/0/breached" in by_id(out) and state.fp == faster.fingerprint
     assert by_id(out)["T1/first_response/0/breached"].occurred_at == utc("2026-03-02T09:10")
     assert next_due(state) == utc("2026-03-02T13:00")  # resolution 50 %; the standard policy has no escalations
+
+
+def test_state_saved_under_another_policy_file_is_recomputed_on_load() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00"), ev("customer", "2026-03-02T09:05")], PS)
+    blob = serialise(state)
+    faster = load_policies("other.yaml", text=POLICIES.replace("resolution: 8h", "resolution: 2h"))
+    loaded = deserialise(blob, faster)
+    view = describe(loaded, utc("2026-03-02T09:30"), faster)
+    resolution = next(t for t in view["targets"] if t["target"] == "resolution")
+    assert resolution["deadline"] == "2026-03-02T11:00:00+00:00"
+    loaded, out = advance(loaded, utc("2026-03-02T11:01"), faster)
+    assert "T1/resolution/0/breached" in by_id(out)
