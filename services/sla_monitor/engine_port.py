@@ -15,6 +15,7 @@ from shared.engine import (
     State,
     describe,
     deserialise,
+    earliest_deadline,
     facts,
     is_open,
     load_policies,
@@ -24,8 +25,6 @@ from shared.engine import (
 )
 from shared.engine import advance as _advance
 from shared.engine import apply as _apply
-from shared.engine.calendar import from_ms
-from shared.engine.machine import _deadline  # the engine's own deadline rule, not a copy
 from shared.events import TicketEvent
 from shared.sla_events import SlaEvent
 
@@ -64,17 +63,6 @@ def apply(
 
 def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, list[SlaEvent]]:
     return _advance(state, now, policies)
-
-
-def earliest_deadline(state: State) -> datetime | None:
-    """The earliest deadline among unmet, running targets (overdue ones included), for the
-    at-risk listing. Reads the tracks directly: describe() would cost 10x on the hot path."""
-    deadlines = [
-        d
-        for tr in state.tracks.values()
-        if not tr.met and tr.run and (d := _deadline(tr)) is not None
-    ]
-    return from_ms(min(deadlines)) if deadlines else None
 
 
 def facts_row(state: State) -> FactsRow:

@@ -79,9 +79,11 @@ ticket_facts = Table(
 retained_events = Table(
     "retained_events",
     metadata,
-    # The ticket events as applied, for `slawatch replay --ticket` and policy recomputation.
-    Column("ticket_id", String(128), primary_key=True),
-    Column("event_id", String(128), primary_key=True),
+    # The ticket events as applied, for `slawatch replay --ticket`. Appended with COPY (the
+    # monitor's largest write by far), so a redelivered event can appear twice: readers
+    # take one row per event_id.
+    Column("ticket_id", String(128), nullable=False, index=True),
+    Column("event_id", String(128), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("payload", Text, nullable=False),
 )

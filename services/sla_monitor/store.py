@@ -238,7 +238,8 @@ class Store:
 
     async def retained_events(self, ticket_id: str) -> list[str]:
         rows = await self.pool.fetch(
-            "SELECT payload FROM retained_events WHERE ticket_id = $1 ORDER BY occurred_at, event_id",
+            "SELECT payload FROM (SELECT DISTINCT ON (event_id) event_id, occurred_at, payload "
+            "FROM retained_events WHERE ticket_id = $1 ORDER BY event_id) AS once ORDER BY occurred_at, event_id",
             ticket_id,
         )
         return [r["payload"] for r in rows]

@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("ticket_id", "event_id"),
+    )
+    op.create_index(
+        op.f("ix_retained_events_ticket_id"), "retained_events", ["ticket_id"], unique=False
     )
     op.create_table(
         "sla_outbox",
@@ -105,5 +107,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_sla_outbox_sla_event_id"), table_name="sla_outbox")
     op.drop_index(op.f("ix_sla_outbox_sent_at"), table_name="sla_outbox")
     op.drop_table("sla_outbox")
+    op.drop_index(op.f("ix_retained_events_ticket_id"), table_name="retained_events")
     op.drop_table("retained_events")
     op.drop_table("partition_offsets")

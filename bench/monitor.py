@@ -1,0 +1,359 @@
+"""Monitor benchmarks, one run, one broker, real `slawatch monitor` processes.
+
+(a) throughput: events/s applied end to end (consumed, applied, state committed) beside a
+    raw aiokafka consumer reading the same topic;
+(b) scale: 1,000,000 open tickets - RSS per open ticket and restart-to-ready time;
+(c) breach latency: deadline instant to the record on the SLA topic, p50/p99 over 10,000.
+
+    python bench/monitor.py [--events 200000] [--tickets 1000000] [--deadlines 10000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.sla_monitor import migrate  # noqa: E402
+from shared.db import asyncpg_dsn  # noqa: E402
+from shared.devstack import Broker, Postgres, free_port  # noqa: E402
+from shared.engine import apply, load_policies, next_due, serialise  # noqa: E402
+from shared.events import parse_event  # noqa: E402
+from shared.kafka import ensure_topics, make_producer  # noqa: E402
+from shared.settings import CommonSettings  # noqa: E402
+
+POLICY = """\
+version: 1
+calendars:
+  always: {timezone: UTC, always_open: true}
+pause_statuses: [pending, on_hold]
+policies:
+  - id: bench
+    match: {}
+    calendar: always
+    targets: {first_response: %s, next_response: 1h, resolution: 8h}
+"""
+
+
+def ticket_events(ticket: str, start: datetime, rng: random.Random) -> list[dict]:
+    """A realistic ticket: created, a conversation, a pause, solved - 5 to 20 events."""
+    t = start
+    out = [{"event_id": f"{ticket}-0", "type": "ticket.created", "ticket_id": ticket, "occurred_at": t.isoformat(),
+            "channel": "email", "data": {"priority": rng.choice(["urgent", "high", "normal", "low"]),
+                                         "customer_tier": rng.choice(["gold", "silver", None]) or "standard",
+                                         "group": "billing", "tags": ["invoice"]}}]
+    for n in range(1, rng.randint(5, 20)):
+        t += timedelta(minutes=rng.randint(1, 30))
+        kind = rng.random()
+        if kind < 0.6:
+            data = {"type": "message.created", "data": {"author_role": "agent" if n % 2 else "customer"}}
+        elif kind < 0.8:
+            data = {"type": "ticket.status_changed", "data": {"status": rng.choice(["open", "pending", "open"])}}
+        else:
+            data = {"type": "ticket.updated", "data": {"priority": rng.choice(["urgent", "high", "normal"])}}
+        out.append({"event_id": f"{ticket}-{n}", "ticket_id": ticket, "occurred_at": t.isoformat(), "channel": "email", **data})
+    return out
+
+
+def monitor_env(bootstrap: str, db: str, prefix: str, policy_file: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
+    env.update({
+        "SLAWATCH_KAFKA_BOOTSTRAP": bootstrap, "SLAWATCH_DATABASE_URL": db,
+        "SLAWATCH_TOPIC_EVENTS": f"{prefix}.events", "SLAWATCH_TOPIC_EVENTS_DLQ": f"{prefix}.dlq",
+        "SLAWATCH_TOPIC_SLA": f"{prefix}.sla", "SLAWATCH_TOPIC_NOTIFICATIONS_DLQ": f"{prefix}.ndlq",
+        "SLAWATCH_POLICY_FILE": str(policy_file), "SLAWATCH_MONITOR_GROUP_ID": f"{prefix}.monitor",
+        "SLAWATCH_MONITOR_PORT": str(port), "SLAWATCH_LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+def settings_for(bootstrap: str, prefix: str) -> CommonSettings:
+    return CommonSettings(kafka_bootstrap=bootstrap, topic_events=f"{prefix}.events", topic_events_dlq=f"{prefix}.dlq",
+                          topic_sla=f"{prefix}.sla", topic_notifications_dlq=f"{prefix}.ndlq")
+
+
+async def produce(settings: CommonSettings, events: list[dict]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for i in range(0, len(events), 5000):
+            futures = [await producer.send(settings.topic_events, json.dumps(e).encode(), key=e["ticket_id"].encode())
+                       for e in events[i : i + 5000]]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(settings: CommonSettings, expected: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_poll_records=2000)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic_events, p) for p in consumer.partitions_for_topic(settings.topic_events)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count, started = 0, None
+        while count < expected:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=2000)).values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    json.loads(record.value)  # a consumer that does nothing with its records is no baseline
+                count += len(records)
+        return expected / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def applied(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("slawatch_monitor_events_applied_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def start_monitor(env: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "monitor"], env=env)
+    url = f"http://127.0.0.1:{env['SLAWATCH_MONITOR_PORT']}"
+    return process, url, started
+
+
+def wait_ready(process: subprocess.Popen, url: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "monitor exited"
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("monitor not ready")
+
+
+async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path) -> dict:
+    prefix = "bm-" + uuid.uuid4().hex[:6]
+    settings = settings_for(bootstrap, prefix)
+    await ensure_topics(settings)
+    rng = random.Random(7)
+    events, i = [], 0
+    base = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    while len(events) < events_n:
+        events.extend(ticket_events(f"TP{i}", base + timedelta(seconds=i), rng))
+        i += 1
+    events = events[:events_n]
+    await produce(settings, events)
+    raw = await raw_consume(settings, len(events))
+    policy_file = tmp / "throughput.yaml"
+    policy_file.write_text(POLICY % "4h")
+    process, url, _ = start_monitor(monitor_env(bootstrap, db, prefix, policy_file, free_port()))
+    try:
+        first = last = None
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            try:
+                done = applied(url)
+            except httpx.HTTPError:
+                done = 0.0
+            if done > 0 and first is None:
+                first = (time.perf_counter(), done)
+            if done >= len(events):
+                last = time.perf_counter()
+                break
+            time.sleep(0.02)
+        assert first and last, "monitor did not apply every event in time"
+        rate = (len(events) - first[1]) / (last - first[0])
+    finally:
+        process.terminate()
+        process.wait(30)
+    return {"events": len(events), "tickets": i, "raw_consumer_eps": raw, "monitor_eps": rate, "ratio": rate / raw}
+
+
+async def bench_scale(bootstrap: str, db: str, tickets: int, tmp: Path) -> dict:
+    """Write `tickets` open states straight into the database (as a long-running monitor
+    would have left them), then time a fresh monitor from start to ready and weigh it."""
+    prefix = "bs-" + uuid.uuid4().hex[:6]
+    settings = settings_for(bootstrap, prefix)
+    await ensure_topics(settings)
+    policy_file = tmp / "scale.yaml"
+    policy_file.write_text(POLICY % "4h")
+    policies = load_policies(policy_file)
+    partitions = list(range(settings.events_partitions))
+    partitioner = DefaultPartitioner()
+    conn = await asyncpg.connect(asyncpg_dsn(db))
+    base = datetime.now(UTC)
+    try:
+        await conn.execute("TRUNCATE ticket_state, ticket_facts, partition_offsets, sla_outbox, retained_events")
+        chunk = []
+        for n in range(tickets):
+            ticket = f"S{n:07d}"
+            event = parse_event({"event_id": f"{ticket}-0", "type": "ticket.created", "ticket_id": ticket,
+                                 "occurred_at": (base - timedelta(seconds=n % 3600)).isoformat(), "channel": "email",
+                                 "data": {"priority": "high", "customer_tier": "gold"}})
+            state, _ = apply(None, event, policies)
+            part = partitioner(ticket.encode(), partitions, partitions)
+            chunk.append((ticket, part, serialise(state), next_due(state), True))
+            if len(chunk) == 50_000:
+                await conn.copy_records_to_table("ticket_state", records=chunk,
+                                                 columns=["ticket_id", "partition", "state", "next_due", "open"])
+                chunk = []
+        if chunk:
+            await conn.copy_records_to_table("ticket_state", records=chunk,
+                                             columns=["ticket_id", "partition", "state", "next_due", "open"])
+        avg_blob = await conn.fetchval("SELECT avg(length(state)) FROM ticket_state")
+    finally:
+        await conn.close()
+
+    # Baseline: the same monitor owning no tickets (an empty database of the same schema).
+    empty = await _fresh_db(db)
+    process, url, _ = start_monitor(monitor_env(bootstrap, empty, prefix + "e", policy_file, free_port()))
+    try:
+        wait_ready(process, url)
+        time.sleep(1)
+        baseline_rss = psutil.Process(process.pid).memory_info().rss
+    finally:
+        process.terminate()
+        process.wait(30)
+
+    process, url, started = start_monitor(monitor_env(bootstrap, db, prefix, policy_file, free_port()))
+    try:
+        wait_ready(process, url)
+        ready = time.perf_counter() - started
+        time.sleep(1)
+        rss = psutil.Process(process.pid).memory_info().rss
+        open_tickets = 0.0
+        for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+            if line.startswith("slawatch_monitor_open_tickets "):
+                open_tickets = float(line.split()[1])
+    finally:
+        process.terminate()
+        process.wait(60)
+    return {"open_tickets": int(open_tickets), "rss_mb": rss / 2**20, "baseline_rss_mb": baseline_rss / 2**20,
+            "rss_bytes_per_ticket": (rss - baseline_rss) / max(open_tickets, 1), "serialised_bytes_per_ticket": float(avg_blob),
+            "restart_to_ready_s": ready}
+
+
+async def _fresh_db(url: str) -> str:
+    name = "bench_" + uuid.uuid4().hex[:8]
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    from shared.db import with_database
+
+    target = with_database(url, name)
+    await asyncio.to_thread(migrate.upgrade, target)
+    return target
+
+
+async def bench_latency(bootstrap: str, db: str, deadlines: int, tmp: Path) -> dict:
+    prefix = "bl-" + uuid.uuid4().hex[:6]
+    settings = settings_for(bootstrap, prefix)
+    await ensure_topics(settings)
+    policy_file = tmp / "latency.yaml"
+    policy_file.write_text(POLICY % "20s")
+    target = await _fresh_db(db)
+    process, url, _ = start_monitor(monitor_env(bootstrap, target, prefix, policy_file, free_port()))
+    try:
+        wait_ready(process, url)
+        spread = 20.0  # deadlines spread over 20 s, starting 20 s after the first creation
+        t0 = datetime.now(UTC)
+        events = [{"event_id": f"L{n}-0", "type": "ticket.created", "ticket_id": f"L{n}",
+                   "occurred_at": (t0 + timedelta(seconds=spread * n / deadlines)).isoformat(), "channel": "chat"}
+                  for n in range(deadlines)]
+        await produce(settings, events)
+        consumer = AIOKafkaConsumer(settings.topic_sla, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        delays = []
+        try:
+            end = time.monotonic() + 120
+            while len(delays) < deadlines and time.monotonic() < end:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        sla = json.loads(record.value)
+                        if sla["kind"] == "sla.breached":
+                            due = datetime.fromisoformat(sla["deadline"]).timestamp()
+                            delays.append(record.timestamp / 1000 - due)
+        finally:
+            await consumer.stop()
+    finally:
+        process.terminate()
+        process.wait(30)
+    delays.sort()
+    return {"deadlines": deadlines, "breaches_seen": len(delays),
+            "p50_ms": 1000 * statistics.median(delays), "p99_ms": 1000 * delays[int(0.99 * (len(delays) - 1))],
+            "max_ms": 1000 * delays[-1]}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--deadlines", type=int, default=10_000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="slawatch-bench-"))
+    with Broker() as broker, Postgres() as pg:
+        await asyncio.to_thread(migrate.upgrade, pg.url)
+        throughput = await bench_throughput(broker.bootstrap, pg.url, args.events, tmp)
+        print(f"(a) {throughput}", flush=True)
+        latency = await bench_latency(broker.bootstrap, pg.url, args.deadlines, tmp)
+        print(f"(c) {latency}", flush=True)
+        scale = await bench_scale(broker.bootstrap, pg.url, args.tickets, tmp)
+        print(f"(b) {scale}", flush=True)
+
+    goals = {"ratio": 0.5, "rss_bytes_per_ticket": 1024, "restart_to_ready_s": 30, "breach_p99_ms": 1000}
+    met = {
+        "ratio": throughput["ratio"] >= goals["ratio"],
+        "rss_bytes_per_ticket": scale["rss_bytes_per_ticket"] <= goals["rss_bytes_per_ticket"],
+        "restart_to_ready_s": scale["restart_to_ready_s"] <= goals["restart_to_ready_s"],
+        "breach_p99_ms": latency["p99_ms"] <= goals["breach_p99_ms"],
+    }
+    print(f"\nmonitor benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {platform.machine()}, {os.cpu_count()} cores")
+    rows = [
+        {"measure": "(a) events/s applied end to end", "value": throughput["monitor_eps"],
+         "baseline": throughput["raw_consumer_eps"], "ratio": throughput["ratio"], "goal": ">= 0.5 ratio"},
+        {"measure": "(b) RSS bytes per open ticket", "value": scale["rss_bytes_per_ticket"], "baseline": None,
+         "ratio": None, "goal": "<= 1024"},
+        {"measure": "(b) restart to ready, s", "value": scale["restart_to_ready_s"], "baseline": None, "ratio": None,
+         "goal": "<= 30"},
+        {"measure": "(c) breach latency p50, ms", "value": latency["p50_ms"], "baseline": None, "ratio": None, "goal": "-"},
+        {"measure": "(c) breach latency p99, ms", "value": latency["p99_ms"], "baseline": None, "ratio": None,
+         "goal": "<= 1000"},
+    ]
+    for row in rows:
+        base = f"{row['baseline']:,.0f}" if row["baseline"] else "-"
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
+        print(f"{row['measure']:<36} {row['value']:>12,.1f}  baseline {base:>10}  ratio {ratio:>5}  goal {row['goal']}")
+    print("goals met:", met)
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "monitor", "rows": rows, "details": {
+            "throughput": throughput, "scale": scale, "latency": latency}, "goal": goals, "met": all(met.values())},
+            indent=2, default=str))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
