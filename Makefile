@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install dev demo test test-unit lint format bench clean
+.PHONY: install prometheus-tools dev demo test test-unit lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,13 +21,18 @@ $(SYNCED): $(UV) pyproject.toml uv.lock
 
 install: $(SYNCED)
 
+# Debian's Prometheus server and promtool: the real-scrape test and the rule unit tests need
+# them; .ci/promtool.sh installs them with apt-get when missing (and runs the rule checks).
+prometheus-tools:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || bash .ci/promtool.sh
+
 dev: install
 	$(VENV)/bin/slawatch dev
 
 demo: install
 	$(VENV)/bin/slawatch demo
 
-test: install
+test: install prometheus-tools
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: install

@@ -1,0 +1,127 @@
+"""A real Prometheus (Debian's server) scrapes the running services, evaluates the shipped
+alert rules, and sees an induced breach: the counter rises and the breach alert goes
+pending (its `for:` is 10 minutes, so pending is the state to expect within a test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.ingest.app import create_app
+from services.ingest.auth import ApiKeys
+from services.sla_monitor import migrate
+from shared.devstack import free_port
+from shared.kafka import ensure_topics
+from shared.settings import IngestSettings
+from tests.helpers import serve, topic_settings
+from tests.monitor.harness import MonitorProcess, monitor_env, now
+
+pytestmark = pytest.mark.integration
+
+RULES = Path("deploy/prometheus/slawatch-rules.yml").resolve()
+BREACH_ONLY = """\
+version: 1
+calendars:
+  always: {timezone: UTC, always_open: true}
+policies:
+  - id: scrape
+    match: {}
+    calendar: always
+    targets: {first_response: 2s}
+"""
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    assert found, "Debian's prometheus server is missing: `make test` installs it (bash .ci/promtool.sh)"
+    return found
+
+
+async def query(client: httpx.AsyncClient, expr: str) -> list[dict]:
+    body = (await client.get("/api/v1/query", params={"query": expr})).json()
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending(
+    kafka_bootstrap, topic_prefix, fresh_database, tmp_path: Path
+):
+    binary = prometheus_binary()
+    ingest_settings = topic_settings(IngestSettings, topic_prefix, kafka_bootstrap)
+    await ensure_topics(ingest_settings)
+    await asyncio.to_thread(migrate.upgrade, fresh_database)
+    policy = tmp_path / "policies.yaml"
+    policy.write_text(BREACH_ONLY)
+    keys = ApiKeys.parse("scrape:" + hashlib.sha256(b"tok").hexdigest())
+    monitor = MonitorProcess(monitor_env(ingest_settings, fresh_database, policy), tmp_path / "monitor.log").start()
+    prom_port = free_port()
+    prometheus = None
+    try:
+        async with serve(create_app(ingest_settings, keys)) as ingest_url:
+            config = tmp_path / "prometheus.yml"
+            config.write_text(
+                "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                f"rule_files: ['{RULES}']\n"
+                "scrape_configs:\n"
+                f"  - job_name: slawatch-ingest\n    static_configs: [{{targets: ['{ingest_url.removeprefix('http://')}']}}]\n"
+                f"  - job_name: slawatch-monitor\n    static_configs: [{{targets: ['127.0.0.1:{monitor.port}']}}]\n"
+            )
+            prometheus = subprocess.Popen(
+                [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{prom_port}"],
+                stdout=open(tmp_path / "prometheus.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            )
+            await monitor.wait_ready()
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{prom_port}", timeout=10) as prom, \
+                    httpx.AsyncClient(base_url=ingest_url, timeout=10, headers={"Authorization": "Bearer tok"}) as ingest:
+                deadline = time.monotonic() + 60
+                while len(await query(prom, 'up{job=~"slawatch-.*"} == 1')) < 2:
+                    assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-3000:]
+                    await asyncio.sleep(0.5)
+
+                async def breach(tickets: list[str]) -> None:
+                    t = now().isoformat()
+                    events = [{"event_id": f"{x}-c", "type": "ticket.created", "ticket_id": x, "occurred_at": t}
+                              for x in tickets]
+                    assert (await ingest.post("/v1/events", json={"events": events})).status_code == 202
+
+                # One breach first, so the labelled counter exists before the burst (rate()
+                # cannot see the increase that creates a series), then a burst.
+                await breach(["S-0"])
+                expr = 'sum(slawatch_sla_events_total{kind="sla.breached"})'
+                while not await query(prom, expr):
+                    assert time.monotonic() < deadline + 30, monitor.log()
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(2.5)
+                await breach([f"S-{n}" for n in range(1, 31)])
+                deadline = time.monotonic() + 60
+                while True:
+                    result = await query(prom, expr)
+                    if result and float(result[0]["value"][1]) >= 31:
+                        break
+                    assert time.monotonic() < deadline, monitor.log()
+                    await asyncio.sleep(0.5)
+                accepted = await query(prom, 'sum(slawatch_ingest_events_accepted_total{source="scrape"})')
+                assert float(accepted[0]["value"][1]) == 31
+                while True:
+                    alerts = (await prom.get("/api/v1/alerts")).json()["data"]["alerts"]
+                    states = {a["labels"]["alertname"]: a["state"] for a in alerts}
+                    if states.get("SlawatchSlaBreachRateHigh") in ("pending", "firing"):
+                        break
+                    assert time.monotonic() < deadline, states
+                    await asyncio.sleep(0.5)
+                breach_alert = next(a for a in alerts if a["labels"]["alertname"] == "SlawatchSlaBreachRateHigh")
+                assert breach_alert["labels"]["policy"] == "scrape"
+    finally:
+        if prometheus:
+            prometheus.terminate()
+            prometheus.wait(20)
+        monitor.stop()
