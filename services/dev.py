@@ -150,7 +150,9 @@ def dev_main(argv: Sequence[str]) -> int:
             for name in services:
                 host = env.get(HOST_VARS[name], "127.0.0.1")
                 port = env.get(PORT_VARS[name], str(DEFAULT_PORTS[name]))
-                if _wait_healthy(f"http://{host}:{port}/healthz", processes[name]):
+                # The monitor is ready once its partitions are assigned and caught up.
+                probe = "/readyz" if name == "monitor" else "/healthz"
+                if _wait_healthy(f"http://{host}:{port}{probe}", processes[name], timeout=120):
                     _say(f"{name:<9} http://{host}:{port}   (/healthz /readyz /metrics /docs)")
                 else:
                     _say(f"{name} did not become healthy; see its log above")
