@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ PORT_VARS = {
     "notifier": "SLAWATCH_NOTIFIER_PORT",
 }
 DEFAULT_PORTS = {"ingest": 8080, "monitor": 8081, "notifier": 8082}
+# Where a running `slawatch dev` says how to reach it (read by `slawatch demo`).
+STATE_FILE = Path(".devstack/dev.json")
 EXAMPLE_FILES = {
     "SLAWATCH_POLICY_FILE": Path("examples/policies.yaml"),
     "SLAWATCH_ROUTES_FILE": Path("examples/routes.yaml"),
@@ -158,6 +161,13 @@ def dev_main(argv: Sequence[str]) -> int:
                     _say(f"{name} did not become healthy; see its log above")
                     return 1
             _say(f"dev token: {DEV_TOKEN}   (Authorization: Bearer {DEV_TOKEN})")
+            STATE_FILE.parent.mkdir(exist_ok=True)
+            STATE_FILE.write_text(json.dumps({
+                "kafka_bootstrap": stack.kafka_bootstrap,
+                "topic_sla": settings.topic_sla,
+                "urls": {n: f"http://{env.get(HOST_VARS[n], '127.0.0.1')}:{env.get(PORT_VARS[n], DEFAULT_PORTS[n])}" for n in services},
+                "pid": os.getpid(),
+            }))
             _say("ready; Ctrl-C stops everything")
             while not stop_requested:
                 for name, process in processes.items():
@@ -169,3 +179,4 @@ def dev_main(argv: Sequence[str]) -> int:
             return 0
         finally:
             _stop(processes)
+            STATE_FILE.unlink(missing_ok=True)
