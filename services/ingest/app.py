@@ -309,6 +309,17 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
                     headers={"Retry-After": str(settings.ingest_retry_after_s)},
                 )
             metrics.publish_seconds.observe(seconds)
+            if log.isEnabledFor(logging.DEBUG):
+                for event in events:
+                    log.debug(
+                        "accepted %s",
+                        event.type,
+                        extra={
+                            "ticket_id": event.ticket_id,
+                            "event_id": event.event_id,
+                            "source": source,
+                        },
+                    )
             metrics.batch_size.observe(len(events))
             for type_, count in Counter(event.type for event in events).items():
                 metrics.accepted.labels(type_, source).inc(count)
@@ -318,6 +329,11 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
             status = bad.status
             for type_, count in Counter(bad.types).items():
                 metrics.rejected.labels(type_, source, bad.reason).inc(count)
+            log.info(
+                "rejected a request: %s",
+                bad.message,
+                extra={"source": source, "status": bad.status},
+            )
             headers = {"WWW-Authenticate": "Bearer"} if bad.status == 401 else None
             return _problem(bad.status, bad.message, bad.detail, headers)
         finally:

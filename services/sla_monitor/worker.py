@@ -404,10 +404,23 @@ class Worker:
         return out
 
     def _count(self, emitted: list[SlaEvent]) -> None:
+        """Count and log committed SLA events; the log line carries the ids for correlation."""
         for sla in emitted:
             self.metrics.sla_events.labels(
                 sla.kind, sla.target, sla.policy, sla.customer_tier or ""
             ).inc()
+            log.info(
+                "%s %s",
+                sla.kind,
+                sla.target,
+                extra={
+                    "ticket_id": sla.ticket_id,
+                    "sla_event_id": sla.id,
+                    "policy": sla.policy,
+                    "deadline": sla.deadline.isoformat() if sla.deadline else None,
+                    "detected_late": sla.detected_late,
+                },
+            )
 
     async def _dead_letter(self, poison: list[tuple[bytes | None, bytes, str]]) -> None:
         futures = [
@@ -423,9 +436,16 @@ class Worker:
             for key, value, reason in poison
         ]
         await asyncio.gather(*futures)
-        for _, _, reason in poison:
+        for key, _, reason in poison:
             self.metrics.events_dead_lettered.labels(reason.split(":", 1)[0]).inc()
-        log.warning("dead-lettered %d undecodable or invalid record(s)", len(poison))
+            log.warning(
+                "dead-lettered a record: %s",
+                reason,
+                extra={
+                    "ticket_id": key.decode(errors="replace") if key else None,
+                    "topic": self.topic,
+                },
+            )
 
     async def _commit_kafka(self, offsets: dict[tuple[str, int], int]) -> None:
         """Mirror the stored offsets to Kafka for lag tooling; the database stays the truth."""
