@@ -195,7 +195,7 @@ class Worker:
         started = time.perf_counter()
         write = BatchWrite()
         poison: list[tuple[bytes | None, bytes, str]] = []
-        events_by_ticket: dict[str, list[TicketEvent]] = defaultdict(list)
+        events_by_ticket: dict[str, list[tuple[TicketEvent, bytes]]] = defaultdict(list)
         ticket_partition: dict[str, int] = {}
         last_ts: dict[int, float] = {}
         first_offsets: dict[TopicPartition, int] = {}
@@ -210,7 +210,7 @@ class Worker:
                 except (ValidationError, ValueError, TypeError) as exc:
                     poison.append((record.key, record.value or b"", _poison_reason(exc)))
                     continue
-                events_by_ticket[event.ticket_id].append(event)
+                events_by_ticket[event.ticket_id].append((event, record.value))
                 ticket_partition[event.ticket_id] = tp.partition
                 applied += 1
             write.offsets[(self.topic, tp.partition)] = records[-1].offset + 1
@@ -236,16 +236,12 @@ class Worker:
             blob = part.tickets.get(ticket_id) or stored.get(ticket_id)
             state = engine_port.load(blob, self.policies) if blob else None
             sla_events: list[SlaEvent] = []
-            for event in events:
+            for event, raw in events:
                 state, produced = engine_port.apply(state, event, self.policies)
                 sla_events.extend(produced)
+                # The record as ingest published it (with received_at and source), for replay.
                 write.retained.append(
-                    RetainedEvent(
-                        ticket_id,
-                        event.event_id,
-                        event.occurred_at,
-                        event.model_dump_json(exclude_none=True),
-                    )
+                    RetainedEvent(ticket_id, event.event_id, event.occurred_at, raw.decode())
                 )
             if state is None:
                 continue
