@@ -188,7 +188,9 @@ class NotifierCore:
             if receiver is None:
                 continue
             timing = GroupTiming(receiver.group_wait, receiver.group_interval)
-            self.grouper.add(notice, group_labels(notice, receiver), timing, now)
+            # it joined its group when it became ready, not when we happened to look
+            joined = min(notice.not_before, now)
+            self.grouper.add(notice, group_labels(notice, receiver), timing, joined)
         changes: list[StatusChange] = []
         batches = []
         for batch in self.grouper.due(now):
@@ -221,6 +223,13 @@ class NotifierCore:
                 if reminder is not None:
                     reminders.append(reminder)
         return reminders
+
+    def release(self, notices: Iterable[Notice]) -> None:
+        """Forget in-flight notices that were dropped (their status is already recorded)."""
+        for notice in notices:
+            if self.inflight.pop(notice.key, None) is not None:
+                self._cancelled.discard(notice.key)
+                self._unindex(notice)
 
     # ---------------------------------------------------------------- internals
 

@@ -81,6 +81,7 @@ class Lane:
 
     async def _send_batch(self, batch: Batch) -> None:
         core, clock = self.dispatcher.core, self.dispatcher.clock
+        core.release([n for n in batch.notices if not core.is_live(n.key)])
         live = [n for n in batch.notices if core.is_live(n.key)]
         for prepared in self.integration.prepare(live, clock.now()):
             await self._send(prepared.notices)
@@ -89,7 +90,10 @@ class Lane:
         d = self.dispatcher
         core, clock = d.core, d.clock
         while True:
-            notices = [n for n in notices if core.is_live(n.key)]
+            dropped = [n for n in notices if not core.is_live(n.key)]
+            if dropped:  # superseded or cleared meanwhile: already recorded as such
+                core.release(dropped)
+                notices = [n for n in notices if core.is_live(n.key)]
             if not notices:
                 return
             wait = self.limiter.available_at(clock.monotonic()) - clock.monotonic()
@@ -183,23 +187,29 @@ class Dispatcher:
         self._task = asyncio.create_task(self._schedule(), name="notifier scheduler")
 
     async def stop(self) -> None:
-        """Stop sending. Whatever was not sent stays queued in the sink for the next start."""
-        tasks = [t for t in [self._task, *(lane.task for lane in self.lanes.values())] if t]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop sending. Whatever was not sent stays queued in the sink for the next start.
+
+        The scheduler stops first, so no lane is handed a batch while lanes stop.
+        """
+        for group in ([self._task], [lane.task for lane in self.lanes.values()]):
+            tasks = [t for t in group if t is not None]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def wake(self) -> None:
         self._wake.set()
 
     @property
     def idle(self) -> bool:
-        """Nothing queued, grouped, held or in flight."""
+        """Nothing grouped or in flight, and nothing held is due yet (reminders may wait)."""
+        held = self.core.holding.next_due()
         return (
-            self.core.pending_count == 0
+            len(self.core.grouper) == 0
             and not self.core.inflight
+            and (held is None or held > self.clock.now())
             and all(lane.idle for lane in self.lanes.values())
         )
 
@@ -227,8 +237,11 @@ class Dispatcher:
             everything = [n for _, notices in candidates for n in notices]
             fresh = await self.sink.enqueue(everything) if everything else []
             fresh_keys = {n.key for n in fresh}
+            unclaimed = set(fresh_keys)
             for notice in everything:
-                if notice.key not in fresh_keys:
+                if notice.key in unclaimed:
+                    unclaimed.discard(notice.key)  # the first of equal keys is the fresh one
+                else:
                     self.metrics.deduplicated.labels(notice.receiver, notice.integration).inc()
             changes: list[StatusChange] = []
             for event, notices in candidates:
@@ -335,8 +348,11 @@ class Dispatcher:
             if timeout <= 0:
                 await asyncio.sleep(0)
                 continue
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that
+            # arrives as the event is set (lanes wake us while being cancelled in stop()).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.clock.real_seconds(timeout))
+                async with asyncio.timeout(self.clock.real_seconds(timeout)):
+                    await self._wake.wait()
 
     def _update_pending(self) -> None:
         self.metrics.pending.set(self.core.pending_count + len(self.core.inflight))

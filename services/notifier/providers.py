@@ -123,6 +123,9 @@ PROVIDERS: dict[str, Provider] = {
             "validate_certs": FieldSpec(
                 Kind.boolean, False, "Verify the server's certificate (default true)."
             ),
+            "ca_file": FieldSpec(
+                Kind.string, False, "PEM bundle to verify a private relay's certificate with."
+            ),
         },
         (RateLimit(1, 1.0),),
         200,

@@ -67,8 +67,11 @@ class OutboxDrainer:
         """Drain whenever woken (after each committed batch) and at least every interval."""
         backoff = 0.5
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives just as the event is set, and stop() would then wait forever.
             try:
-                await asyncio.wait_for(self.wake.wait(), idle_interval)
+                async with asyncio.timeout(idle_interval):
+                    await self.wake.wait()
             except TimeoutError:
                 pass
             self.wake.clear()

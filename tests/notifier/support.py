@@ -101,6 +101,7 @@ class Script:
     default: Answer = (200, {}, b"ok")
     queue: deque[Answer | Callable[[], Answer]] = field(default_factory=deque)
     delay_s: float = 0.0  # answer only after this long (timeouts)
+    delays: deque[float] = field(default_factory=deque)  # per request, before delay_s applies
 
     def then(
         self, status: int, body: Any = b"", headers: dict[str, str] | None = None, times: int = 1
@@ -147,8 +148,9 @@ class HttpSink:
         )
         self.arrived.set()
         script = self.script(path)
-        if script.delay_s:
-            await asyncio.sleep(script.delay_s)
+        delay = script.delays.popleft() if script.delays else script.delay_s
+        if delay:
+            await asyncio.sleep(delay)
         answer = script.queue.popleft() if script.queue else script.default
         if callable(answer):
             answer = answer()

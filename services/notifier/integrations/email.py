@@ -44,11 +44,11 @@ class EmailIntegration(Integration):
         message["To"] = ", ".join(options["to"])
         message["Date"] = format_datetime(now)
         message["Message-ID"] = make_msgid(domain="slawatch.local")
-        message["Content-Language"] = CONTENT_LANGUAGE[view.language]
         message["X-Slawatch-Receiver"] = self.receiver.name
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         message.set_content(self.renderer.text(view))
         message.add_alternative(self.renderer.html(view), subtype="html")
+        message["Content-Language"] = CONTENT_LANGUAGE[view.language]  # after: set_content drops Content-*
         return Prepared(notices, message, 0)
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
@@ -67,6 +67,7 @@ class EmailIntegration(Integration):
                 use_tls=security == "tls",
                 start_tls=True if security == "starttls" else False,
                 validate_certs=options.get("validate_certs", True),
+                cert_bundle=reveal(options.get("ca_file")),
                 timeout=self.spec.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -80,7 +81,11 @@ class EmailIntegration(Integration):
             return DeliveryResult.permanent(f"SMTP server does not support it: {short(str(exc))}")
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
             return DeliveryResult.retryable(f"SMTP timeout ({type(exc).__name__})")
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except aiosmtplib.SMTPException as exc:
+            if "starttls" in str(exc).lower():  # security: starttls, server cannot: never fall back
+                return DeliveryResult.permanent(f"SMTP server does not offer STARTTLS: {short(str(exc))}")
+            return DeliveryResult.retryable(f"SMTP error ({type(exc).__name__}): {short(str(exc))}")
+        except OSError as exc:
             return DeliveryResult.retryable(f"SMTP connection error ({type(exc).__name__})")
         if errors:
             # Some recipients refused, others accepted: delivered, but say who failed.
