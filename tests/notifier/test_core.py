@@ -210,7 +210,6 @@ def test_storm_of_1000_breaches_becomes_few_messages_within_the_rate_limit() -> 
         expected.update(n.notification_id for n in notices)
         for batch in core.due(at)[0]:
             pending_messages.extend(slack.prepare(batch.notices, at))
-    t = 0.0
     end = T0 + timedelta(minutes=30)
     now = T0
     while now < end:

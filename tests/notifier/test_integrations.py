@@ -156,7 +156,7 @@ async def test_teams_errors(http_sink, client) -> None:
 
 def dingtalk_expected_sign(timestamp: str, secret: str) -> str:
     # DingTalk's documented Python: hmac(secret, f"{timestamp}\n{secret}", sha256) -> base64
-    string_to_sign = "{}\n{}".format(timestamp, secret)
+    string_to_sign = f"{timestamp}\n{secret}"
     code = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), digestmod=hashlib.sha256).digest()
     return base64.b64encode(code).decode()
 
@@ -264,7 +264,7 @@ async def test_wecom_error_codes(http_sink, client, answer, outcome) -> None:
 
 def feishu_expected_sign(timestamp: str, secret: str) -> str:
     # Feishu's documented algorithm: key = f"{timestamp}\n{secret}", HMAC-SHA256 of nothing
-    string_to_sign = "{}\n{}".format(timestamp, secret)
+    string_to_sign = f"{timestamp}\n{secret}"
     hmac_code = hmac.new(string_to_sign.encode("utf-8"), digestmod=hashlib.sha256).digest()
     return base64.b64encode(hmac_code).decode("utf-8")
 
