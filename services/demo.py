@@ -28,7 +28,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from services.dev import STATE_FILE
-from services.ingest.auth import DEV_TOKEN
+from shared.auth import DEV_TOKEN
 
 
 @dataclass

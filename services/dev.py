@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from services.cli import SERVICES, available
-from services.ingest.auth import DEV_TOKEN
+from shared.auth import DEV_TOKEN
 from shared.devstack import _die_with_parent, provision
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings, SettingsError, load_settings

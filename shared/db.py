@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# One database, one migration history: the monitor's tables (services/sla_monitor/schema.py)
+# and the notifier's (services/notifier/schema.py) are declared on this one MetaData.
+metadata = MetaData()
 
 
 def async_url(url: str) -> URL:

@@ -64,3 +64,7 @@ def configure_logging(settings: CommonSettings, stream=sys.stderr) -> None:
     # aiokafka is chatty at INFO about every (re)connection; keep its warnings.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request with its full URL at INFO; chat-robot URLs carry their
+    # access tokens, so its records never go below WARNING (secrets stay out of logs).
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))

@@ -31,3 +31,13 @@ def test_text_in_dev() -> None:
     text = stream.getvalue()
     assert "WARNING" in text and "hello" in text and "ticket_id=T-2" in text
     assert not text.startswith("{")
+
+
+def test_http_client_request_lines_with_token_urls_are_not_logged() -> None:
+    """httpx logs full request URLs at INFO; robot URLs carry tokens."""
+    stream = io.StringIO()
+    configure_logging(CommonSettings(env="prod", log_level="INFO"), stream)
+    logging.getLogger("httpx").info(
+        "HTTP Request: POST https://oapi.dingtalk.com/robot/send?access_token=SECRET123"
+    )
+    assert "SECRET123" not in stream.getvalue()

@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from services.ingest.auth import ApiKeys, bearer_token
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import BrokerUnavailable, Publisher
+from shared.auth import ApiKeys, bearer_token
 from shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
 from shared.kafka import broker_reachable
 from shared.settings import IngestSettings

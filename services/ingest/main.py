@@ -8,7 +8,7 @@ import sys
 import uvicorn
 
 from services.ingest.app import create_app
-from services.ingest.auth import DEV_TOKEN, ApiKeyFormatError, ApiKeys
+from shared.auth import ApiKeys, api_keys_setting
 from shared.logs import configure_logging
 from shared.settings import IngestSettings, SettingsError, load_settings
 
@@ -17,23 +17,14 @@ log = logging.getLogger("slawatch.ingest")
 
 def api_keys_from(settings: IngestSettings) -> ApiKeys:
     """Keys from SLAWATCH_INGEST_API_KEYS; the documented dev token only when env=dev."""
-    if settings.ingest_api_keys:
-        try:
-            return ApiKeys.parse(settings.ingest_api_keys)
-        except ApiKeyFormatError as exc:
-            print(f"slawatch: bad setting SLAWATCH_INGEST_API_KEYS: {exc}", file=sys.stderr)
-            raise SettingsError(2) from None
-    if settings.is_dev:
-        log.warning(
-            "SLAWATCH_INGEST_API_KEYS is unset: accepting the dev token %r (env=dev only)",
-            DEV_TOKEN,
+    keys = api_keys_setting(settings.ingest_api_keys, "SLAWATCH_INGEST_API_KEYS", dev=settings.is_dev)
+    if keys is None:
+        print(
+            "slawatch: bad setting SLAWATCH_INGEST_API_KEYS: required unless SLAWATCH_ENV=dev",
+            file=sys.stderr,
         )
-        return ApiKeys.dev()
-    print(
-        "slawatch: bad setting SLAWATCH_INGEST_API_KEYS: required unless SLAWATCH_ENV=dev",
-        file=sys.stderr,
-    )
-    raise SettingsError(2)
+        raise SettingsError(2)
+    return keys
 
 
 def run() -> None:

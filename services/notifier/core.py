@@ -14,7 +14,7 @@ the notice key), and records every :class:`StatusChange` this class hands back.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from services.notifier.calendars import Calendar
@@ -230,6 +230,26 @@ class NotifierCore:
             if self.inflight.pop(notice.key, None) is not None:
                 self._cancelled.discard(notice.key)
                 self._unindex(notice)
+
+    def forget(self, shards: Collection[int]) -> list[Notice]:
+        """Drop the notices of partitions this process no longer owns, recording nothing.
+
+        They stay queued in the delivery log, where the partition's new owner finds them.
+        In-flight ones are cancelled, so their lane skips them before its next attempt.
+        """
+        wanted = set(shards)
+        dropped = []
+        for notice in [*self.holding.notices(), *self.grouper.notices()]:
+            if notice.shard in wanted:
+                self.holding.discard(notice.key)
+                self.grouper.discard(notice.key)
+                self._unindex(notice)
+                dropped.append(notice)
+        for key, notice in self.inflight.items():
+            if notice.shard in wanted:
+                self._cancelled.add(key)
+                dropped.append(notice)
+        return dropped
 
     # ---------------------------------------------------------------- internals
 

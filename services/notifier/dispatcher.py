@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from services.notifier.clock import Clock
 from services.notifier.core import NotifierCore
@@ -225,15 +226,19 @@ class Dispatcher:
 
     # ------------------------------------------------------------ intake
 
-    async def submit(self, events: Sequence[SlaEvent]) -> int:
+    async def submit(self, events: Sequence[SlaEvent], shard: int | None = None) -> int:
         """Queue the notices of these events durably, then let the core decide.
 
         Returns how many notices were new. Once this returns, every notice of the events
         is in the delivery log (queued or already final): the consumer may commit.
+        ``shard`` is the SLA-topic partition the events came from.
         """
         async with self._submit_lock:
             now = self.clock.now()
-            candidates = [(event, self.core.expand(event, now)) for event in events]
+            candidates = [
+                (event, [replace(n, shard=shard) for n in self.core.expand(event, now)])
+                for event in events
+            ]
             everything = [n for _, notices in candidates for n in notices]
             fresh = await self.sink.enqueue(everything) if everything else []
             fresh_keys = {n.key for n in fresh}
@@ -261,6 +266,19 @@ class Dispatcher:
                 await self._dead_letter([change.notice], change.reason, self.clock.now())
             self._update_pending()
         self.wake()
+
+    async def forget(self, shards: Sequence[int]) -> int:
+        """Partitions moved to another notifier: drop their notices here (not in the log)."""
+        async with self._submit_lock:
+            dropped = self.core.forget(shards)
+            self._update_pending()
+        self.wake()
+        return len(dropped)
+
+    async def dead_letter_again(self, notices: Sequence[tuple[Notice, str]]) -> None:
+        """Finish dead-lettering notices a previous process had given up on (status failed)."""
+        for notice, reason in notices:
+            await self._dead_letter([notice], reason, self.clock.now())
 
     # ------------------------------------------------------------ outcomes
 

@@ -96,6 +96,9 @@ class Notice:
     not_before: datetime  # quiet hours or a repeat interval may push this later
     repeat: int = 0  # 0 for the event itself, N for its N-th reminder
     via: str | None = None  # the receiver whose quiet hours sent this to its fallback
+    # The SLA-topic partition that brought it: the notifier owning that partition owns
+    # the notice (restores it after a restart, forgets it when the partition moves).
+    shard: int | None = None
     attempts: int = 0
     first_attempt_at: datetime | None = None
     last_error: str | None = None

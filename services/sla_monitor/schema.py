@@ -12,7 +12,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-metadata = MetaData()
+from shared.db import metadata
 
 ticket_state = Table(
     "ticket_state",

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from services.ingest.auth import DEV_TOKEN, ApiKeyFormatError, ApiKeys, bearer_token
+from shared.auth import DEV_TOKEN, ApiKeyFormatError, ApiKeys, bearer_token
 
 
 def digest(token: str) -> str:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.ingest.app import create_app
-from services.ingest.auth import ApiKeys
+from shared.auth import ApiKeys
 from shared.devstack import Broker
 from shared.kafka import ensure_topics
 from shared.settings import IngestSettings

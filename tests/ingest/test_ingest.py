@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ingest.app import create_app
-from services.ingest.auth import ApiKeys
+from shared.auth import ApiKeys
 from shared.events import EXAMPLES
 from shared.kafka import ensure_topics
 from shared.settings import IngestSettings

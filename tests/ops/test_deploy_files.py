@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from services.cli import available
-from services.ingest.auth import ApiKeys
+from shared.auth import ApiKeys
 from shared.settings import CommonSettings, load_settings
 from tests.ops.deployfiles import (
     COMPOSE,

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from services.ingest.app import create_app
-from services.ingest.auth import ApiKeys
 from services.sla_monitor import migrate
+from shared.auth import ApiKeys
 from shared.devstack import free_port
 from shared.kafka import ensure_topics
 from shared.settings import IngestSettings

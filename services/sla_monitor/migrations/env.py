@@ -7,8 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from services.sla_monitor.schema import metadata
-from shared.db import make_engine
+import services.notifier.schema  # noqa: F401 - declares the notifier's tables
+import services.sla_monitor.schema  # noqa: F401 - declares the monitor's tables
+from shared.db import make_engine, metadata
 
 config = context.config
 

@@ -1,4 +1,4 @@
-"""Bearer-token authentication for channel systems.
+"""Bearer-token authentication: channel systems posting to ingest, people making silences.
 
 Keys are configured as SHA-256 digests (``name:sha256hex``) so the service never holds the
 tokens themselves; a presented token is hashed and compared against every digest in
@@ -71,3 +71,27 @@ def bearer_token(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def api_keys_setting(spec: str | None, variable: str, *, dev: bool) -> ApiKeys | None:
+    """Keys from a ``name:sha256hex`` setting; the dev token when unset and ``dev``; else None.
+
+    A malformed value stops the process (exit 2) with one line naming the variable.
+    """
+    import logging
+    import sys
+
+    from shared.settings import SettingsError
+
+    if spec:
+        try:
+            return ApiKeys.parse(spec)
+        except ApiKeyFormatError as exc:
+            print(f"slawatch: bad setting {variable}: {exc}", file=sys.stderr)
+            raise SettingsError(2) from None
+    if dev:
+        logging.getLogger("slawatch.auth").warning(
+            "%s is unset: accepting the dev token %r (env=dev only)", variable, DEV_TOKEN
+        )
+        return ApiKeys.dev()
+    return None

@@ -1,0 +1,384 @@
+"""The notifier process: consumer, dispatcher and the HTTP API, in one event loop.
+
+HTTP: silences (``/v1/silences``), the delivery log (``/v1/notifications``), ``/healthz``,
+``/readyz``, ``/metrics``; with ``SLAWATCH_ENV=dev`` also ``/dev/webhook-sink``, the local
+signed-webhook receiver the example routing file sends to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.notifier.calendars import Calendar
+from services.notifier.config import RoutingConfig, parse_duration
+from services.notifier.consumer import SlaConsumer
+from services.notifier.core import NotifierCore
+from services.notifier.dispatcher import Dispatcher, lanes_for
+from services.notifier.integrations.webhook import webhook_signature
+from services.notifier.matchers import MatcherError, Matchers
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.model import Status
+from services.notifier.settings import NotifierSettings
+from services.notifier.stages.retry import RetryPolicy
+from services.notifier.stages.silences import Silence, SilenceSet
+from services.notifier.store import SILENCE_MATCHER_FIELDS, NotifierStore, PgDeliverySink
+from services.notifier.templates import Renderer
+from shared.auth import ApiKeys, bearer_token
+from shared.kafka import client_options, make_producer
+
+log = logging.getLogger("slawatch.notifier")
+
+DEV_WEBHOOK_SECRET_VAR = "SLAWATCH_DEV_WEBHOOK_SECRET"
+DEV_WEBHOOK_SECRET_DEFAULT = "slawatch-dev-webhook-secret"  # as in examples/routes.yaml
+
+
+class Notifier:
+    """Owns the long-lived clients and tasks; built and torn down by the lifespan."""
+
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        config: RoutingConfig,
+        calendars: Mapping[str, Calendar] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.calendars = calendars or {}
+        self.metrics = NotifierMetrics()
+        self.store: NotifierStore | None = None
+        self.producer = None
+        self.kafka: AIOKafkaConsumer | None = None
+        self.client: httpx.AsyncClient | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.consumer: SlaConsumer | None = None
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        assert s.database_url and s.kafka_bootstrap
+        self.store = await NotifierStore.connect(s.database_url)
+        self.producer = make_producer(s)
+        await self.producer.start()
+        silences = SilenceSet.of(await self.store.silences(since=datetime.now(UTC)))
+        core = NotifierCore(self.config, calendars=self.calendars, silences=silences)
+        # Provider URLs are secrets: never follow a redirect to somewhere else with the body.
+        self.client = httpx.AsyncClient(follow_redirects=False)
+        self.dispatcher = Dispatcher(
+            core,
+            lanes_for(self.config, Renderer(s.notifier_templates_dir), self.client),
+            PgDeliverySink(self.store, self.producer, s.topic_notifications_dlq),
+            retry=RetryPolicy(
+                max_attempts=s.notifier_retry_max_attempts,
+                base_s=s.notifier_retry_base_s,
+                cap_s=s.notifier_retry_cap_s,
+                budget_s=s.notifier_retry_budget_s,
+            ),
+            metrics=self.metrics,
+        )
+        await self.dispatcher.start()
+        self.kafka = AIOKafkaConsumer(
+            **client_options(s),
+            group_id=s.notifier_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.notifier_max_batch,
+            isolation_level="read_uncommitted",  # slawatch uses no Kafka transactions
+        )
+        self.consumer = SlaConsumer(
+            self.kafka,
+            self.producer,
+            self.dispatcher,
+            self.store,
+            self.metrics,
+            topic=s.topic_sla,
+            dlq_topic=s.topic_notifications_dlq,
+            max_batch=s.notifier_max_batch,
+        )
+        self.kafka.subscribe([s.topic_sla], listener=self.consumer.listener)
+        await self.kafka.start()
+        self.tasks = [
+            asyncio.create_task(self._supervise("consumer", self.consumer.run)),
+            asyncio.create_task(self._supervise("silences", self._refresh_silences)),
+        ]
+
+    async def _supervise(self, name: str, run) -> None:
+        """A crashed loop is logged and restarted; what it needs lives in the database."""
+        while True:
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s loop crashed; restarting in 1s", name)
+                await asyncio.sleep(1)
+
+    async def _refresh_silences(self) -> None:
+        """Pick up silences made or expired through other notifier processes."""
+        while True:
+            await asyncio.sleep(self.settings.notifier_silence_refresh_s)
+            await self.reload_silences()
+
+    async def reload_silences(self) -> None:
+        assert self.store and self.dispatcher
+        current = await self.store.silences(since=datetime.now(UTC))
+        self.dispatcher.core.silences = SilenceSet.of(current)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.kafka:
+            with contextlib.suppress(Exception):
+                await self.kafka.stop()
+        if self.dispatcher:
+            await self.dispatcher.stop()
+        if self.client:
+            await self.client.aclose()
+        if self.producer:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.store:
+            await self.store.close()
+
+
+# ---------------------------------------------------------------- silences API
+
+
+class SilenceIn(BaseModel):
+    """A new silence. Matchers are the routing file's: `match` (equal to one of) and
+    `match_re` (full regular-expression match), plus `receiver`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: dict[str, Any] = Field(default_factory=dict, examples=[{"group": ["billing"]}])
+    match_re: dict[str, Any] = Field(default_factory=dict)
+    starts_at: AwareDatetime | None = Field(None, description="Default: now.")
+    ends_at: AwareDatetime | None = Field(None, description="Give ends_at or duration.")
+    duration: str | None = Field(None, description="e.g. 2h, 30m; instead of ends_at.")
+    created_by: str | None = Field(None, max_length=128, description="Default: the API key's name.")
+    comment: str = Field("", max_length=2000)
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"field": field, "message": message}])
+
+
+def silence_state(silence: Silence, now: datetime) -> str:
+    if now < silence.starts_at:
+        return "pending"
+    return "active" if now < silence.ends_at else "expired"
+
+
+def silence_json(silence: Silence, now: datetime) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        **silence.matchers.describe(),
+        "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat(),
+        "state": silence_state(silence, now),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+        "created_at": silence.created_at.isoformat() if silence.created_at else None,
+    }
+
+
+def build_silence(body: SilenceIn, author: str, now: datetime) -> Silence:
+    """Validate a request into a silence; HTTP 422 naming the field otherwise."""
+    try:
+        matchers = Matchers.parse(body.match, body.match_re, extra_fields=SILENCE_MATCHER_FIELDS)
+    except MatcherError as exc:
+        where = "match_re" if exc.field in body.match_re and exc.field not in body.match else "match"
+        raise _unprocessable(f"{where}.{exc.field}", exc.message) from None
+    if matchers.empty:
+        raise _unprocessable("match", "a silence needs at least one matcher")
+    starts = (body.starts_at or now).astimezone(UTC)
+    if (body.ends_at is None) == (body.duration is None):
+        raise _unprocessable("ends_at", "give exactly one of ends_at and duration")
+    if body.duration is not None:
+        try:
+            length = parse_duration(body.duration)
+        except ValueError as exc:
+            raise _unprocessable("duration", str(exc)) from None
+        ends = starts + length
+    else:
+        assert body.ends_at is not None
+        ends = body.ends_at.astimezone(UTC)
+    if ends <= starts:
+        raise _unprocessable("ends_at", "must be after starts_at")
+    if ends <= now:
+        raise _unprocessable("ends_at", "is in the past: the silence would never apply")
+    return Silence(
+        id=uuid.uuid4().hex,
+        matchers=matchers,
+        starts_at=starts,
+        ends_at=ends,
+        created_by=body.created_by or author,
+        comment=body.comment,
+        created_at=now,
+    )
+
+
+# ---------------------------------------------------------------- app
+
+
+def create_app(
+    settings: NotifierSettings,
+    config: RoutingConfig,
+    calendars: Mapping[str, Calendar] | None = None,
+    api_keys: ApiKeys | None = None,
+) -> FastAPI:
+    notifier = Notifier(settings, config, calendars)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await notifier.start()
+        try:
+            yield
+        finally:
+            await notifier.stop()
+
+    app = FastAPI(title="slawatch notifier", version="1", lifespan=lifespan)
+    app.state.notifier = notifier
+
+    def author(request: Request) -> str:
+        """The API key's name, or 401/403: silences change who gets told about breaches."""
+        if api_keys is None:
+            raise HTTPException(
+                403, detail="silences are read-only here: set SLAWATCH_NOTIFIER_API_KEYS"
+            )
+        token = bearer_token(request.headers.get("authorization"))
+        name = api_keys.identify(token) if token else None
+        if name is None:
+            raise HTTPException(
+                401, detail="missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return name
+
+    @app.post("/v1/silences", status_code=201, summary="Silence matching notifications for a while.")
+    async def create_silence(body: SilenceIn, request: Request) -> dict[str, Any]:
+        who = author(request)
+        now = datetime.now(UTC)
+        silence = build_silence(body, who, now)
+        assert notifier.store and notifier.dispatcher
+        await notifier.store.put_silence(silence)
+        notifier.dispatcher.core.silences.put(silence)
+        log.info(
+            "silence %s created by %s until %s: %s",
+            silence.id,
+            silence.created_by,
+            silence.ends_at.isoformat(),
+            silence.matchers.describe(),
+        )
+        return silence_json(silence, now)
+
+    @app.get("/v1/silences", summary="Silences, newest last; filter by state.")
+    async def list_silences(
+        state: Literal["active", "pending", "expired"] | None = None,
+    ) -> dict[str, Any]:
+        assert notifier.store
+        now = datetime.now(UTC)
+        items = [silence_json(s, now) for s in await notifier.store.silences()]
+        if state:
+            items = [item for item in items if item["state"] == state]
+        return {"silences": items}
+
+    @app.get("/v1/silences/{silence_id}")
+    async def get_silence(silence_id: str) -> dict[str, Any]:
+        assert notifier.store
+        silence = await notifier.store.silence(silence_id)
+        if silence is None:
+            raise HTTPException(404, detail=f"no silence {silence_id!r}")
+        return silence_json(silence, datetime.now(UTC))
+
+    @app.delete("/v1/silences/{silence_id}", summary="Expire a silence now (kept for the record).")
+    async def expire_silence(silence_id: str, request: Request) -> dict[str, Any]:
+        who = author(request)
+        assert notifier.store and notifier.dispatcher
+        now = datetime.now(UTC)
+        silence = await notifier.store.expire_silence(silence_id, now)
+        if silence is None:
+            raise HTTPException(404, detail=f"no silence {silence_id!r}")
+        notifier.dispatcher.core.silences.remove(silence_id)
+        log.info("silence %s expired by %s", silence_id, who)
+        return silence_json(silence, now)
+
+    @app.get("/v1/notifications", summary="The delivery log, newest first.")
+    async def notifications(
+        ticket_id: str | None = None,
+        status: Status | None = None,
+        receiver: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        assert notifier.store
+        entries = await notifier.store.log(
+            ticket_id=ticket_id,
+            status=status.value if status else None,
+            receiver=receiver, limit=limit, offset=offset
+        )
+        return {
+            "items": [entry.as_json() for entry in entries],
+            "offset": offset,
+            "limit": limit,
+            "next_offset": offset + limit if len(entries) == limit else None,
+        }
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Ready once its SLA-topic partitions are assigned and restored.")
+    async def readyz() -> JSONResponse:
+        consumer = notifier.consumer
+        if consumer is not None and consumer.ready.is_set():
+            return JSONResponse({"status": "ready", "partitions": sorted(consumer.owned)})
+        return JSONResponse({"status": "starting"}, status_code=503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(notifier.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.is_dev:
+
+        @app.post("/dev/webhook-sink", status_code=204, include_in_schema=False)
+        async def dev_webhook_sink(request: Request) -> Response:
+            """Receives the example routing file's signed webhook and checks its signature."""
+            body = await request.body()
+            secret = os.environ.get(DEV_WEBHOOK_SECRET_VAR, DEV_WEBHOOK_SECRET_DEFAULT)
+            header = request.headers.get("x-slawatch-signature", "")
+            parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+            try:
+                expected = webhook_signature(secret, int(parts.get("t", "")), body)
+            except ValueError:
+                expected = ""
+            if not expected or not hmac.compare_digest(expected, parts.get("v1", "")):
+                log.warning("dev webhook sink: refused a request with a bad signature")
+                return Response(status_code=401)
+            payload = await request.json()
+            for event in payload.get("events", []):
+                print(
+                    f"[webhook sink] signature ok  {event['kind']:<14} {event['ticket_id']:<12} "
+                    f"{event['target']:<15} level={event.get('level', '-')}",
+                    flush=True,
+                )
+            return Response(status_code=204)
+
+    return app

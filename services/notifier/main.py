@@ -1,0 +1,75 @@
+"""`slawatch notifier`: run the notifier alone, configured by SLAWATCH_* variables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import uvicorn
+
+from services.notifier.app import create_app
+from services.notifier.calendars import CalendarsUnavailable, load_calendars
+from services.notifier.config import RoutesError, load_routes
+from services.notifier.settings import NotifierSettings
+from shared.auth import api_keys_setting
+from shared.logs import configure_logging
+from shared.settings import SettingsError, load_settings
+
+log = logging.getLogger("slawatch.notifier")
+
+
+def _fail(variable: str, message: str) -> SettingsError:
+    print(f"slawatch: bad setting {variable}: {message}", file=sys.stderr)
+    return SettingsError(2)
+
+
+def run() -> None:
+    settings = load_settings(NotifierSettings)
+    configure_logging(settings)
+    for name, value in (
+        ("SLAWATCH_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+        ("SLAWATCH_DATABASE_URL", settings.database_url),
+    ):
+        if not value:
+            raise _fail(name, "required (or use `slawatch dev`)")
+    calendars = {}
+    try:
+        config = load_routes(settings.routes_file, os.environ)
+    except RoutesError as exc:
+        for issue in exc.issues:
+            print(issue.render(exc.source), file=sys.stderr)
+        raise _fail("SLAWATCH_ROUTES_FILE", f"{len(exc.issues)} problem(s) in {exc.source}") from None
+    if config.calendars:  # quiet hours use the SLA policy file's business calendars
+        try:
+            calendars = load_calendars(settings.policy_file)
+        except CalendarsUnavailable as exc:
+            raise _fail("SLAWATCH_POLICY_FILE", f"needed for quiet hours: {exc}") from None
+        missing = sorted(config.calendars - set(calendars))
+        if missing:
+            raise _fail(
+                "SLAWATCH_ROUTES_FILE",
+                f"calendar(s) {', '.join(missing)} not in the policy file {settings.policy_file}",
+            )
+    keys = api_keys_setting(
+        settings.notifier_api_keys, "SLAWATCH_NOTIFIER_API_KEYS", dev=settings.is_dev
+    )
+    if keys is None:
+        log.warning("SLAWATCH_NOTIFIER_API_KEYS is unset: the silences API is read-only")
+    app = create_app(settings, config, calendars, keys)
+    integrations = sum(len(r.integrations) for r in config.receivers.values())
+    log.info(
+        "notifier on http://%s:%d: %d receivers, %d integrations, %d routes",
+        settings.notifier_host,
+        settings.notifier_port,
+        len(config.receivers),
+        integrations,
+        len(config.routes),
+    )
+    uvicorn.run(
+        app,
+        host=settings.notifier_host,
+        port=settings.notifier_port,
+        log_config=None,
+        access_log=False,
+    )

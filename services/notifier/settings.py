@@ -1,0 +1,41 @@
+"""Notifier settings (SLAWATCH_NOTIFIER_*), on top of the common ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class NotifierSettings(CommonSettings):
+    notifier_host: str = "127.0.0.1"
+    notifier_port: int = Field(8082, ge=0, le=65535)
+    notifier_group_id: str = Field(
+        "slawatch-notifier", description="Kafka consumer group of the notifiers."
+    )
+    notifier_max_batch: int = Field(
+        500, ge=1, le=100_000, description="Most SLA-topic records queued in one transaction."
+    )
+    notifier_api_keys: str | None = Field(
+        None,
+        repr=False,
+        description="`name:sha256hex` pairs allowed to create and expire silences.",
+    )
+    notifier_retry_max_attempts: int = Field(
+        8, ge=1, le=100, description="Delivery attempts per notification before it is dead-lettered."
+    )
+    notifier_retry_base_s: float = Field(
+        1.0, gt=0, description="First backoff ceiling; doubles per attempt (full jitter)."
+    )
+    notifier_retry_cap_s: float = Field(300.0, gt=0, description="Largest backoff between attempts.")
+    notifier_retry_budget_s: float = Field(
+        3600.0, gt=0, description="From the first attempt to giving up, at most."
+    )
+    notifier_silence_refresh_s: float = Field(
+        5.0, gt=0, description="How often silences made through other notifiers are picked up."
+    )
+    notifier_templates_dir: Path | None = Field(
+        None, description="Folder of templates that override the built-in ones, by file name."
+    )
