@@ -431,3 +431,35 @@ def test_slawatch_routes_check_via_the_cli(tmp_path: Path) -> None:
 
 def test_example_routes_file_is_valid() -> None:
     assert routes_main(["check", "examples/routes.yaml"]) == 0
+
+
+def test_published_routes_schema_matches_the_loader() -> None:
+    import json
+
+    from services.notifier.routes_schema import DEFAULT_PATH, routes_json_schema
+
+    published = json.loads(Path(DEFAULT_PATH).read_text())
+    assert published == routes_json_schema(), "regenerate: python -m services.notifier.routes_schema"
+
+
+@pytest.mark.parametrize("source", ["full", "example"])
+def test_routes_schema_knows_every_key_of_valid_files(source: str) -> None:
+    """Every key a valid file uses is a property the schema allows, where it is used."""
+    import yaml
+
+    from services.notifier.routes_schema import routes_json_schema
+
+    text = FULL if source == "full" else Path("examples/routes.yaml").read_text()
+    doc = yaml.safe_load(text)
+    schema = routes_json_schema()
+    defs = schema["$defs"]
+    assert set(doc) <= set(schema["properties"])
+    for receiver in doc["receivers"]:
+        assert set(receiver) <= set(defs["receiver"]["properties"]), receiver["name"]
+        for integration in receiver["integrations"]:
+            allowed = defs[f"integration_{integration['type']}"]["properties"]
+            assert set(integration) <= set(allowed), integration["type"]
+    for route in doc.get("routes", []):
+        assert set(route) <= set(defs["route"]["properties"])
+        match = defs["route"]["properties"]["match"]["properties"]
+        assert set(route.get("match", {})) <= set(match)
