@@ -1,9 +1,9 @@
 """Where the dispatcher's results go: the delivery log and the dead-letter topic.
 
 :class:`DeliverySink` is the port; ``store.PgDeliverySink`` is the production adapter
-(PostgreSQL + Kafka), :class:`MemorySink` keeps everything in this process - used by
-``slawatch notifier`` only when asked (``SLAWATCH_NOTIFIER_STORE=memory``, dev without a
-database) and by tests of the pipeline that are not about storage.
+(PostgreSQL + Kafka). :class:`MemorySink` keeps everything in this process, for tests and
+benchmarks of the pipeline that are not about storage; the service never uses it, since it
+would lose queued notifications on a restart.
 """
 
 from __future__ import annotations

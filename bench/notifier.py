@@ -1,0 +1,286 @@
+"""Notifier benchmarks, one run, one broker, a real `slawatch notifier` process.
+
+(a) throughput: SLA events/s delivered end to end (consumed, written to the delivery log,
+    grouped, POSTed to a local webhook sink, recorded as sent) beside a raw aiokafka
+    consumer reading the same topic;
+(b) latency: one breach at a time, from the produce call to its arrival at the sink,
+    p50/p99, beside the same path without the notifier (produce -> raw consumer).
+
+    python bench/notifier.py [--events 20000] [--samples 200] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.sla_monitor import migrate  # noqa: E402
+from shared.devstack import Broker, Postgres, free_port  # noqa: E402
+from shared.kafka import ensure_topics  # noqa: E402
+from shared.settings import CommonSettings  # noqa: E402
+from shared.sla_events import SlaEvent, dump_sla_event, sla_event_id  # noqa: E402
+
+ROUTES = """\
+version: 1
+defaults: {{group_wait: {wait}, group_interval: {interval}, repeat_interval: never}}
+receivers:
+  - name: bench
+    integrations:
+      - type: webhook
+        url: {url}
+        secret: bench-secret
+        rate_limit: none
+        max_events_per_message: 100
+routes:
+  - receiver: bench
+"""
+
+
+def breach(ticket: str) -> SlaEvent:
+    now = datetime.now(UTC)
+    return SlaEvent(
+        id=sla_event_id(ticket, "first_response", 0, "sla.breached"), kind="sla.breached",
+        ticket_id=ticket, target="first_response", policy="bench", cycle=0, deadline=now,
+        occurred_at=now, elapsed_seconds=900.0, target_seconds=900.0, priority="urgent",
+        customer_tier="gold", channel="email", group="billing", assignee="li.na",
+        url=f"https://helpdesk.example.com/tickets/{ticket}", subject="Charged twice",
+    )
+
+
+class Sink:
+    """Counts delivered events; remembers when each ticket arrived."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.arrived: dict[str, float] = {}
+        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+
+    async def hook(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        now = time.perf_counter()
+        for event in body["events"]:
+            self.events += 1
+            self.arrived[event["ticket_id"]] = now
+        return Response(status_code=204)
+
+
+async def produce(bootstrap: str, topic: str, events: list[SlaEvent]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, dump_sla_event(e), key=e.ticket_id.encode()) for e in events]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
+    """Events/s of a plain consumer that decodes each record (a baseline that does work)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < expected:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                started = started or time.perf_counter()
+                for record in records:
+                    SlaEvent.model_validate_json(record.value)
+                    seen += 1
+            await consumer.commit()
+        return expected / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def start_notifier(bootstrap: str, db: str, topic_prefix: str, routes: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
+    env.update({
+        "SLAWATCH_KAFKA_BOOTSTRAP": bootstrap, "SLAWATCH_DATABASE_URL": db,
+        "SLAWATCH_TOPIC_SLA": f"{topic_prefix}.sla", "SLAWATCH_TOPIC_NOTIFICATIONS_DLQ": f"{topic_prefix}.dlq",
+        "SLAWATCH_NOTIFIER_GROUP_ID": f"{topic_prefix}-notifier", "SLAWATCH_NOTIFIER_PORT": str(port),
+        "SLAWATCH_ROUTES_FILE": str(routes), "SLAWATCH_LOG_LEVEL": "WARNING",
+    })
+    process = subprocess.Popen([sys.executable, "-m", "services.cli", "notifier"], env=env,
+                               stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "notifier not ready:\n" + log.read_text()
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+async def with_sink(coro_factory):
+    sink = Sink()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(sink.app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        return await coro_factory(sink, f"http://127.0.0.1:{port}/hook")
+    finally:
+        server.should_exit = True
+        await task
+
+
+def settings_for(bootstrap: str, prefix: str) -> CommonSettings:
+    return CommonSettings(kafka_bootstrap=bootstrap, topic_events=f"{prefix}.events", topic_events_dlq=f"{prefix}.edlq",
+                          topic_sla=f"{prefix}.sla", topic_notifications_dlq=f"{prefix}.dlq", events_partitions=6)
+
+
+async def bench_throughput(bootstrap: str, db: str, n: int, tmp: Path) -> dict:
+    prefix = "nt" + uuid.uuid4().hex[:6]
+    settings = settings_for(bootstrap, prefix)
+    await ensure_topics(settings)
+    events = [breach(f"B-{i}") for i in range(n)]
+    await produce(bootstrap, settings.topic_sla, events)
+    raw_eps = await raw_consume(bootstrap, settings.topic_sla, n)
+
+    async def run(sink: Sink, url: str) -> float:
+        routes = tmp / f"{prefix}.yaml"
+        routes.write_text(ROUTES.format(wait="0s", interval="100ms", url=url))
+        process, _ = await asyncio.to_thread(start_notifier, bootstrap, db, prefix, routes, tmp / "notifier.log")
+        try:
+            started = time.perf_counter()  # ready = partitions assigned; the backlog is waiting
+            while sink.events < n:
+                await asyncio.sleep(0.05)
+                assert time.perf_counter() - started < 900, f"{sink.events} of {n} delivered"
+            return n / (time.perf_counter() - started)
+        finally:
+            await asyncio.to_thread(stop, process)
+
+    notifier_eps = await with_sink(run)
+    return {"events": n, "raw_consumer_eps": raw_eps, "notifier_eps": notifier_eps, "ratio": notifier_eps / raw_eps}
+
+
+async def bench_latency(bootstrap: str, db: str, samples: int, tmp: Path) -> dict:
+    prefix = "nl" + uuid.uuid4().hex[:6]
+    settings = settings_for(bootstrap, prefix)
+    await ensure_topics(settings)
+
+    # Baseline: the same produce -> consume hop, without the notifier.
+    consumer = AIOKafkaConsumer(settings.topic_sla, bootstrap_servers=bootstrap, group_id=f"{prefix}-raw",
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    while not consumer.assignment():
+        await consumer.getmany(timeout_ms=200)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    raw: list[float] = []
+    try:
+        for i in range(samples):
+            event = breach(f"R-{i}")
+            sent = time.perf_counter()
+            await producer.send_and_wait(settings.topic_sla, dump_sla_event(event), key=event.ticket_id.encode())
+            got = False
+            while not got:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    got = got or any(r.key == event.ticket_id.encode() for r in records)
+            raw.append(time.perf_counter() - sent)
+    finally:
+        await consumer.stop()
+
+    async def run(sink: Sink, url: str) -> list[float]:
+        routes = tmp / f"{prefix}.yaml"
+        routes.write_text(ROUTES.format(wait="0s", interval="1ms", url=url))
+        process, _ = await asyncio.to_thread(start_notifier, bootstrap, db, prefix, routes, tmp / "notifier.log")
+        out = []
+        try:
+            for i in range(samples):
+                event = breach(f"L-{i}")
+                sent = time.perf_counter()
+                await producer.send_and_wait(settings.topic_sla, dump_sla_event(event), key=event.ticket_id.encode())
+                while event.ticket_id not in sink.arrived:
+                    await asyncio.sleep(0.001)
+                    assert time.perf_counter() - sent < 30, "a breach was not delivered"
+                out.append(sink.arrived[event.ticket_id] - sent)
+            return out
+        finally:
+            await asyncio.to_thread(stop, process)
+
+    try:
+        notified = await with_sink(run)
+    finally:
+        await producer.stop()
+
+    def pct(values: list[float], q: float) -> float:
+        return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) >= 2 else values[0] * 1000
+
+    return {"samples": samples, "raw_p50_ms": pct(raw, 50), "raw_p99_ms": pct(raw, 99),
+            "p50_ms": pct(notified, 50), "p99_ms": pct(notified, 99)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="slawatch-bench-"))
+    with Broker() as broker, Postgres() as pg:
+        await asyncio.to_thread(migrate.upgrade, pg.url)
+        throughput = await bench_throughput(broker.bootstrap, pg.url, args.events, tmp)
+        print(f"(a) {throughput}", flush=True)
+        latency = await bench_latency(broker.bootstrap, pg.url, args.samples, tmp)
+        print(f"(b) {latency}", flush=True)
+
+    goals = {"ratio": 0.1, "latency_p99_ms": 1000}
+    met = {"ratio": throughput["ratio"] >= goals["ratio"], "latency_p99_ms": latency["p99_ms"] <= goals["latency_p99_ms"]}
+    rows = [
+        {"measure": "(a) SLA events/s delivered end to end", "value": throughput["notifier_eps"],
+         "baseline": throughput["raw_consumer_eps"], "ratio": throughput["ratio"], "goal": ">= 0.1 ratio"},
+        {"measure": "(b) SLA event to webhook p50, ms", "value": latency["p50_ms"], "baseline": latency["raw_p50_ms"],
+         "ratio": latency["p50_ms"] / latency["raw_p50_ms"], "goal": "-"},
+        {"measure": "(b) SLA event to webhook p99, ms", "value": latency["p99_ms"], "baseline": latency["raw_p99_ms"],
+         "ratio": latency["p99_ms"] / latency["raw_p99_ms"], "goal": "<= 1000 ms"},
+    ]
+    print(f"\nnotifier benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {platform.machine()}, {os.cpu_count()} cores")
+    for row in rows:
+        print(f"{row['measure']:<40} {row['value']:>10,.1f}  baseline {row['baseline']:>10,.1f}  "
+              f"ratio {row['ratio']:>6.2f}  goal {row['goal']}")
+    print("goals met:", met)
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "notifier", "rows": rows, "details": {
+            "throughput": throughput, "latency": latency}, "goal": goals, "met": all(met.values())}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
