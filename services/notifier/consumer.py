@@ -167,17 +167,22 @@ class SlaConsumer:
                     delay,
                 )
                 self.consumer.seek(tp, records[0].offset)
-                await asyncio.sleep(delay)
-                return
-            self._backoff = 0.2
-            self.metrics.records.labels("ok").inc(len(events))
-            self.metrics.records.labels("invalid").inc(len(invalid))
-            try:
-                await self.consumer.commit({tp: records[-1].offset + 1})
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                # A rebalance took the partition: its new owner re-reads from the last commit,
-                # and the delivery log turns those records into no-ops.
-                log.info("offset commit for partition %d skipped: %s", tp.partition, exc)
+                retry_in = delay
+            else:
+                retry_in = 0.0
+                self._backoff = 0.2
+                self.metrics.records.labels("ok").inc(len(events))
+                self.metrics.records.labels("invalid").inc(len(invalid))
+        if retry_in:  # waited out of the lock, so a rebalance is not held up
+            await asyncio.sleep(retry_in)
+            return
+        # Outside the lock: a rebalance callback waiting for it must not wait on a commit.
+        try:
+            await self.consumer.commit({tp: records[-1].offset + 1})
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # A rebalance took the partition: its new owner re-reads from the last commit,
+            # and the delivery log turns those records into no-ops.
+            log.info("offset commit for partition %d skipped: %s", tp.partition, exc)
 
     async def _dead_letter_records(
         self, tp: TopicPartition, invalid: list[tuple[bytes | None, bytes | None, str, int]]

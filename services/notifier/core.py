@@ -147,9 +147,17 @@ class NotifierCore:
         return changes
 
     def restore(self, notices: Sequence[Notice], now: datetime) -> list[StatusChange]:
-        """Reload queued notices after a restart, in the order they were accepted."""
+        """Reload queued notices after a restart, in the order they were accepted.
+
+        A notice still in flight here (its partition was revoked and handed straight back)
+        is not queued a second time: its lane just keeps it.
+        """
         changes: list[StatusChange] = []
         for notice in sorted(notices, key=lambda n: (n.created_at, n.notification_id)):
+            if notice.key in self.inflight:
+                self._cancelled.discard(notice.key)
+                self._by_target[notice.target_key].add(notice.key)
+                continue
             if self.receiver_of(notice) is None:
                 changes.append(
                     StatusChange(

@@ -231,3 +231,30 @@ def test_storm_of_1000_breaches_becomes_few_messages_within_the_rate_limit() -> 
     times = [at for at, _ in messages]
     assert all(b - a >= 1.0 - 1e-9 for a, b in zip(times, times[1:], strict=False))  # Slack: 1/s
     assert max(times) < 6 * 60 + 60  # all out within the second interval plus pacing
+
+
+def test_forget_drops_a_partitions_notices_and_restore_reclaims_in_flight_ones() -> None:
+    from dataclasses import replace
+
+    core = make_core()
+    mine = [replace(n, shard=0) for n in core.expand(sla_event(ticket="T-0"), NOON)]
+    theirs = [replace(n, shard=1) for n in core.expand(sla_event(ticket="T-1"), NOON)]
+    core.admit(mine[0].event, mine, NOON)
+    core.admit(theirs[0].event, theirs, NOON)
+    batches, _ = core.due(NOON + 31 * S)  # both groups in flight now
+    in_flight = {n.key for b in batches for n in b.notices}
+    assert {n.key for n in mine + theirs} == in_flight
+    late = [replace(n, shard=1) for n in core.expand(sla_event("sla.warning", ticket="T-1", target="resolution", fraction=0.5), NOON)]
+    core.admit(late[0].event, late, NOON + 32 * S)
+    assert core.pending_count == len(late)
+
+    dropped = core.forget([1])
+    assert {n.key for n in dropped} == {n.key for n in theirs + late}
+    assert core.pending_count == 0  # the held warning is gone (still queued in the log)
+    assert all(core.is_live(n.key) for n in mine)
+    assert not any(core.is_live(n.key) for n in theirs)  # lanes skip them before retrying
+
+    # partition 1 comes straight back: in-flight ones are kept, not queued a second time
+    assert core.restore(theirs + late, NOON + 40 * S) == []
+    assert all(core.is_live(n.key) for n in theirs)
+    assert core.pending_count == len(late)
