@@ -348,3 +348,44 @@ async def test_kill_9_with_notifications_queued_sends_each_once_after_restart(
     finally:
         if first.poll() is None:
             first.kill()
+
+
+async def test_two_notifiers_share_the_partitions_and_each_event_is_sent_once(
+    settings, http_sink, tmp_path
+) -> None:
+    sink, url = http_sink
+    path = f"/{uuid.uuid4().hex[:8]}"
+    routes = routes_file(tmp_path, url + path)
+    run = uuid.uuid4().hex[:6]
+    first_wave = [sla_event(ticket=f"A-{run}-{i}") for i in range(12)]
+    second_wave = [sla_event(ticket=f"B-{run}-{i}") for i in range(12)]
+
+    def delivered() -> list[str]:
+        return [e["ticket_id"] for r in sink.at(path) for e in r.json()["events"]]
+
+    async with notifier(settings, routes) as a:
+        async with notifier(settings, routes) as b:
+            owned = await eventually(lambda: _split(a, b), timeout=60)
+            assert sorted(owned[0] + owned[1]) == [0, 1, 2] and owned[0] and owned[1]
+            await publish(settings, *first_wave)
+            await eventually(lambda: _count(delivered, len(first_wave)), timeout=30)
+        # b left: a takes every partition over and delivers the second wave alone
+        await eventually(lambda: _owns(a, [0, 1, 2]), timeout=60)
+        await publish(settings, *second_wave, *first_wave[:3])  # and some replays
+        await eventually(lambda: _count(delivered, len(first_wave) + len(second_wave)), timeout=30)
+        await asyncio.sleep(1.0)
+    assert sorted(delivered()) == sorted(e.ticket_id for e in first_wave + second_wave)
+
+
+async def _split(a: httpx.AsyncClient, b: httpx.AsyncClient) -> tuple[list, list] | None:
+    pa = (await a.get("/readyz")).json().get("partitions", [])
+    pb = (await b.get("/readyz")).json().get("partitions", [])
+    return (pa, pb) if pa and pb and sorted(pa + pb) == [0, 1, 2] else None
+
+
+async def _owns(client: httpx.AsyncClient, partitions: list[int]) -> bool:
+    return (await client.get("/readyz")).json().get("partitions") == partitions
+
+
+async def _count(delivered, n: int) -> bool:
+    return len(delivered()) >= n
