@@ -243,3 +243,43 @@ async def test_unmet_breach_repeats_until_met(http_sink) -> None:
         await asyncio.sleep(1.5)  # three more intervals
         assert len(sink.at(p)) == seen
         assert Status.cleared in {row.status for row in pipe.sink.rows.values()}
+
+
+async def test_storm_of_1000_breaches_in_a_minute_is_grouped_paced_and_complete(http_sink) -> None:
+    """1,000 breaches in one (scaled) minute to one Slack webhook served on 127.0.0.1."""
+    sink, url = http_sink
+    p = new_path()
+    config = routes(
+        f"""
+        receivers:
+          - name: team
+            group_wait: 30s
+            group_interval: 5m
+            repeat_interval: never
+            integrations: [{{type: slack, url: "{url}{p}"}}]
+        routes: [{{receiver: team}}]
+        """
+    )
+    clock = ScaledClock(speed=40)  # six minutes in nine seconds
+    async with running_pipeline(config, clock=clock) as pipe:
+        for chunk in range(10):  # 100 breaches every 6 (scaled) seconds
+            events = [sla_event(ticket=f"S-{chunk}-{i:03d}") for i in range(100)]
+            assert await pipe.dispatcher.submit(events) == 100
+            await clock.sleep(6)
+        assert await pipe.dispatcher.wait_idle(30)
+        requests = sink.at(p)
+        listed = [
+            block["text"]["text"]
+            for r in requests
+            for block in r.json()["blocks"]
+            if block["type"] == "section"
+        ]
+        text = "\n".join(listed)
+        assert all(f"S-{c}-{i:03d}" in text for c in range(10) for i in range(100))  # none lost
+        rows = list(pipe.sink.rows.values())
+        assert len(rows) == 1000 and all(row.status is Status.sent for row in rows)
+        assert len(requests) <= 1000 // 20 + 5  # grouped: about 50 messages, not 1,000
+        gaps = [(b.at - a.at) * clock.speed for a, b in zip(requests, requests[1:], strict=False)]
+        # Slack's 1 message per second per webhook, on the wire (less a few real ms of jitter)
+        assert min(gaps) >= 0.8
+        assert pipe.count("messages", receiver="team", integration="slack") == len(requests)
