@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.notifier.app import FETCH_MAX_WAIT_MS  # noqa: E402
 from services.sla_monitor import migrate  # noqa: E402
 from shared.devstack import Broker, Postgres, free_port  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
@@ -175,7 +176,7 @@ async def notifier_run(bootstrap: str, db: str, n: int, per_message: int, tmp: P
     prefix = "nt" + uuid.uuid4().hex[:6]
     settings = settings_for(bootstrap, prefix)
     await ensure_topics(settings)
-    await produce(bootstrap, settings.topic_sla, [breach(f"B-{i}") for i in range(n)])
+    await produce(bootstrap, settings.topic_sla, [breach(f"{prefix}-{i}") for i in range(n)])
     raw_consumer_eps = await raw_consume(bootstrap, settings.topic_sla, n)
 
     async def run(sink: Sink, url: str) -> tuple[float, Sink]:
@@ -225,10 +226,13 @@ async def bench_latency(bootstrap: str, db: str, samples: int, tmp: Path) -> dic
 
     # Baseline: the same produce -> consume hop, without the notifier.
     consumer = AIOKafkaConsumer(settings.topic_sla, bootstrap_servers=bootstrap, group_id=f"{prefix}-raw",
-                                auto_offset_reset="latest", enable_auto_commit=False)
+                                auto_offset_reset="latest", enable_auto_commit=False,
+                                fetch_max_wait_ms=FETCH_MAX_WAIT_MS)  # as the notifier's consumer
     await consumer.start()
     while not consumer.assignment():
         await consumer.getmany(timeout_ms=200)
+    for tp in consumer.assignment():  # resolve "latest" now, before the first sample is sent
+        await consumer.position(tp)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     raw: list[float] = []
@@ -239,8 +243,9 @@ async def bench_latency(bootstrap: str, db: str, samples: int, tmp: Path) -> dic
             await producer.send_and_wait(settings.topic_sla, dump_sla_event(event), key=event.ticket_id.encode())
             got = False
             while not got:
-                for records in (await consumer.getmany(timeout_ms=100)).values():
+                for records in (await consumer.getmany(timeout_ms=10)).values():
                     got = got or any(r.key == event.ticket_id.encode() for r in records)
+                assert time.perf_counter() - sent < 30, "the raw consumer missed a record"
             raw.append(time.perf_counter() - sent)
     finally:
         await consumer.stop()

@@ -44,6 +44,7 @@ from shared.kafka import client_options, make_producer
 
 log = logging.getLogger("slawatch.notifier")
 
+FETCH_MAX_WAIT_MS = 50
 DEV_WEBHOOK_SECRET_VAR = "SLAWATCH_DEV_WEBHOOK_SECRET"
 DEV_WEBHOOK_SECRET_DEFAULT = "slawatch-dev-webhook-secret"  # as in examples/routes.yaml
 
@@ -98,6 +99,9 @@ class Notifier:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.notifier_max_batch,
+            # A breach should reach people fast: don't let an idle fetch park for the
+            # default 500 ms (brokers that don't answer a parked fetch early add it all).
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             isolation_level="read_uncommitted",  # slawatch uses no Kafka transactions
         )
         self.consumer = SlaConsumer(

@@ -16,12 +16,14 @@ from shared.engine import (
     describe,
     deserialise,
     earliest_deadline,
+    event_hash,
     facts,
     is_open,
     load_policies,
     next_due,
     parse_duration,
     serialise,
+    to_ms,
 )
 from shared.engine import advance as _advance
 from shared.engine import apply as _apply
@@ -59,6 +61,18 @@ def apply(
     state: State | None, event: TicketEvent, policies: PolicySet
 ) -> tuple[State, list[SlaEvent]]:
     return _apply(state, event, policies)
+
+
+def arrival(state: State | None, event: TicketEvent) -> str:
+    """How an event arrives for its ticket: `new`, `duplicate` (id seen) or `late` (older
+    than the newest applied event: the engine replays it in event-time order)."""
+    if state is None:
+        return "new"
+    if event_hash(event.event_id) in state.ids:
+        return "duplicate"
+    if state.last is not None and to_ms(event.occurred_at) < state.last[0]:
+        return "late"
+    return "new"
 
 
 def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, list[SlaEvent]]:

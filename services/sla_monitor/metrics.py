@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Business seconds: 1 min .. 30 days.
+BUSINESS_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 2592000)
 
 
 @dataclass
@@ -65,6 +67,36 @@ class MonitorMetrics:
             "slawatch_monitor_fire_delay_seconds",
             "From a deadline's instant to its SLA event being committed to the outbox.",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "slawatch_monitor_commit_seconds",
+            "The database transaction of one batch (state, offsets, outbox).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "slawatch_monitor_events_duplicate",
+            "Ticket events whose event_id the ticket had already seen (changed nothing).",
+            registry=r,
+        )
+        self.events_late = Counter(
+            "slawatch_monitor_events_late",
+            "Ticket events older than the ticket's newest event (applied in event-time order).",
+            registry=r,
+        )
+        self.first_response_seconds = Histogram(
+            "slawatch_sla_first_response_seconds",
+            "Business time to the first public agent reply, when first_response is met.",
+            ["policy"],
+            buckets=BUSINESS_BUCKETS,
+            registry=r,
+        )
+        self.resolution_seconds = Histogram(
+            "slawatch_sla_resolution_seconds",
+            "Business time to solved, when resolution is met.",
+            ["policy"],
+            buckets=BUSINESS_BUCKETS,
             registry=r,
         )
         self.db_errors = Counter(

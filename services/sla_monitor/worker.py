@@ -229,6 +229,7 @@ class Worker:
 
         new_memory: dict[str, tuple[int, bytes | None, float | None]] = {}
         emitted: list[SlaEvent] = []
+        arrivals: dict[str, int] = defaultdict(int)
         now = time.time()
         for ticket_id, events in events_by_ticket.items():
             partition = ticket_partition[ticket_id]
@@ -237,6 +238,9 @@ class Worker:
             state = engine_port.load(blob, self.policies) if blob else None
             sla_events: list[SlaEvent] = []
             for event, raw in events:
+                arrival = engine_port.arrival(state, event)
+                if arrival != "new":
+                    arrivals[arrival] += 1
                 state, produced = engine_port.apply(state, event, self.policies)
                 sla_events.extend(produced)
                 # The record as ingest published it (with received_at and source), for replay.
@@ -265,11 +269,13 @@ class Worker:
                 self._seek_back(first_offsets)
                 await asyncio.sleep(0.5)
                 return
+        committing = time.perf_counter()
         try:
             await self.store.write(write)
         except DB_ERRORS as exc:
             await self._db_failed("committing a batch", exc, first_offsets)
             return
+        self.metrics.commit_seconds.observe(time.perf_counter() - committing)
         self._db_backoff = 0.2
 
         for ticket_id, (partition, blob, due) in new_memory.items():
@@ -285,6 +291,8 @@ class Worker:
             part.last_timestamp = max(part.last_timestamp, ts)
         self._count(emitted)
         self.metrics.events_applied.inc(applied)
+        self.metrics.events_duplicate.inc(arrivals["duplicate"])
+        self.metrics.events_late.inc(arrivals["late"])
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.refresh_gauges()
         if write.outbox:
@@ -405,6 +413,10 @@ class Worker:
             self.metrics.sla_events.labels(
                 sla.kind, sla.target, sla.policy, sla.customer_tier or ""
             ).inc()
+            if sla.kind == "sla.met" and sla.target == "first_response":
+                self.metrics.first_response_seconds.labels(sla.policy).observe(sla.elapsed_seconds)
+            elif sla.kind == "sla.met" and sla.target == "resolution":
+                self.metrics.resolution_seconds.labels(sla.policy).observe(sla.elapsed_seconds)
             log.info(
                 "%s %s",
                 sla.kind,

@@ -77,8 +77,9 @@ async def test_read_api_reports_replay_and_policy_reload(
             [
                 created("Q1", t0 - timedelta(seconds=10), customer_tier="gold"),
                 agent_reply("Q1", t0 - timedelta(seconds=5)),
-                solved("Q1", t0 - timedelta(seconds=2)),
                 survey("Q1", t0 - timedelta(seconds=1), csat=4, nps=10),
+                solved("Q1", t0 - timedelta(seconds=2)),  # arrives late: applied in event time
+                agent_reply("Q1", t0 - timedelta(seconds=5)),  # a duplicate: changes nothing
                 created("Q2", t0 - timedelta(seconds=20), customer_tier="gold"),
                 created("Q3", t0 - timedelta(seconds=700)),
             ],
@@ -137,7 +138,12 @@ async def test_read_api_reports_replay_and_policy_reload(
             ).status_code == 422
 
             metrics = (await client.get("/metrics")).text
-            assert "slawatch_monitor_events_applied_total 6.0" in metrics
+            assert "slawatch_monitor_events_applied_total 7.0" in metrics
+            assert "slawatch_monitor_events_duplicate_total 1.0" in metrics
+            assert "slawatch_monitor_events_late_total 1.0" in metrics
+            assert 'slawatch_sla_first_response_seconds_count{policy="gold"} 1.0' in metrics
+            assert 'slawatch_sla_resolution_seconds_bucket{le="60.0",policy="gold"} 1.0' in metrics
+            assert "slawatch_monitor_commit_seconds_count 0.0" not in metrics
             assert (
                 'slawatch_sla_events_total{customer_tier="",kind="sla.breached",policy="standard",target="first_response"} 1.0'
                 in metrics

@@ -133,3 +133,20 @@ def test_the_checker_catches_a_wrong_name(exported: dict[str, Exported]) -> None
     assert grouping_labels("sum by (a, b) (x) and on () y / ignoring(c) z") == {"a", "b", "c"}
     assert UP_RE.findall('up{job="a"} == 0 or group(up {job=~"b|c"})') == ['job="a"', 'job=~"b|c"']
     assert PROMETHEUS_SERIES.isdisjoint(exported)
+
+
+def test_docs_metrics_lists_exactly_the_exported_metrics(exported: dict[str, Exported]) -> None:
+    from pathlib import Path
+
+    documented = set(re.findall(r"^\| `(slawatch_[a-z0-9_]+)` \|", Path("docs/metrics.md").read_text(), re.M))
+    families = set()
+    for name in exported:
+        for suffix in ("_bucket", "_sum", "_count", "_created"):
+            if name.endswith(suffix) and name.removesuffix(suffix) + "_bucket" in exported:
+                name = name.removesuffix(suffix)
+                break
+        if name.endswith("_created"):
+            continue
+        families.add(name)
+    assert families - documented == set(), "add these to docs/metrics.md"
+    assert documented - families == set(), "docs/metrics.md lists metrics nobody exports"
