@@ -41,6 +41,7 @@ from services.notifier.store import SILENCE_MATCHER_FIELDS, NotifierStore, PgDel
 from services.notifier.templates import Renderer
 from shared.auth import ApiKeys, bearer_token
 from shared.kafka import client_options, make_producer
+from shared.tasks import cancel_all, supervise
 
 log = logging.getLogger("slawatch.notifier")
 
@@ -117,20 +118,9 @@ class Notifier:
         self.kafka.subscribe([s.topic_sla], listener=self.consumer.listener)
         await self.kafka.start()
         self.tasks = [
-            asyncio.create_task(self._supervise("consumer", self.consumer.run)),
-            asyncio.create_task(self._supervise("silences", self._refresh_silences)),
+            asyncio.create_task(supervise("consumer", self.consumer.run, log)),
+            asyncio.create_task(supervise("silences", self._refresh_silences, log)),
         ]
-
-    async def _supervise(self, name: str, run) -> None:
-        """A crashed loop is logged and restarted; what it needs lives in the database."""
-        while True:
-            try:
-                await run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s loop crashed; restarting in 1s", name)
-                await asyncio.sleep(1)
 
     async def _refresh_silences(self) -> None:
         """Pick up silences made or expired through other notifier processes."""
@@ -144,11 +134,7 @@ class Notifier:
         self.dispatcher.core.silences = SilenceSet.of(current)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self.tasks)
         if self.kafka:
             with contextlib.suppress(Exception):
                 await self.kafka.stop()

@@ -29,6 +29,7 @@ from services.sla_monitor.settings import MonitorSettings
 from services.sla_monitor.store import Store
 from services.sla_monitor.worker import Worker
 from shared.kafka import client_options, make_producer
+from shared.tasks import cancel_all, supervise
 
 log = logging.getLogger("slawatch.monitor")
 
@@ -101,27 +102,12 @@ class Monitor:
         )
         drainer.wake = wake
         self.tasks = [
-            asyncio.create_task(self._supervise("worker", self.worker.run)),
-            asyncio.create_task(self._supervise("outbox", drainer.run)),
+            asyncio.create_task(supervise("worker", self.worker.run, log)),
+            asyncio.create_task(supervise("outbox", drainer.run, log)),
         ]
 
-    async def _supervise(self, name: str, run) -> None:
-        """A crashed loop is logged and restarted; the state it needs lives in the database."""
-        while True:
-            try:
-                await run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s loop crashed; restarting in 1s", name)
-                await asyncio.sleep(1)
-
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self.tasks)
         if self.consumer:
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
