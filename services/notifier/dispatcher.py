@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from services.notifier.clock import Clock
 from services.notifier.core import NotifierCore
-from services.notifier.integrations import Integration
+from services.notifier.integrations import Integration, Prepared
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import (
     Batch,
@@ -53,6 +53,9 @@ class Lane:
         self.circuit_open = False
         self.busy = False
         self.task: asyncio.Task[None] | None = None
+        # Recording a delivery (a database write) overlaps the next send; one at a time,
+        # in order, so the lane's log rows are written in the order they were sent.
+        self._recording: asyncio.Task[None] | None = None
 
     @property
     def labels(self) -> dict[str, str]:
@@ -60,7 +63,14 @@ class Lane:
 
     @property
     def idle(self) -> bool:
-        return not self.busy and self.queue.empty()
+        recording = self._recording is not None and not self._recording.done()
+        return not self.busy and not recording and self.queue.empty()
+
+    async def flush(self) -> None:
+        """Wait until every delivery this lane made is recorded (before stopping)."""
+        if self._recording is not None:
+            with contextlib.suppress(Exception):
+                await self._recording
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"lane {self.labels}")
@@ -85,9 +95,10 @@ class Lane:
         core.release([n for n in batch.notices if not core.is_live(n.key)])
         live = [n for n in batch.notices if core.is_live(n.key)]
         for prepared in self.integration.prepare(live, clock.now()):
-            await self._send(prepared.notices)
+            await self._send(prepared.notices, prepared)
 
-    async def _send(self, notices: list[Notice]) -> None:
+    async def _send(self, notices: list[Notice], ready: Prepared | None = None) -> None:
+        """Send one message until delivered or given up; ``ready`` is it already built."""
         d = self.dispatcher
         core, clock = d.core, d.clock
         while True:
@@ -95,14 +106,19 @@ class Lane:
             if dropped:  # superseded or cleared meanwhile: already recorded as such
                 core.release(dropped)
                 notices = [n for n in notices if core.is_live(n.key)]
+                ready = None
             if not notices:
                 return
             wait = self.limiter.available_at(clock.monotonic()) - clock.monotonic()
             if wait > 0:
                 await clock.sleep(wait)
+                ready = None  # rendered before the wait: render again, times have moved on
                 continue  # something may have been cleared meanwhile
-            now = clock.now()
-            prepared = self.integration.prepare(notices, now)
+            if ready is not None:
+                prepared = [ready]
+                ready = None  # a retry renders again ("overdue by" moves on)
+            else:
+                prepared = self.integration.prepare(notices, clock.now())
             if len(prepared) != 1:  # cannot happen: these notices fitted before
                 for part in prepared:
                     await self._send(part.notices)
@@ -121,7 +137,7 @@ class Lane:
             notices = [n.with_attempt(now, result.reason or None) for n in notices]
             if result.delivered:
                 self.circuit_open = False
-                await d.delivered(self, notices, prepared[0].message_id, now)
+                self._record_later(notices, prepared[0].message_id, now)
                 return
             if result.retry_after:
                 self.limiter.pause_until(clock.monotonic() + result.retry_after)
@@ -153,6 +169,21 @@ class Lane:
                 [StatusChange(n, Status.queued, result.reason, now) for n in notices]
             )
             await clock.sleep(delay)
+
+
+    def _record_later(self, notices: list[Notice], message_id: str, now) -> None:
+        previous = self._recording
+
+        async def record() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            try:
+                await self.dispatcher.delivered(self, notices, message_id, now)
+            except Exception:  # noqa: BLE001 - the rows stay queued; logged, resent on restart
+                log.exception("recording a delivery to %s/%s failed", *self.labels.values())
+
+        self._recording = asyncio.create_task(record())
 
 
 class Dispatcher:
@@ -190,15 +221,24 @@ class Dispatcher:
     async def stop(self) -> None:
         """Stop sending. Whatever was not sent stays queued in the sink for the next start.
 
-        The scheduler stops first, so no lane is handed a batch while lanes stop.
+        The scheduler stops first, so no lane is handed a batch while lanes stop; every
+        delivery a provider accepted is recorded before this returns.
         """
-        for group in ([self._task], [lane.task for lane in self.lanes.values()]):
-            tasks = [t for t in group if t is not None]
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for lane in self.lanes.values():  # what was delivered gets recorded as such
+            await lane.flush()
+        tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for lane in self.lanes.values():  # a delivery that finished as it was cancelled
+            await lane.flush()
 
     def wake(self) -> None:
         self._wake.set()
