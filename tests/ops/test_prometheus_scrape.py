@@ -1,11 +1,13 @@
 """A real Prometheus (Debian's server) scrapes the running services, evaluates the shipped
-alert rules, and sees an induced breach: the counter rises and the breach alert goes
-pending (its `for:` is 10 minutes, so pending is the state to expect within a test).
+alert rules, and sees an induced breach: the counter rises, the breach alert goes pending
+(its `for:` is 10 minutes, so pending is the state to expect within a test), and the
+notifier's sent counter shows every breach delivered to a local webhook, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import shutil
 import subprocess
@@ -16,6 +18,9 @@ import httpx
 import pytest
 
 from services.ingest.app import create_app
+from services.notifier.app import create_app as create_notifier_app
+from services.notifier.config import load_routes
+from services.notifier.settings import NotifierSettings
 from services.sla_monitor import migrate
 from shared.auth import ApiKeys
 from shared.devstack import free_port
@@ -23,6 +28,7 @@ from shared.kafka import ensure_topics
 from shared.settings import IngestSettings
 from tests.helpers import serve, topic_settings
 from tests.monitor.harness import MonitorProcess, monitor_env, now
+from tests.notifier.support import HttpSink
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +42,14 @@ policies:
     match: {}
     calendar: always
     targets: {first_response: 2s}
+"""
+ROUTES = """\
+version: 1
+defaults: {{group_wait: 0s, group_interval: 1s}}
+receivers:
+  - name: supervisors
+    integrations: [{{type: webhook, url: "{url}/hook", rate_limit: none}}]
+routes: [{{receiver: supervisors}}]
 """
 
 
@@ -64,8 +78,19 @@ async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending
     monitor = MonitorProcess(monitor_env(ingest_settings, fresh_database, policy), tmp_path / "monitor.log").start()
     prom_port = free_port()
     prometheus = None
+    sink = HttpSink()
+    routes = tmp_path / "routes.yaml"
+    notifier_settings = topic_settings(
+        NotifierSettings, topic_prefix, kafka_bootstrap, database_url=fresh_database,
+        notifier_group_id=f"{topic_prefix}-notifier",
+    )
     try:
-        async with serve(create_app(ingest_settings, keys)) as ingest_url:
+        async with contextlib.AsyncExitStack() as stack:
+            ingest_url = await stack.enter_async_context(serve(create_app(ingest_settings, keys)))
+            sink_url = await stack.enter_async_context(serve(sink.app))
+            routes.write_text(ROUTES.format(url=sink_url))
+            notifier_app = create_notifier_app(notifier_settings, load_routes(routes, {}))
+            notifier_url = await stack.enter_async_context(serve(notifier_app))
             config = tmp_path / "prometheus.yml"
             config.write_text(
                 "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -73,6 +98,7 @@ async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending
                 "scrape_configs:\n"
                 f"  - job_name: slawatch-ingest\n    static_configs: [{{targets: ['{ingest_url.removeprefix('http://')}']}}]\n"
                 f"  - job_name: slawatch-monitor\n    static_configs: [{{targets: ['127.0.0.1:{monitor.port}']}}]\n"
+                f"  - job_name: slawatch-notifier\n    static_configs: [{{targets: ['{notifier_url.removeprefix('http://')}']}}]\n"
             )
             prometheus = subprocess.Popen(
                 [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -83,7 +109,7 @@ async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{prom_port}", timeout=10) as prom, \
                     httpx.AsyncClient(base_url=ingest_url, timeout=10, headers={"Authorization": "Bearer tok"}) as ingest:
                 deadline = time.monotonic() + 60
-                while len(await query(prom, 'up{job=~"slawatch-.*"} == 1')) < 2:
+                while len(await query(prom, 'up{job=~"slawatch-.*"} == 1')) < 3:
                     assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-3000:]
                     await asyncio.sleep(0.5)
 
@@ -120,6 +146,16 @@ async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending
                     await asyncio.sleep(0.5)
                 breach_alert = next(a for a in alerts if a["labels"]["alertname"] == "SlawatchSlaBreachRateHigh")
                 assert breach_alert["labels"]["policy"] == "scrape"
+                # ... and the notifier told the supervisors about every breach, once.
+                expr = 'sum(slawatch_notifier_sent_total{receiver="supervisors"})'
+                while True:
+                    result = await query(prom, expr)
+                    if result and float(result[0]["value"][1]) >= 31:
+                        break
+                    assert time.monotonic() < deadline + 30, (await query(prom, expr), len(sink.requests))
+                    await asyncio.sleep(0.5)
+                notified = [e["ticket_id"] for r in sink.at("/hook") for e in r.json()["events"]]
+                assert sorted(notified) == sorted(f"S-{n}" for n in range(31))
     finally:
         if prometheus:
             prometheus.terminate()
