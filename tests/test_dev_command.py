@@ -73,3 +73,42 @@ def test_dev_starts_everything_and_ctrl_c_stops_everything(tmp_path) -> None:
         if dev.poll() is None:
             dev.kill()
         log.close()
+
+
+def test_embedded_postgres_stops_when_its_owner_is_killed_hard(tmp_path) -> None:
+    """kill -9 runs no cleanup: the watchdog stops the server and removes its folder."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import json, sys, time\n"
+        "from shared.devstack import Postgres\n"
+        "pg = Postgres().start()\n"
+        "pid = int((pg.directory / 'pgdata' / 'postmaster.pid').read_text().split()[0])\n"
+        "print(json.dumps({'pid': pid, 'dir': str(pg.directory)}), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        started = json.loads(owner.stdout.readline())
+        os.kill(started["pid"], 0)  # the server runs
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                os.kill(started["pid"], 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, "postgres outlived its owner"
+            time.sleep(0.1)
+        while os.path.exists(started["dir"]):
+            assert time.monotonic() < deadline, "its folder was left behind"
+            time.sleep(0.1)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
