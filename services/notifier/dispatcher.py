@@ -44,6 +44,16 @@ log = logging.getLogger("slawatch.notifier")
 LaneKey = tuple[str, str]  # receiver, integration
 
 
+def correlation(notices: Sequence[Notice], **more: str) -> dict[str, object]:
+    """Log fields that tie a line to its tickets and SLA events (docs/operations.md)."""
+    tickets = sorted({n.event.ticket_id for n in notices})
+    return {
+        "ticket_id": tickets[0] if len(tickets) == 1 else tickets,
+        "notification_ids": [n.notification_id for n in notices],
+        **more,
+    }
+
+
 class Lane:
     def __init__(self, dispatcher: Dispatcher, integration: Integration) -> None:
         self.dispatcher = dispatcher
@@ -338,6 +348,12 @@ class Dispatcher:
 
     async def delivered(self, lane: Lane, notices: list[Notice], message_id: str, now) -> None:
         labels = lane.labels
+        log.info(
+            "sent %d notification(s) to %s/%s",
+            len(notices),
+            *labels.values(),
+            extra=correlation(notices, message_id=message_id),
+        )
         self.metrics.messages.labels(**labels).inc()
         self.metrics.sent.labels(**labels).inc(len(notices))
         for notice in notices:
@@ -359,6 +375,7 @@ class Dispatcher:
             len(notices),
             *lane.labels.values(),
             reason,
+            extra=correlation(notices),
         )
         self.core.complete(notices, Status.failed, now)
         await self._dead_letter(notices, reason, now)

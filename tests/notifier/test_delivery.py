@@ -283,3 +283,34 @@ async def test_storm_of_1000_breaches_in_a_minute_is_grouped_paced_and_complete(
         # Slack's 1 message per second per webhook, on the wire (less a few real ms of jitter)
         assert min(gaps) >= 0.8
         assert pipe.count("messages", receiver="team", integration="slack") == len(requests)
+
+
+async def test_sent_and_given_up_lines_carry_ticket_and_notification_ids(http_sink, caplog) -> None:
+    import logging
+
+    sink, url = http_sink
+    ok, bad = new_path(), new_path()
+    config = routes(
+        f"""
+        receivers:
+          - name: r
+            group_wait: 0s
+            group_interval: 1s
+            repeat_interval: never
+            integrations:
+              - {{type: webhook, name: good, url: "{url}{ok}"}}
+              - {{type: webhook, name: bad, url: "{url}{bad}?token=SECRET-IN-URL"}}
+        routes: [{{receiver: r}}]
+        """
+    )
+    sink.script(bad).always(400, b"nope")
+    caplog.set_level(logging.INFO, logger="slawatch.notifier")
+    async with running_pipeline(config, retry=FAST) as pipe:
+        event = sla_event(ticket="T-LOG")
+        await pipe.dispatcher.submit([event])
+        assert await pipe.dispatcher.wait_idle(5)
+    sent = [r for r in caplog.records if r.getMessage().startswith("sent 1 notification")]
+    given_up = [r for r in caplog.records if r.getMessage().startswith("giving up")]
+    assert [r.ticket_id for r in sent] == ["T-LOG"] and sent[0].notification_ids == [event.id]
+    assert [r.ticket_id for r in given_up] == ["T-LOG"]
+    assert "SECRET-IN-URL" not in caplog.text
