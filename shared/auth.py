@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
+
+from shared.settings import bad_setting
 
 DEV_TOKEN = "slawatch-dev-token"
 DEV_KEY_NAME = "dev"
@@ -78,17 +81,11 @@ def api_keys_setting(spec: str | None, variable: str, *, dev: bool) -> ApiKeys |
 
     A malformed value stops the process (exit 2) with one line naming the variable.
     """
-    import logging
-    import sys
-
-    from shared.settings import SettingsError
-
     if spec:
         try:
             return ApiKeys.parse(spec)
         except ApiKeyFormatError as exc:
-            print(f"slawatch: bad setting {variable}: {exc}", file=sys.stderr)
-            raise SettingsError(2) from None
+            raise bad_setting(variable, str(exc)) from None
     if dev:
         logging.getLogger("slawatch.auth").warning(
             "%s is unset: accepting the dev token %r (env=dev only)", variable, DEV_TOKEN

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -90,6 +91,19 @@ def make_producer(settings: CommonSettings, **overrides: Any) -> AIOKafkaProduce
     return AIOKafkaProducer(**options)
 
 
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+async def send_confirmed(producer: AIOKafkaProducer, topic: str, records: Iterable[Record]) -> None:
+    """Send records (batched by the producer) and return once the broker acked every one;
+    raises if any was not acked, so the caller can keep its own state unchanged."""
+    futures = [
+        await producer.send(topic, value, key=key, headers=headers or None)
+        for key, value, headers in records
+    ]
+    await asyncio.gather(*futures)
+
+
 async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:
     """A cheap readiness probe: can we fetch cluster metadata right now?"""
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
@@ -109,20 +123,17 @@ async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bo
 def topics_main(argv: list[str]) -> int:
     """`slawatch topics create`: create missing topics (idempotent), for deploy jobs."""
     import argparse
-    import sys
 
-    from shared.settings import SettingsError, load_settings
+    from shared.settings import SettingsError, load_settings, require
 
     parser = argparse.ArgumentParser(prog="slawatch topics", description=topics_main.__doc__)
     parser.add_argument("action", choices=["create"])
     parser.parse_args(argv)
     try:
         settings = load_settings(CommonSettings)
+        require(settings, "kafka_bootstrap", hint="")
     except SettingsError as exc:
         return int(exc.code or 2)
-    if not settings.kafka_bootstrap:
-        print("slawatch: bad setting SLAWATCH_KAFKA_BOOTSTRAP: required", file=sys.stderr)
-        return 2
     created = asyncio.run(ensure_topics(settings))
     print("topics created: " + (", ".join(created) if created else "none (all exist)"))
     return 0

@@ -109,6 +109,19 @@ class SettingsError(SystemExit):
     """Raised (as SystemExit(2)) with one clear line per bad setting."""
 
 
+def bad_setting(variable: str, message: str) -> SettingsError:
+    """Print the one line naming a bad or missing variable; raise what this returns (exit 2)."""
+    print(f"slawatch: bad setting {variable}: {message}", file=sys.stderr)
+    return SettingsError(2)
+
+
+def require(settings: CommonSettings, *fields: str, hint: str = " (or use `slawatch dev`)") -> None:
+    """Stop with a clear line when a setting a service cannot run without is unset."""
+    for name in fields:
+        if not getattr(settings, name):
+            raise bad_setting(f"SLAWATCH_{name.upper()}", "required" + hint)
+
+
 def load_settings(cls: type[S]) -> S:
     """Build settings or stop with a line naming each bad variable; never echo its value."""
     try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import uvicorn
 
 from services.ingest.app import create_app
 from shared.auth import ApiKeys, api_keys_setting
 from shared.logs import configure_logging
-from shared.settings import IngestSettings, SettingsError, load_settings
+from shared.settings import IngestSettings, bad_setting, load_settings, require
 
 log = logging.getLogger("slawatch.ingest")
 
@@ -19,23 +18,14 @@ def api_keys_from(settings: IngestSettings) -> ApiKeys:
     """Keys from SLAWATCH_INGEST_API_KEYS; the documented dev token only when env=dev."""
     keys = api_keys_setting(settings.ingest_api_keys, "SLAWATCH_INGEST_API_KEYS", dev=settings.is_dev)
     if keys is None:
-        print(
-            "slawatch: bad setting SLAWATCH_INGEST_API_KEYS: required unless SLAWATCH_ENV=dev",
-            file=sys.stderr,
-        )
-        raise SettingsError(2)
+        raise bad_setting("SLAWATCH_INGEST_API_KEYS", "required unless SLAWATCH_ENV=dev")
     return keys
 
 
 def run() -> None:
     settings = load_settings(IngestSettings)
     configure_logging(settings)
-    if not settings.kafka_bootstrap:
-        print(
-            "slawatch: bad setting SLAWATCH_KAFKA_BOOTSTRAP: required (or use `slawatch dev`)",
-            file=sys.stderr,
-        )
-        raise SettingsError(2)
+    require(settings, "kafka_bootstrap")
     keys = api_keys_from(settings)
     app = create_app(settings, keys)
     log.info("ingest listening on http://%s:%d", settings.ingest_host, settings.ingest_port)

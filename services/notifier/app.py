@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import os
 import uuid
@@ -362,11 +363,16 @@ def create_app(
             if not expected or not hmac.compare_digest(expected, parts.get("v1", "")):
                 log.warning("dev webhook sink: refused a request with a bad signature")
                 return Response(status_code=401)
-            payload = await request.json()
-            for event in payload.get("events", []):
+            try:
+                events = [
+                    (e["kind"], e["ticket_id"], e["target"], e.get("level", "-"))
+                    for e in json.loads(body)["events"]
+                ]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return Response("expected a slawatch webhook body with `events`", status_code=400)
+            for kind, ticket, target, level in events:
                 print(
-                    f"[webhook sink] signature ok  {event['kind']:<14} {event['ticket_id']:<12} "
-                    f"{event['target']:<15} level={event.get('level', '-')}",
+                    f"[webhook sink] signature ok  {kind:<14} {ticket:<12} {target:<15} level={level}",
                     flush=True,
                 )
             return Response(status_code=204)

@@ -26,6 +26,7 @@ from services.notifier.dispatcher import Dispatcher
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Status
 from services.notifier.store import NotifierStore
+from shared.kafka import send_confirmed
 from shared.sla_events import SlaEvent, parse_sla_event
 
 log = logging.getLogger("slawatch.notifier")
@@ -187,21 +188,22 @@ class SlaConsumer:
     async def _dead_letter_records(
         self, tp: TopicPartition, invalid: list[tuple[bytes | None, bytes | None, str, int]]
     ) -> None:
-        futures = [
-            await self.producer.send(
-                self.dlq_topic,
-                value if value is not None else b"",
-                key=key,
-                headers=[
-                    ("slawatch-error", reason.encode()[:1000]),
-                    ("slawatch-source-topic", self.topic.encode()),
-                    ("slawatch-source-offset", f"{tp.partition}:{offset}".encode()),
-                ],
-            )
-            for key, value, reason, offset in invalid
-        ]
-        for future in futures:
-            await future
+        await send_confirmed(
+            self.producer,
+            self.dlq_topic,
+            (
+                (
+                    key,
+                    value if value is not None else b"",
+                    [
+                        ("slawatch-error", reason.encode()[:1000]),
+                        ("slawatch-source-topic", self.topic.encode()),
+                        ("slawatch-source-offset", f"{tp.partition}:{offset}".encode()),
+                    ],
+                )
+                for key, value, reason, offset in invalid
+            ),
+        )
         for _key, _value, reason, offset in invalid:
             log.warning(
                 "dead-lettered an invalid SLA-topic record at %d:%d: %s",

@@ -91,8 +91,10 @@ class NotifierCore:
 
     # ---------------------------------------------------------------- intake
 
-    def expand(self, event: SlaEvent, now: datetime) -> list[Notice]:
-        """The notices an event asks for. Pure: the same event and instant, the same notices."""
+    def expand(self, event: SlaEvent, now: datetime, shard: int | None = None) -> list[Notice]:
+        """The notices an event asks for. Pure: the same event and instant, the same notices.
+
+        ``shard`` is the SLA-topic partition the event came from (see Notice.shard)."""
         if event.kind in RESOLVING_KINDS and not wants_resolution(event):
             return []
         out: dict[NoticeKey, Notice] = {}
@@ -109,6 +111,7 @@ class NotifierCore:
                     created_at=now,
                     not_before=placement.not_before,
                     via=placement.via,
+                    shard=shard,
                 )
                 out.setdefault(notice.key, notice)
         return list(out.values())
@@ -154,9 +157,8 @@ class NotifierCore:
         """
         changes: list[StatusChange] = []
         for notice in sorted(notices, key=lambda n: (n.created_at, n.notification_id)):
-            if notice.key in self.inflight:
+            if notice.key in self.inflight:  # cancelled by forget(), still indexed
                 self._cancelled.discard(notice.key)
-                self._by_target[notice.target_key].add(notice.key)
                 continue
             if self.receiver_of(notice) is None:
                 changes.append(

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from services.notifier.clock import Clock
 from services.notifier.core import NotifierCore
@@ -285,10 +284,7 @@ class Dispatcher:
         """
         async with self._submit_lock:
             now = self.clock.now()
-            candidates = [
-                (event, [replace(n, shard=shard) for n in self.core.expand(event, now)])
-                for event in events
-            ]
+            candidates = [(event, self.core.expand(event, now, shard)) for event in events]
             everything = [n for _, notices in candidates for n in notices]
             fresh = await self.sink.enqueue(everything) if everything else []
             fresh_keys = {n.key for n in fresh}

@@ -14,40 +14,30 @@ from services.notifier.config import RoutesError, load_routes
 from services.notifier.settings import NotifierSettings
 from shared.auth import api_keys_setting
 from shared.logs import configure_logging
-from shared.settings import SettingsError, load_settings
+from shared.settings import bad_setting, load_settings, require
 
 log = logging.getLogger("slawatch.notifier")
-
-
-def _fail(variable: str, message: str) -> SettingsError:
-    print(f"slawatch: bad setting {variable}: {message}", file=sys.stderr)
-    return SettingsError(2)
 
 
 def run() -> None:
     settings = load_settings(NotifierSettings)
     configure_logging(settings)
-    for name, value in (
-        ("SLAWATCH_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
-        ("SLAWATCH_DATABASE_URL", settings.database_url),
-    ):
-        if not value:
-            raise _fail(name, "required (or use `slawatch dev`)")
+    require(settings, "kafka_bootstrap", "database_url")
     calendars = {}
     try:
         config = load_routes(settings.routes_file, os.environ)
     except RoutesError as exc:
         for issue in exc.issues:
             print(issue.render(exc.source), file=sys.stderr)
-        raise _fail("SLAWATCH_ROUTES_FILE", f"{len(exc.issues)} problem(s) in {exc.source}") from None
+        raise bad_setting("SLAWATCH_ROUTES_FILE", f"{len(exc.issues)} problem(s) in {exc.source}") from None
     if config.calendars:  # quiet hours use the SLA policy file's business calendars
         try:
             calendars = load_calendars(settings.policy_file)
         except CalendarsUnavailable as exc:
-            raise _fail("SLAWATCH_POLICY_FILE", f"needed for quiet hours: {exc}") from None
+            raise bad_setting("SLAWATCH_POLICY_FILE", f"needed for quiet hours: {exc}") from None
         missing = sorted(config.calendars - set(calendars))
         if missing:
-            raise _fail(
+            raise bad_setting(
                 "SLAWATCH_ROUTES_FILE",
                 f"calendar(s) {', '.join(missing)} not in the policy file {settings.policy_file}",
             )

@@ -21,6 +21,7 @@ from services.notifier.matchers import Matchers
 from services.notifier.model import Notice, NoticeKey, Status, StatusChange
 from services.notifier.stages.silences import Silence
 from shared.db import asyncpg_dsn
+from shared.kafka import send_confirmed
 from shared.sla_events import parse_sla_event
 
 UNFINISHED = (Status.queued.value, Status.failed.value)
@@ -324,17 +325,19 @@ class PgDeliverySink:
         await self.store.update_status(changes)
 
     async def dead_letter(self, notices: Sequence[Notice], reason: str) -> None:
-        futures = [
-            await self.producer.send(
-                self.dlq_topic,
-                dead_letter_record(notice, reason),
-                key=notice.event.ticket_id.encode(),
-                headers=[
-                    ("slawatch-error", reason.encode()[:1000]),
-                    ("slawatch-notification-id", notice.notification_id.encode()[:1000]),
-                ],
-            )
-            for notice in notices
-        ]
-        for future in futures:
-            await future  # raises if the broker did not ack: the row stays `failed`
+        # raises if the broker did not ack: the rows stay `failed` and are tried again
+        await send_confirmed(
+            self.producer,
+            self.dlq_topic,
+            (
+                (
+                    notice.event.ticket_id.encode(),
+                    dead_letter_record(notice, reason),
+                    [
+                        ("slawatch-error", reason.encode()[:1000]),
+                        ("slawatch-notification-id", notice.notification_id.encode()[:1000]),
+                    ],
+                )
+                for notice in notices
+            ),
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import uvicorn
 
@@ -11,7 +10,7 @@ from services.sla_monitor import engine_port
 from services.sla_monitor.app import create_app
 from services.sla_monitor.settings import MonitorSettings
 from shared.logs import configure_logging
-from shared.settings import SettingsError, load_settings
+from shared.settings import bad_setting, load_settings, require
 
 log = logging.getLogger("slawatch.monitor")
 
@@ -19,20 +18,11 @@ log = logging.getLogger("slawatch.monitor")
 def run() -> None:
     settings = load_settings(MonitorSettings)
     configure_logging(settings)
-    for name, value in (
-        ("SLAWATCH_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
-        ("SLAWATCH_DATABASE_URL", settings.database_url),
-    ):
-        if not value:
-            print(
-                f"slawatch: bad setting {name}: required (or use `slawatch dev`)", file=sys.stderr
-            )
-            raise SettingsError(2)
+    require(settings, "kafka_bootstrap", "database_url")
     try:
         policies = engine_port.load_policies(settings.policy_file)
     except engine_port.PolicyError as exc:
-        print(f"slawatch: bad setting SLAWATCH_POLICY_FILE: {exc}", file=sys.stderr)
-        raise SettingsError(2) from None
+        raise bad_setting("SLAWATCH_POLICY_FILE", str(exc)) from None
     app = create_app(settings, policies)
     log.info("monitor read API on http://%s:%d", settings.monitor_host, settings.monitor_port)
     uvicorn.run(

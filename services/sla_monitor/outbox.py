@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from services.sla_monitor.store import Store
+from shared.kafka import send_confirmed
 
 log = logging.getLogger("slawatch.monitor.outbox")
 
@@ -45,13 +46,11 @@ class OutboxDrainer:
         rows = await self.store.unsent_outbox(partitions, self.batch_size)
         if not rows:
             return 0
-        futures = [
-            await self.producer.send(
-                self.topic, row["payload"].encode(), key=row["ticket_id"].encode()
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
+        await send_confirmed(
+            self.producer,
+            self.topic,
+            ((row["ticket_id"].encode(), row["payload"].encode(), []) for row in rows),
+        )
         await self.store.mark_sent([row["seq"] for row in rows])
         if self.on_sent:
             self.on_sent(len(rows))

@@ -37,6 +37,7 @@ from services.sla_monitor.settings import MonitorSettings
 from services.sla_monitor.store import BatchWrite, OutboxRow, RetainedEvent, Store, TicketRow
 from services.sla_monitor.timers import DeadlineHeap
 from shared.events import TicketEvent, parse_event
+from shared.kafka import send_confirmed
 from shared.sla_events import SlaEvent, dump_sla_event
 
 log = logging.getLogger("slawatch.monitor")
@@ -431,19 +432,21 @@ class Worker:
             )
 
     async def _dead_letter(self, poison: list[tuple[bytes | None, bytes, str]]) -> None:
-        futures = [
-            await self.producer.send(
-                self.settings.topic_events_dlq,
-                value,
-                key=key,
-                headers=[
-                    ("slawatch-error", reason.encode()[:1000]),
-                    ("slawatch-source-topic", self.topic.encode()),
-                ],
-            )
-            for key, value, reason in poison
-        ]
-        await asyncio.gather(*futures)
+        await send_confirmed(
+            self.producer,
+            self.settings.topic_events_dlq,
+            (
+                (
+                    key,
+                    value,
+                    [
+                        ("slawatch-error", reason.encode()[:1000]),
+                        ("slawatch-source-topic", self.topic.encode()),
+                    ],
+                )
+                for key, value, reason in poison
+            ),
+        )
         for key, _, reason in poison:
             self.metrics.events_dead_lettered.labels(reason.split(":", 1)[0]).inc()
             log.warning(

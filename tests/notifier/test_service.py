@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.notifier.app import create_app
 from services.notifier.config import load_routes
@@ -141,15 +142,13 @@ async def eventually(check, timeout: float = 20.0):
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            series, value = line.rsplit(" ", 1)
-            have = series[len(name) :].strip("{}")
-            if all(part in have.split(",") for part in want.split(",") if part):
-                total += float(value)
-    return total
+    """Sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 async def test_delivered_to_webhook_and_email_once_despite_redelivered_records(
@@ -389,3 +388,30 @@ async def _owns(client: httpx.AsyncClient, partitions: list[int]) -> bool:
 
 async def _count(delivered, n: int) -> bool:
     return len(delivered()) >= n
+
+
+async def test_dev_webhook_sink_checks_signatures_and_refuses_bad_bodies(
+    settings, http_sink, tmp_path, capsys
+) -> None:
+    from services.notifier.app import DEV_WEBHOOK_SECRET_DEFAULT
+    from services.notifier.integrations.webhook import webhook_signature
+
+    _, url = http_sink
+    dev = settings.model_copy(update={"env": "dev"})
+
+    def signed(body: bytes, secret: str = DEV_WEBHOOK_SECRET_DEFAULT) -> dict[str, str]:
+        ts = int(time.time())
+        return {"X-Slawatch-Signature": f"t={ts},v1={webhook_signature(secret, ts, body)}"}
+
+    async with notifier(dev, routes_file(tmp_path, url + "/x")) as client:
+        good = json.dumps({"events": [sla_event(ticket="DEV-1").model_dump(mode="json")]}).encode()
+        assert (await client.post("/dev/webhook-sink", content=good, headers=signed(good))).status_code == 204
+        assert "signature ok  sla.breached   DEV-1" in capsys.readouterr().out
+        forged = signed(good, "not-the-secret")
+        assert (await client.post("/dev/webhook-sink", content=good, headers=forged)).status_code == 401
+        assert (await client.post("/dev/webhook-sink", content=good)).status_code == 401
+        for bad in (b"{not json", b'{"events": 3}', b'{"events": [{"kind": "x"}]}'):
+            answer = await client.post("/dev/webhook-sink", content=bad, headers=signed(bad))
+            assert answer.status_code == 400, bad
+    async with notifier(settings, routes_file(tmp_path, url + "/x")) as client:  # prod: no sink
+        assert (await client.post("/dev/webhook-sink", content=good, headers=signed(good))).status_code == 404
