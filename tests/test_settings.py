@@ -88,3 +88,21 @@ def test_cli_usage_errors_exit_2() -> None:
     assert run_cli("frobnicate").returncode == 2
     assert run_cli("ingest", "--port", "1").returncode == 2
     assert run_cli("--help").returncode == 0
+
+
+def test_notifier_refuses_bad_configuration_with_one_line_each(tmp_path: Path) -> None:
+    base = {"SLAWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            "SLAWATCH_DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:1/db"}
+    missing = run_cli("notifier", SLAWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    assert missing.returncode == 2 and "SLAWATCH_DATABASE_URL: required" in missing.stderr
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("receivers:\n  - name: r\n    integrations: [{type: pager}]\n")
+    bad = run_cli("notifier", **base, SLAWATCH_ROUTES_FILE=str(routes))
+    assert bad.returncode == 2
+    assert f"{routes}:3:" in bad.stderr and "SLAWATCH_ROUTES_FILE" in bad.stderr
+    assert "hunter2" not in bad.stderr
+
+    keys = run_cli("notifier", **base, SLAWATCH_NOTIFIER_API_KEYS="ops:nothex")
+    assert keys.returncode == 2 and "SLAWATCH_NOTIFIER_API_KEYS" in keys.stderr
+    assert "nothex" not in keys.stderr
