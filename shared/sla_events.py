@@ -72,7 +72,10 @@ class SlaEvent(BaseModel):
         ge=0,
         description="0 for once-per-ticket targets; n-th cycle for next_response / periodic_update.",
     )
-    deadline: UtcDatetime | None = Field(description="The instant the target is (or was) due, UTC.")
+    deadline: UtcDatetime | None = Field(
+        default=None,
+        description="The instant the target is (or was) due, UTC; absent when no clock runs (a retraction of a paused target).",
+    )
     occurred_at: UtcDatetime = Field(description="The instant the condition became true.")
     elapsed_seconds: float = Field(ge=0, description="Business time counted so far.")
     target_seconds: float = Field(ge=0, description="The target in business time.")

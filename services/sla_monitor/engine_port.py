@@ -12,6 +12,7 @@ from services.sla_monitor.store import FactsRow
 from shared.engine import (
     PolicyError,
     PolicySet,
+    SlaRecord,
     State,
     describe,
     deserialise,
@@ -28,11 +29,11 @@ from shared.engine import (
 from shared.engine import advance as _advance
 from shared.engine import apply as _apply
 from shared.events import TicketEvent
-from shared.sla_events import SlaEvent
 
 Policies = PolicySet
 
 __all__ = [
+    "SlaRecord",
     "Policies",
     "PolicyError",
     "advance",
@@ -59,7 +60,7 @@ def dump(state: State) -> bytes:
 
 def apply(
     state: State | None, event: TicketEvent, policies: PolicySet
-) -> tuple[State, list[SlaEvent]]:
+) -> tuple[State, list[SlaRecord]]:
     return _apply(state, event, policies)
 
 
@@ -75,7 +76,7 @@ def arrival(state: State | None, event: TicketEvent) -> str:
     return "new"
 
 
-def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, list[SlaEvent]]:
+def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, list[SlaRecord]]:
     return _advance(state, now, policies)
 
 

@@ -36,9 +36,9 @@ from services.sla_monitor.metrics import MonitorMetrics
 from services.sla_monitor.settings import MonitorSettings
 from services.sla_monitor.store import BatchWrite, OutboxRow, RetainedEvent, Store, TicketRow
 from services.sla_monitor.timers import DeadlineHeap
+from shared.engine import SlaRecord
 from shared.events import TicketEvent, parse_event
 from shared.kafka import send_confirmed
-from shared.sla_events import SlaEvent, dump_sla_event
 
 log = logging.getLogger("slawatch.monitor")
 
@@ -229,7 +229,7 @@ class Worker:
             return
 
         new_memory: dict[str, tuple[int, bytes | None, float | None]] = {}
-        emitted: list[SlaEvent] = []
+        emitted: list[SlaRecord] = []
         arrivals: dict[str, int] = defaultdict(int)
         now = time.time()
         for ticket_id, events in events_by_ticket.items():
@@ -237,7 +237,7 @@ class Worker:
             part = self.partitions[partition]
             blob = part.tickets.get(ticket_id) or stored.get(ticket_id)
             state = engine_port.load(blob, self.policies) if blob else None
-            sla_events: list[SlaEvent] = []
+            sla_events: list[SlaRecord] = []
             for event, raw in events:
                 arrival = engine_port.arrival(state, event)
                 if arrival != "new":
@@ -305,7 +305,7 @@ class Worker:
         now = time.time()
         write = BatchWrite()
         popped: list[tuple[int, str, float]] = []
-        emitted: list[SlaEvent] = []
+        emitted: list[SlaRecord] = []
         for partition, part in self.partitions.items():
             horizon = part.safe_instant(now)
             for ticket_id in part.heap.pop_due(horizon, limit=5000):
@@ -344,7 +344,7 @@ class Worker:
             else:
                 part.tickets.pop(ticket_id, None)
         for sla in emitted:
-            self.metrics.fire_delay_seconds.observe(max(0.0, now - sla.occurred_at.timestamp()))
+            self.metrics.fire_delay_seconds.observe(max(0.0, now - sla.at_ms / 1000))
         self._count(emitted)
         self.refresh_gauges()
         if write.outbox:
@@ -360,7 +360,7 @@ class Worker:
         items = [(p, t) for p, part in self.partitions.items() for t in part.tickets]
         for start in range(0, len(items), chunk):
             write = BatchWrite()
-            emitted: list[SlaEvent] = []
+            emitted: list[SlaRecord] = []
             for partition, ticket_id in items[start : start + chunk]:
                 part = self.partitions[partition]
                 state = engine_port.load(part.tickets[ticket_id], self.policies)
@@ -394,21 +394,21 @@ class Worker:
 
     # ------------------------------------------------------------------ helpers
     def _finalise(
-        self, sla_events: list[SlaEvent], partition: int, write: BatchWrite, now: float
-    ) -> list[SlaEvent]:
+        self, sla_events: list[SlaRecord], partition: int, write: BatchWrite, now: float
+    ) -> list[SlaRecord]:
         out = []
         late_after = self.settings.monitor_late_after_s
         for sla in sla_events:
             if (
                 sla.kind in ("sla.warning", "sla.breached", "sla.escalated")
-                and now - sla.occurred_at.timestamp() > late_after
+                and now - sla.at_ms / 1000 > late_after
             ):
-                sla = sla.model_copy(update={"detected_late": True})
-            write.outbox.append(OutboxRow(sla.id, sla.ticket_id, partition, dump_sla_event(sla)))
+                sla = sla.flagged_late()
+            write.outbox.append(OutboxRow(sla.id, sla.ticket_id, partition, sla.to_json()))
             out.append(sla)
         return out
 
-    def _count(self, emitted: list[SlaEvent]) -> None:
+    def _count(self, emitted: list[SlaRecord]) -> None:
         """Count and log committed SLA events; the log line carries the ids for correlation."""
         for sla in emitted:
             self.metrics.sla_events.labels(

@@ -5,6 +5,7 @@ service is a thin shell around these calls::
 
     policies = load_policies("policies.yaml")          # once; PolicyError lists problems
     state, sla_events = apply(state, event, policies)  # state None for a new ticket
+                                                       # (SlaRecord: .to_event(), .to_json())
     state, sla_events = advance(state, now)             # warnings/breaches/escalations due
     due = next_due(state)                               # when to call advance next
     blob = serialise(state); state = deserialise(blob)  # compact, versioned (<= 1 KB)
@@ -34,6 +35,7 @@ from shared.engine.policy import (
     load_policies,
     policy_json_schema,
 )
+from shared.engine.record import SlaRecord
 from shared.engine.state import FORMAT_VERSION, State, StateError, deserialise, serialise
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "PolicyError",
     "PolicySet",
     "Problem",
+    "SlaRecord",
     "State",
     "StateError",
     "advance",

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from shared.engine.calendar import from_ms, to_ms
+from shared.engine.calendar import _EPOCH, _MS, from_ms, to_ms
 from shared.engine.policy import (
     BREACH,
     CODE_TARGETS,
@@ -45,26 +45,33 @@ from shared.engine.policy import (
     PolicySet,
     TargetSpec,
 )
+from shared.engine.record import SlaRecord
 from shared.engine.state import State, Track, deserialise, fold_attributes, serialise
 from shared.events import TicketEvent
-from shared.sla_events import SlaEvent, SlaKind, Target, sla_event_id
+from shared.sla_events import SlaKind, sla_event_id
 
 NEVER = 1 << 62
-_KINDS = (SlaKind.warning, SlaKind.breached, SlaKind.escalated)
-_TARGET_ENUM = {t.value: t for t in Target}
+# Module constants: reading an enum member off its class costs a lookup per SLA event.
+_WARNING, _BREACHED, _ESCALATED, _MET, _RETRACTED = (
+    SlaKind.warning,
+    SlaKind.breached,
+    SlaKind.escalated,
+    SlaKind.met,
+    SlaKind.retracted,
+)
 _DONE = DONE_STATUSES
 
 
 # ---------------------------------------------------------------------------- public API
 def apply(
     state: State | None, event: TicketEvent, policies: PolicySet
-) -> tuple[State, list[SlaEvent]]:
+) -> tuple[State, list[SlaRecord]]:
     """Apply one ticket event; returns the (same, mutated) state and the SLA events it decided.
 
     ``state`` is None for a ticket not seen before. A duplicate ``event_id`` changes nothing.
     """
-    t = to_ms(event.occurred_at)
-    h = event_hash(event.event_id)
+    t = (event.occurred_at - _EPOCH) // _MS  # to_ms and event_hash, inlined: the hot path
+    h = _b64(_blake2b(event.event_id.encode(), digest_size=6).digest(), newline=False).decode()
     if state is None:
         state = State(event.ticket_id, policies)
     elif state.tid != event.ticket_id:
@@ -74,14 +81,15 @@ def apply(
     elif h in state.ids:
         return state, []
     code, payload = encode(event)
+    # Entries sort by (time, created-first, hash); two never tie (a tie is a duplicate).
     entry = (t, 0 if code == "C" else 1, h, code, payload)
-    out: list[SlaEvent] = []
+    out: list[SlaRecord] = []
     state.ids.add(h)
     last = state.last
-    if state.fp == policies.fingerprint and (last is None or (t > state.spec and entry[:3] > last)):
+    if state.fp == policies.fingerprint and (last is None or (t > state.spec and entry > last)):
         state.ps = policies
         state.log.append(entry)
-        state.last = entry[:3]
+        state.last = entry
         if t > state.hz:
             state.hz = t
         _process(state, entry, out)
@@ -95,14 +103,14 @@ def apply(
 
 def advance(
     state: State, now: datetime, policies: PolicySet | None = None
-) -> tuple[State, list[SlaEvent]]:
+) -> tuple[State, list[SlaRecord]]:
     """Bring the state to ``now``: emit the warnings, breaches and escalations due by then.
 
     Each has its true instant as ``occurred_at`` (never ``now``). Calling it again with the
     same or an earlier ``now`` emits nothing.
     """
     ps = state.policies(policies)
-    out: list[SlaEvent] = []
+    out: list[SlaRecord] = []
     n = to_ms(now)
     if ps.fingerprint != state.fp:
         state.ps = ps
@@ -217,7 +225,7 @@ def encode(event: TicketEvent) -> tuple[str, dict[str, Any] | None]:
 
 
 # ---------------------------------------------------------------------------- replay
-def _replay(s: State, out: list[SlaEvent], trigger: int) -> None:
+def _replay(s: State, out: list[SlaRecord], trigger: int) -> None:
     """Recompute the ticket from its log in event-time order; diff against the ledger."""
     ps = s.ps
     assert ps is not None
@@ -228,7 +236,7 @@ def _replay(s: State, out: list[SlaEvent], trigger: int) -> None:
     for entry in s.log:
         _process(s, entry, out)
     if s.log:
-        s.last = s.log[-1][:3]
+        s.last = s.log[-1]
         if s.log[-1][0] > s.hz:
             s.hz = s.log[-1][0]
     _project(s, out)
@@ -251,7 +259,7 @@ def _replay(s: State, out: list[SlaEvent], trigger: int) -> None:
 
 
 def _retract(
-    s: State, key: tuple[str, int], led: list[int], level: int | None, at: int, out: list[SlaEvent]
+    s: State, key: tuple[str, int], led: list[int], level: int | None, at: int, out: list[SlaRecord]
 ) -> None:
     """Withdraw the standing breach (``level`` None; its escalations go with it) or one
     escalation level that recomputation no longer reaches."""
@@ -272,9 +280,9 @@ def _retract(
     if spec is None and s.pid is not None:
         spec = s.pol.targets.get(code)
     out.append(
-        _event(
-            s,
-            SlaKind.retracted,
+        SlaRecord(
+            _RETRACTED,
+            s.tid,
             name,
             spec.policy if spec else (s.pid or ""),
             cyc,
@@ -282,9 +290,12 @@ def _retract(
             _deadline(tr) if tr is not None else None,
             tr.el if tr is not None else 0,
             spec.ms if spec else 0,
-            level=level,
-            revision=revision,
-            retracts=withdrawn,
+            None,  # fraction
+            level,
+            None,  # breached
+            revision,
+            withdrawn,
+            s.attributes(),
         )
     )
     if s.journal is not None:
@@ -292,7 +303,7 @@ def _retract(
 
 
 # ---------------------------------------------------------------------------- one event
-def _process(s: State, entry: tuple, out: list[SlaEvent]) -> None:
+def _process(s: State, entry: tuple, out: list[SlaRecord]) -> None:
     t, _rank, _h, code, payload = entry
     for tr in s.tracks.values():
         if tr.run:
@@ -319,19 +330,19 @@ def _process(s: State, entry: tuple, out: list[SlaEvent]) -> None:
             s.nps = payload["np"]
 
 
-def _created(s: State, t: int, payload: dict, out: list[SlaEvent]) -> None:
+def _created(s: State, t: int, payload: dict, out: list[SlaRecord]) -> None:
     if s.ct is not None:
         _update(s, t, payload, out)  # a second ticket.created only updates attributes
         return
     s.ct = t
     s.chan = payload.get("ch")
+    s.av = None
     fold_attributes(s, payload)
     s.st = "new"
     s.sh = [(t, "new")]
     policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
     s.pid = policy.id
     s.pol = policy
-    s.why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
     if s.journal is not None:
         _note(s, t, "policy", None, None, policy.id, why=s.why)
     for code in ("f", "r"):
@@ -343,14 +354,14 @@ def _created(s: State, t: int, payload: dict, out: list[SlaEvent]) -> None:
         _status(s, t, status, out)
 
 
-def _update(s: State, t: int, payload: dict | None, out: list[SlaEvent]) -> None:
+def _update(s: State, t: int, payload: dict | None, out: list[SlaRecord]) -> None:
     before = (s.pri, s.tier, s.grp, s.tags)
     fold_attributes(s, payload)
     if s.ct is not None and (s.pri, s.tier, s.grp, s.tags) != before:
         _reselect(s, t, out)
 
 
-def _agent_reply(s: State, t: int, out: list[SlaEvent]) -> None:
+def _agent_reply(s: State, t: int, out: list[SlaRecord]) -> None:
     if s.ct is None:
         return
     s.rp += 1
@@ -383,7 +394,7 @@ def _agent_reply(s: State, t: int, out: list[SlaEvent]) -> None:
         _new_track(s, "p", s.puc, t, spec)
 
 
-def _customer_message(s: State, t: int, out: list[SlaEvent]) -> None:
+def _customer_message(s: State, t: int, out: list[SlaRecord]) -> None:
     if s.ct is None or s.st in _DONE or not s.frd or s.nrs is not None:
         return
     s.nrc += 1
@@ -393,7 +404,7 @@ def _customer_message(s: State, t: int, out: list[SlaEvent]) -> None:
         _new_track(s, "n", s.nrc, t, spec)
 
 
-def _status(s: State, t: int, new: str, out: list[SlaEvent]) -> None:
+def _status(s: State, t: int, new: str, out: list[SlaRecord]) -> None:
     old = s.st
     if new == old or s.ct is None:
         return
@@ -437,7 +448,7 @@ def _status(s: State, t: int, new: str, out: list[SlaEvent]) -> None:
                 _note(s, t, "resumed", tr.code, tr.cyc, new)
 
 
-def _reopen(s: State, t: int, out: list[SlaEvent]) -> None:
+def _reopen(s: State, t: int, out: list[SlaRecord]) -> None:
     policy = s.pol
     spec = policy.targets.get("r")
     r = s.tracks.get("r")
@@ -465,14 +476,14 @@ def _reopen(s: State, t: int, out: list[SlaEvent]) -> None:
         _new_track(s, "p", s.puc, t, pspec)
 
 
-def _reselect(s: State, t: int, out: list[SlaEvent]) -> None:
+def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
     """Attributes changed: pick the policy again; recompute running targets under it."""
     policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
-    s.why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
     if policy.id == s.pid:
         return
     if s.journal is not None:
-        _note(s, t, "policy", None, None, policy.id, why=s.why, previous=s.pid)
+        why = policy.why(s.pri, s.tier, s.chan, s.grp, s.tags)
+        _note(s, t, "policy", None, None, policy.id, why=why, previous=s.pid)
     s.pid = policy.id
     s.pol = policy
     tracks = s.tracks
@@ -554,15 +565,17 @@ def _deadline(tr: Track) -> int | None:
     return spec.calendar.add(tr.ck, spec.ms - tr.el)
 
 
-def _meet(s: State, tr: Track, t: int, out: list[SlaEvent]) -> None:
+def _meet(s: State, tr: Track, t: int, out: list[SlaRecord]) -> None:
     spec = tr.spec
     breached = tr.nxt > spec.breach_index
     if breached:
         deadline = tr.bat
-    elif tr.run:
-        deadline = spec.calendar.add(tr.ck, spec.ms - tr.el)
-    else:
+    elif not tr.run:
         deadline = None
+    elif tr.nxt == spec.breach_index and tr.due is not None:
+        deadline = tr.due  # the next threshold is the breach: already computed
+    else:
+        deadline = spec.calendar.add(tr.ck, spec.ms - tr.el)
     _stop(tr, t)
     tr.met = True
     occurrence = tr.mc
@@ -574,9 +587,9 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaEvent]) -> None:
     if occurrence >= led[4]:
         led[4] = occurrence + 1
         out.append(
-            _event(
-                s,
-                SlaKind.met,
+            SlaRecord(
+                _MET,
+                s.tid,
                 spec.name,
                 spec.policy,
                 tr.cyc,
@@ -584,8 +597,12 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaEvent]) -> None:
                 deadline,
                 tr.el,
                 spec.ms,
-                breached=breached,
-                revision=occurrence,
+                None,  # fraction
+                None,  # level
+                breached,
+                occurrence,  # revision
+                None,  # retracts
+                s.attributes(),
             )
         )
     s.oc[tr.code] = (tr.cyc, t, breached)
@@ -595,7 +612,7 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaEvent]) -> None:
         del s.tracks[tr.code]
 
 
-def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaEvent]) -> None:
+def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaRecord]) -> None:
     """Put a track under a new spec: recount from its original start, cross what is passed."""
     tr.spec = spec
     el, bat = _history_elapsed(s, tr, spec, t)
@@ -651,7 +668,7 @@ def _history_elapsed(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int
     return el, bat
 
 
-def _cross(s: State, tr: Track, at: int, out: list[SlaEvent]) -> None:
+def _cross(s: State, tr: Track, at: int, out: list[SlaRecord]) -> None:
     """Cross the track's next threshold in event time, at instant ``at``."""
     k = tr.nxt
     tr.nxt = k + 1
@@ -666,7 +683,7 @@ def _emit_threshold(
     tr: Track,
     k: int,
     at: int,
-    out: list[SlaEvent],
+    out: list[SlaRecord],
     *,
     skip: bool = False,
     deadline: int | None = None,
@@ -686,9 +703,9 @@ def _emit_threshold(
         if deadline is None:
             deadline = spec.calendar.add(at, spec.ms - value)
         out.append(
-            _event(
-                s,
-                SlaKind.warning,
+            SlaRecord(
+                _WARNING,
+                s.tid,
                 spec.name,
                 spec.policy,
                 tr.cyc,
@@ -696,7 +713,12 @@ def _emit_threshold(
                 deadline,
                 value,
                 spec.ms,
-                fraction=param / 100,
+                param / 100,  # fraction
+                None,  # level
+                None,  # breached
+                0,  # revision
+                None,  # retracts
+                s.attributes(),
             )
         )
         if s.journal is not None:
@@ -711,9 +733,9 @@ def _emit_threshold(
         led[2] = 1
         led[3] = 0
         out.append(
-            _event(
-                s,
-                SlaKind.breached,
+            SlaRecord(
+                _BREACHED,
+                s.tid,
                 spec.name,
                 spec.policy,
                 tr.cyc,
@@ -721,7 +743,12 @@ def _emit_threshold(
                 deadline if deadline is not None else at,
                 value,
                 spec.ms,
-                revision=revision,
+                None,  # fraction
+                None,  # level
+                None,  # breached
+                revision,
+                None,  # retracts
+                s.attributes(),
             )
         )
         if s.journal is not None:
@@ -735,9 +762,9 @@ def _emit_threshold(
         if deadline is None:
             deadline = tr.bat if tr.bat is not None else spec.calendar.add(at, spec.ms - value)
         out.append(
-            _event(
-                s,
-                SlaKind.escalated,
+            SlaRecord(
+                _ESCALATED,
+                s.tid,
                 spec.name,
                 spec.policy,
                 tr.cyc,
@@ -745,15 +772,19 @@ def _emit_threshold(
                 deadline,
                 value,
                 spec.ms,
-                level=param,
-                revision=led[5],
+                None,  # fraction
+                param,  # level
+                None,  # breached
+                led[5],  # revision
+                None,  # retracts
+                s.attributes(),
             )
         )
         if s.journal is not None:
             _note(s, at, "escalated", tr.code, tr.cyc, spec.policy, level=param)
 
 
-def _project(s: State, out: list[SlaEvent]) -> None:
+def _project(s: State, out: list[SlaRecord]) -> None:
     """Emit thresholds of running tracks whose instant is at or before the horizon."""
     hz = s.hz
     for tr in s.tracks.values():
@@ -806,72 +837,7 @@ def _next_due_ms(s: State) -> int | None:
     return None if best == NEVER else best
 
 
-# ---------------------------------------------------------------------------- output
-def _event(
-    s: State,
-    kind: SlaKind,
-    target: str,
-    policy: str,
-    cycle: int,
-    at: int,
-    deadline: int | None,
-    elapsed_ms: int,
-    target_ms: int,
-    *,
-    fraction: float | None = None,
-    level: int | None = None,
-    breached: bool | None = None,
-    revision: int = 0,
-    retracts: str | None = None,
-) -> SlaEvent:
-    # Built without re-validation: every value comes from validated events and the
-    # compiled policy set (tests round-trip every emitted event through the model).
-    values = {
-        "id": sla_event_id(
-            s.tid, target, cycle, kind, level=level, fraction=fraction, revision=revision
-        ),
-        "kind": kind,
-        "ticket_id": s.tid,
-        "target": _TARGET_ENUM[target],
-        "policy": policy,
-        "cycle": cycle,
-        "deadline": None if deadline is None else from_ms(deadline),
-        "occurred_at": from_ms(at),
-        "elapsed_seconds": elapsed_ms / 1000,
-        "target_seconds": target_ms / 1000,
-        "fraction": fraction,
-        "level": level,
-        "breached": breached,
-        "retracts": retracts,
-        "detected_late": False,
-        "priority": s.pri,
-        "customer_tier": s.tier,
-        "channel": s.chan,
-        "group": s.grp,
-        "assignee": s.asg,
-        "tags": list(s.tags),
-        "url": s.url,
-        "subject": s.subj,
-    }
-    return _construct(values)
-
-
-_new_object = object.__new__
-_set = object.__setattr__
-_FIELDS = frozenset(SlaEvent.model_fields)
-
-
-def _construct(values: dict[str, Any]) -> SlaEvent:
-    """``SlaEvent.model_construct`` without its per-field loop (the engine's hottest line):
-    the same four attributes pydantic sets, from values that are complete and trusted."""
-    event = _new_object(SlaEvent)
-    _set(event, "__dict__", values)
-    _set(event, "__pydantic_fields_set__", set(_FIELDS))
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
-
-
+# ---------------------------------------------------------------------------- timeline
 def _note(
     s: State, at: int, what: str, code: str | None, cycle: int | None, detail: Any, **extra: Any
 ) -> None:

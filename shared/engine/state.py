@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 from shared.engine.policy import DONE_STATUSES, PolicySet, TargetSpec, registered
+from shared.engine.record import Attributes
 
 FORMAT_VERSION = 1
 
@@ -85,7 +86,7 @@ class State:
         "tid", "fp", "ps", "log", "ids", "last", "hz", "spec", "ledger", "confirm", "journal",
         # ticket, derived from the log in event-time order
         "ct", "st", "sh", "pri", "tier", "chan", "grp", "tags", "asg", "url", "subj", "csat", "nps",
-        "pid", "pol", "why", "frd", "fra", "frs", "sa", "rs", "rp", "nrc", "nrs", "puc", "pus", "tracks", "oc",
+        "av", "pid", "pol", "frd", "fra", "frs", "sa", "rs", "rp", "nrc", "nrs", "puc", "pus", "tracks", "oc",
     )  # fmt: skip
 
     def __init__(self, ticket_id: str, policies: PolicySet | None = None) -> None:
@@ -110,10 +111,10 @@ class State:
         self.pri = "normal"
         self.tier = self.chan = self.grp = self.asg = self.url = self.subj = None
         self.tags: tuple[str, ...] = ()
+        self.av: Attributes | None = None
         self.csat = self.nps = None
         self.pid: str | None = None
         self.pol = None  # the Policy object of pid (a cache)
-        self.why: dict | None = None
         self.frd = False
         self.fra = self.frs = self.sa = self.rs = None
         self.rp = 0
@@ -123,6 +124,25 @@ class State:
         self.pus: int | None = None
         self.tracks: dict[str, Track] = {}
         self.oc: dict[str, tuple[int, int, bool]] = {}
+
+    def attributes(self) -> Attributes:
+        """The ticket's attributes as every SLA event carries them; one tuple shared by the
+        events emitted until an attribute changes (``fold_attributes`` drops it)."""
+        av = self.av
+        if av is None:
+            av = self.av = (
+                self.pri, self.tier, self.chan, self.grp, self.asg, self.tags, self.url, self.subj,
+            )  # fmt: skip
+        return av
+
+    @property
+    def why(self) -> dict[str, Any] | None:
+        """Which of the ticket's attribute values made its policy match ({} for a catch-all).
+
+        Computed when read (the read API, reports, the timeline), not on every attribute
+        change: the clock never needs it, and every attribute it shows re-selects the policy."""
+        pol = self.pol
+        return None if pol is None else pol.why(self.pri, self.tier, self.chan, self.grp, self.tags)
 
     def policies(self, given: PolicySet | None = None) -> PolicySet:
         ps = given or self.ps or registered(self.fp)
@@ -150,6 +170,7 @@ def fold_attributes(state: State, payload: dict[str, Any] | None) -> None:
     """Apply an attribute payload (short keys) to the state; shared by apply and load."""
     if not payload:
         return
+    state.av = None
     for key, value in payload.items():
         name = ATTR_KEYS.get(key)
         if name is None:
@@ -317,6 +338,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
             if ct is None:
                 ct = t
                 state.chan = payload.get("ch")
+                state.av = None
                 history.append((t, "new"))
                 new = payload.get("st", "new")
                 if new != "new":
@@ -336,7 +358,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
     state.st = status
     state.sh = history
     if log:
-        state.last = log[-1][:3]
+        state.last = log[-1]
     for row in ledger:
         head, percents, rest = row.split("|")
         values = [int(v) for v in rest.split(",")] if rest else []
@@ -379,7 +401,5 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
             tr.bat = None if bat is None else base + bat
             state.tracks[code] = tr
     if state.pid is not None and state.ps is not None and state.ps.fingerprint == fp:
-        policy = state.pol = state.ps.get(state.pid)
-        if policy is not None:
-            state.why = policy.why(state.pri, state.tier, state.chan, state.grp, state.tags)
+        state.pol = state.ps.get(state.pid)
     return state

@@ -6,9 +6,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.engine import PolicySet, State, apply, load_policies
+from shared.engine import PolicySet, SlaRecord, State, apply, load_policies
 from shared.events import TicketEvent, parse_event
-from shared.sla_events import SlaEvent
+from shared.sla_events import dump_sla_event, parse_sla_event
 
 POLICIES = """
 version: 1
@@ -71,20 +71,29 @@ def ev(kind: str, at: str, ticket: str = "T1", event_id: str | None = None, **da
     return parse_event(raw)
 
 
-def run(events: list[TicketEvent], ps: PolicySet, state: State | None = None) -> tuple[State, list[SlaEvent]]:
-    out: list[SlaEvent] = []
+def run(events: list[TicketEvent], ps: PolicySet, state: State | None = None) -> tuple[State, list[SlaRecord]]:
+    out: list[SlaRecord] = []
     for event in events:
         state, produced = apply(state, event, ps)
         out.extend(produced)
     assert state is not None
+    for record in out:
+        assert_valid(record)
     return state, out
+
+
+def assert_valid(record: SlaRecord) -> None:
+    """A record is a valid SlaEvent, and its fast JSON is the model's, byte for byte."""
+    model = record.to_event()
+    assert record.to_json() == dump_sla_event(model)
+    assert parse_sla_event(record.to_json()) == model == record
 
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text if "+" in text[10:] else text + "+00:00").astimezone(UTC)
 
 
-def ids(events: list[SlaEvent]) -> list[str]:
+def ids(events: list[SlaRecord]) -> list[str]:
     return [e.id for e in events]
 
 

@@ -46,7 +46,8 @@ def test_first_response_warnings_breach_escalation_and_met() -> None:
     assert out[0].breached is True and out[0].elapsed_seconds == 1500 and out[0].target_seconds == 900
     assert next_due(state) == utc("2026-03-02T11:00")  # the resolution's 50 % warning; no more escalations
     for event in out:
-        assert parse_sla_event(dump_sla_event(event)) == event
+        assert parse_sla_event(event.to_json()) == event
+        assert event.to_json() == dump_sla_event(event.to_event())
 
 
 def test_reply_exactly_at_the_deadline_is_in_time() -> None:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from shared.engine import advance, apply, describe, deserialise, parse_duration, serialise
 from shared.events import parse_event
-from tests.engine.helpers import policies, random_ticket
+from shared.sla_events import dump_sla_event, parse_sla_event
+from tests.engine.helpers import assert_valid, policies, random_ticket
 
 PS = policies()
 
@@ -113,3 +114,31 @@ def test_advance_in_steps_equals_one_advance(seed: int, steps: list[int]) -> Non
 
 def test_duration_strings_round_trip_through_the_policy_units() -> None:
     assert parse_duration("1h30m") * 1000 == 5_400_000
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), subject=_text, group=_text, assignee=_text, url=_text,
+       tags=st.lists(_text, max_size=3, unique=True), ticket=_text.filter(lambda t: t.strip() == t))
+def test_records_are_valid_sla_events_and_their_json_is_the_models(  # noqa: PLR0913
+    seed: int, subject: str, group: str, assignee: str, url: str, tags: list[str], ticket: str
+) -> None:
+    """The engine emits SlaRecords; the monitor publishes ``record.to_json()`` without building
+    the model. Whatever the ticket's text (quotes, control characters, any script), those
+    bytes must be exactly what the model would write, and parse back to the same event."""
+    events = random_ticket(random.Random(seed), ticket="T1")
+    created = events[0]
+    data = created.data.model_copy(
+        update={"subject": subject, "group": group, "assignee": assignee, "url": url, "tags": tags}
+    )
+    events = [e.model_copy(update={"ticket_id": ticket}) for e in [created.model_copy(update={"data": data}), *events[1:]]]
+    _, out = play(events, max(e.occurred_at for e in events) + timedelta(hours=30))
+    assert out, "a 30-hour horizon always crosses some threshold"
+    for record in out:
+        assert_valid(record)
+        late = record.flagged_late()
+        assert late.detected_late and not record.detected_late
+        assert parse_sla_event(late.to_json()) == late.to_event() == late
+        assert late.to_json() == dump_sla_event(late.to_event())
