@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install prometheus-tools dev demo test test-unit lint format bench clean
+.PHONY: install engine test-engine-pure prometheus-tools dev demo test test-unit lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -19,7 +19,21 @@ $(SYNCED): $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
-install: $(SYNCED)
+install: $(SYNCED) engine
+
+# The SLA engine compiled by mypyc (tools/build_native.py), rebuilt whenever an engine source
+# changes; `make ... NATIVE=0` removes it and runs the pure-Python engine (same sources).
+NATIVE ?= 1
+EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+NATIVE_BUILT := shared/engine/machine$(EXT_SUFFIX)
+ifeq ($(NATIVE),0)
+engine: $(SYNCED)
+	$(VENV)/bin/python tools/build_native.py --clean
+else
+engine: $(NATIVE_BUILT)
+endif
+$(NATIVE_BUILT): $(SYNCED) $(wildcard shared/engine/*.py) tools/build_native.py
+	$(VENV)/bin/python tools/build_native.py
 
 # Debian's Prometheus server and promtool: the real-scrape test and the rule unit tests need
 # them; .ci/promtool.sh installs them with apt-get when missing (and runs the rule checks).
@@ -34,12 +48,24 @@ demo: install
 
 test: install prometheus-tools
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-engine-pure
+
+# The engine's own tests once more on the pure-Python engine: a copy of the sources without
+# the compiled modules (what runs where nothing was compiled, e.g. NATIVE=0).
+PURE := .build/pure-engine
+test-engine-pure: install
+	@rm -rf $(PURE) && mkdir -p $(PURE)
+	@cp -r shared tests docs pyproject.toml examples $(PURE)/
+	@find $(PURE) -name '*$(EXT_SUFFIX)' -delete
+	cd $(PURE) && $(CURDIR)/$(VENV)/bin/python -c 'import shared.engine as e; assert not e.NATIVE, e.machine.__file__; print("pure-Python engine:", e.machine.__file__)'
+	cd $(PURE) && $(CURDIR)/$(VENV)/bin/pytest -p no:cacheprovider -q tests/engine tests/test_events.py
 
 test-unit: install
 	$(VENV)/bin/pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --ignore-missing-imports --cache-dir .build/mypy shared/engine tools
 
 format: install
 	$(VENV)/bin/ruff format shared services tests bench
@@ -58,4 +84,5 @@ bench-%: install
 	$(VENV)/bin/python bench/$*.py --json $(BENCH_OUT)/$*.json
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .build .pytest_cache .ruff_cache .hypothesis
+	rm -f shared/engine/*$(EXT_SUFFIX) slawatch_engine__mypyc*$(EXT_SUFFIX)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from services.sla_monitor.store import FactsRow
 from shared.engine import (
+    NATIVE,
     PolicyError,
     PolicySet,
     SlaRecord,
@@ -33,6 +34,7 @@ from shared.events import TicketEvent
 Policies = PolicySet
 
 __all__ = [
+    "NATIVE",
     "SlaRecord",
     "Policies",
     "PolicyError",

@@ -24,7 +24,12 @@ def run() -> None:
     except engine_port.PolicyError as exc:
         raise bad_setting("SLAWATCH_POLICY_FILE", str(exc)) from None
     app = create_app(settings, policies)
-    log.info("monitor read API on http://%s:%d", settings.monitor_host, settings.monitor_port)
+    log.info(
+        "monitor read API on http://%s:%d; SLA engine %s",
+        settings.monitor_host,
+        settings.monitor_port,
+        "compiled (mypyc)" if engine_port.NATIVE else "pure Python",
+    )
     uvicorn.run(
         app,
         host=settings.monitor_host,

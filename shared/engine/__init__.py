@@ -13,6 +13,13 @@ service is a thin shell around these calls::
 ``apply`` and ``advance`` mutate the state they are given (and return it).
 """
 
+# ruff: noqa: E402
+from shared.engine import native
+
+# Before any compiled module is imported: True when it runs compiled (tools/build_native.py);
+# a partial or stale compiled engine stops the import here, with the command that fixes it.
+NATIVE = native.check()
+
 from shared.engine.calendar import Calendar, from_ms, to_ms
 from shared.engine.durations import DurationError, format_duration, parse_duration
 from shared.engine.machine import (
@@ -40,6 +47,7 @@ from shared.engine.state import FORMAT_VERSION, State, StateError, deserialise, 
 
 __all__ = [
     "FORMAT_VERSION",
+    "NATIVE",
     "Calendar",
     "DurationError",
     "Policy",

@@ -58,7 +58,7 @@ def parse_interval(text: str) -> Interval:
     """
     if not isinstance(text, str) or text.count("-") != 1:
         raise ValueError(f"bad interval {text!r}: expected 'HH:MM-HH:MM', e.g. '09:00-18:00'")
-    left, right = (part.strip() for part in text.split("-"))
+    left, right = [part.strip() for part in text.split("-")]
     start = _parse_clock(left, text, allow_24=False)
     end = _parse_clock(right, text, allow_24=True)
     if start == end:

@@ -47,7 +47,15 @@ from shared.engine.policy import (
 )
 from shared.engine.record import SlaRecord
 from shared.engine.state import State, Track, deserialise, fold_attributes, serialise
-from shared.events import TicketEvent
+from shared.events import (
+    AssignedData,
+    MessageCreatedData,
+    StatusChangedData,
+    SurveyRespondedData,
+    TicketCreatedData,
+    TicketEvent,
+    TicketUpdatedData,
+)
 from shared.sla_events import SlaKind, sla_event_id
 
 NEVER = 1 << 62
@@ -164,17 +172,18 @@ _blake2b = hashlib.blake2b
 
 def encode(event: TicketEvent) -> tuple[str, dict[str, Any] | None]:
     """(kind code, the fields that matter) of a ticket event, as kept in the state's log."""
-    typ = event.type
     data = event.data
-    if typ == "message.created":
+    if isinstance(data, MessageCreatedData):
         if not data.public:
             return "n", None
         role = data.author_role
         return ("a" if role == "agent" else "c" if role == "customer" else "n"), None
-    if typ == "ticket.status_changed":
+    if isinstance(data, StatusChangedData):
         return "S", {"st": data.status.value}
-    if typ == "ticket.created":
-        payload: dict[str, Any] = {"p": data.priority.value, "ch": event.channel.value}
+    payload: dict[str, Any] = {}
+    if isinstance(data, TicketCreatedData):
+        payload["p"] = data.priority.value
+        payload["ch"] = event.channel.value
         if data.status != "new":
             payload["st"] = data.status.value
         if data.customer_tier is not None:
@@ -190,9 +199,8 @@ def encode(event: TicketEvent) -> tuple[str, dict[str, Any] | None]:
         if data.subject is not None:
             payload["su"] = data.subject
         return "C", payload
-    if typ == "ticket.updated":
+    if isinstance(data, TicketUpdatedData):
         fields = data.model_fields_set
-        payload = {}
         if "priority" in fields and data.priority is not None:
             payload["p"] = data.priority.value
         if "customer_tier" in fields:
@@ -206,22 +214,20 @@ def encode(event: TicketEvent) -> tuple[str, dict[str, Any] | None]:
         if "url" in fields:
             payload["u"] = data.url
         return "U", payload or None
-    if typ == "ticket.assigned":
+    if isinstance(data, AssignedData):
         fields = data.model_fields_set
-        payload = {}
         if "assignee" in fields:
             payload["a"] = data.assignee
         if "group" in fields:
             payload["g"] = data.group
         return "A", payload or None
-    if typ == "survey.responded":
-        payload = {}
+    if isinstance(data, SurveyRespondedData):
         if data.csat is not None:
             payload["cs"] = data.csat
         if data.nps is not None:
             payload["np"] = data.nps
         return "v", payload
-    raise ValueError(f"unknown event type {typ!r}")
+    raise ValueError(f"unknown event type {event.type!r}")
 
 
 # ---------------------------------------------------------------------------- replay
@@ -340,7 +346,7 @@ def _created(s: State, t: int, payload: dict, out: list[SlaRecord]) -> None:
     fold_attributes(s, payload)
     s.st = "new"
     s.sh = [(t, "new")]
-    policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
+    policy = _policies(s).select(s.pri, s.tier, s.chan, s.grp, s.tags)
     s.pid = policy.id
     s.pol = policy
     if s.journal is not None:
@@ -426,7 +432,7 @@ def _status(s: State, t: int, new: str, out: list[SlaRecord]) -> None:
     if old in _DONE:
         _reopen(s, t, out)
         return
-    pause = s.ps.pause_statuses
+    pause = _policies(s).pause_statuses
     pausing = new in pause
     if (old in pause) == pausing:
         return
@@ -466,7 +472,7 @@ def _reopen(s: State, t: int, out: list[SlaRecord]) -> None:
             if s.journal is not None:
                 _note(s, t, "resumed", "r", r.cyc, "reopened")
     elif spec is not None:
-        r = Track("r", 0, s.ct, spec)
+        r = Track("r", 0, s.ct or t, spec)  # a reopen follows a created ticket: ct is set
         s.tracks["r"] = r
         _respec(s, r, spec, t, out)
     s.puc += 1
@@ -478,7 +484,7 @@ def _reopen(s: State, t: int, out: list[SlaRecord]) -> None:
 
 def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
     """Attributes changed: pick the policy again; recompute running targets under it."""
-    policy = s.ps.select(s.pri, s.tier, s.chan, s.grp, s.tags)
+    policy = _policies(s).select(s.pri, s.tier, s.chan, s.grp, s.tags)
     if policy.id == s.pid:
         return
     if s.journal is not None:
@@ -520,7 +526,15 @@ def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
 # ---------------------------------------------------------------------------- tracks
 def _should_run(s: State, tr: Track) -> bool:
     st = s.st
-    return not tr.met and st not in _DONE and not (tr.spec.pausable and st in s.ps.pause_statuses)
+    return not tr.met and st not in _DONE and not (tr.spec.pausable and st in _policies(s).pause_statuses)
+
+
+def _policies(s: State) -> PolicySet:
+    """The policy set being applied (apply and advance set it before anything runs)."""
+    ps = s.ps
+    if ps is None:
+        raise LookupError(f"ticket {s.tid!r}: no policy set")
+    return ps
 
 
 def _new_track(s: State, code: str, cyc: int, origin: int, spec: TargetSpec) -> Track:
@@ -547,13 +561,13 @@ def _stop(tr: Track, t: int) -> None:
         tr.el += tr.spec.calendar.elapsed(tr.ck, t)
         tr.ck = t
         tr.run = False
-        tr.due = tr.pk = tr.pdue = None
+        tr.due = tr.pdue = None
 
 
 def _resume(tr: Track, t: int) -> None:
     tr.ck = t
     tr.run = True
-    tr.due = tr.pk = tr.pdue = None
+    tr.due = tr.pdue = None
 
 
 def _deadline(tr: Track) -> int | None:
@@ -619,7 +633,7 @@ def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaRecord])
     tr.el = el
     tr.ck = t
     tr.run = _should_run(s, tr)
-    tr.due = tr.pk = tr.pdue = None
+    tr.due = tr.pdue = None
     thresholds = spec.thresholds
     k = 0
     while k < len(thresholds) and thresholds[k][0] < el:
@@ -643,11 +657,11 @@ def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaRecord])
 def _history_elapsed(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, int | None]:
     """Business ms the track's clock ran from its origin to ``t`` under ``spec``, and the
     instant it reached the target (None if it did not), walking the status history."""
-    stop = (s.ps.pause_statuses if spec.pausable else frozenset()) | _DONE
+    stop = (_policies(s).pause_statuses if spec.pausable else frozenset()) | _DONE
     calendar = spec.calendar
     origin = tr.org
     status = "new"
-    changes = []
+    changes: list[tuple[int, str | None]] = []
     for at, st in s.sh:
         if at <= origin:
             status = st
@@ -656,14 +670,14 @@ def _history_elapsed(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int
     el = 0
     bat = None
     start = origin if status not in stop else None
-    for at, st in [*changes, (t, None)]:
-        if start is not None and (st is None or st in stop):
+    for at, new in [*changes, (t, None)]:  # None: the end, ``t``
+        if start is not None and (new is None or new in stop):
             piece = calendar.elapsed(start, at)
             if bat is None and el + piece >= spec.ms:
                 bat = calendar.add(start, spec.ms - el)
             el += piece
             start = None
-        elif start is None and st is not None and st not in stop:
+        elif start is None and new is not None and new not in stop:
             start = at
     return el, bat
 
@@ -672,7 +686,7 @@ def _cross(s: State, tr: Track, at: int, out: list[SlaRecord]) -> None:
     """Cross the track's next threshold in event time, at instant ``at``."""
     k = tr.nxt
     tr.nxt = k + 1
-    tr.due = tr.pk = tr.pdue = None
+    tr.due = tr.pdue = None
     if tr.spec.thresholds[k][1] == BREACH:
         tr.bat = at
     _emit_threshold(s, tr, k, at, out)
@@ -865,7 +879,7 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
         state.ps = ps
         _replay(state, [], to_ms(now))
     n = to_ms(now)
-    targets = []
+    targets: list[dict[str, Any]] = []
     for tr in state.tracks.values():
         spec = tr.spec
         el = tr.el + (spec.calendar.elapsed(tr.ck, n) if tr.run and n > tr.ck else 0)

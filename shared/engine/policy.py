@@ -489,9 +489,9 @@ class _Checker:
             else []
         )
         closed_set = {d for d, _ in closed}
-        for day, day_node in opened:
-            if day in closed_set:
-                self.fail(day_node, f"{what}: {day} is in both closed_dates and open_dates")
+        for both, day_node in opened:
+            if both in closed_set:
+                self.fail(day_node, f"{what}: {both} is in both closed_dates and open_dates")
         open_hours = None
         if "open_date_hours" in fields:
             open_hours = self.interval_list(
@@ -560,7 +560,7 @@ class _Checker:
                 out["calendar_invalid"] = True
         if "warn_at" in fields:
             node = fields["warn_at"][1]
-            fractions = []
+            fractions: list[float] = []
             for item in self.sequence(node, f"{what}: warn_at", allow_scalar=True) or []:
                 value = _scalar(item)
                 if (
@@ -582,7 +582,7 @@ class _Checker:
             out["warn_at"] = tuple(sorted(fractions))
         if "escalations" in fields:
             node = fields["escalations"][1]
-            offsets = []
+            offsets: list[int] = []
             for item in self.sequence(node, f"{what}: escalations", allow_scalar=True) or []:
                 seconds = self.duration(item, f"{what}: escalations", allow_zero=True)
                 if seconds is None:
@@ -817,7 +817,7 @@ def policy_json_schema() -> dict[str, Any]:
             {"type": "array", "items": {"enum": [c.value for c in Channel]}, "minItems": 1},
         ]
     }
-    calendar_schema = {
+    calendar_schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["timezone"],
@@ -841,8 +841,8 @@ def policy_json_schema() -> dict[str, Any]:
             "description": {"type": "string"},
         },
     }
-    assert set(calendar_schema["properties"]) == set(CALENDAR_KEYS)  # type: ignore[arg-type]
-    policy_schema = {
+    assert set(calendar_schema["properties"]) == set(CALENDAR_KEYS)
+    policy_schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["id", "targets"],
@@ -864,7 +864,7 @@ def policy_json_schema() -> dict[str, Any]:
             **common,
         },
     }
-    assert set(policy_schema["properties"]) == set(POLICY_KEYS)  # type: ignore[arg-type]
+    assert set(policy_schema["properties"]) == set(POLICY_KEYS)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "SlawatchPolicies",

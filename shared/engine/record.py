@@ -153,9 +153,23 @@ class SlaRecord:
     # ------------------------------------------------------------ conversions
     def flagged_late(self) -> SlaRecord:
         """A copy marked ``detected_late`` (the monitor found the condition only after it)."""
-        copy = _new_object(SlaRecord)
-        for name in SlaRecord.__slots__:
-            _set(copy, name, getattr(self, name))
+        copy = SlaRecord(
+            self.kind,
+            self.ticket_id,
+            self.target_name,
+            self.policy,
+            self.cycle,
+            self.at_ms,
+            self.deadline_ms,
+            self.elapsed_ms,
+            self.target_ms,
+            self.fraction,
+            self.level,
+            self.breached,
+            self.revision,
+            self.retracts,
+            self.attributes,
+        )
         copy.detected_late = True
         return copy
 

@@ -38,7 +38,8 @@ class Track:
 
     ``nxt`` counts the spec's thresholds (warnings, breach, escalations) crossed in
     event time; ``ck``/``el`` are the last checkpoint and the business ms counted up to it.
-    ``due``/``pk``/``pdue`` are caches (never serialised).
+    ``due``/``pk``/``pdue`` are caches (never serialised): the next threshold's instant, and
+    the next threshold not yet projected (index, instant).
     """
 
     __slots__ = (
@@ -71,7 +72,7 @@ class Track:
         self.mc = 0  # how many times it was met (resolution can be met, reopened, met again)
         self.bat: int | None = None  # the breach instant, once crossed
         self.due: int | None = None
-        self.pk: int | None = None
+        self.pk = 0  # meaningful only while pdue is set
         self.pdue: int | None = None
 
     @property
@@ -99,8 +100,8 @@ class State:
         self.hz = 0  # horizon: the latest instant the state has been brought to
         self.spec = 0  # latest threshold instant projected past the last event (see machine)
         self.ledger: dict[tuple[str, int], list[int]] = {}
-        self.confirm: set | None = None
-        self.journal: list | None = None
+        self.confirm: dict[tuple[str, int], int] | None = None  # during a replay (see machine)
+        self.journal: list[dict[str, Any]] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -109,14 +110,23 @@ class State:
         self.st = "new"
         self.sh: list[tuple[int, str]] = []
         self.pri = "normal"
-        self.tier = self.chan = self.grp = self.asg = self.url = self.subj = None
+        self.tier: str | None = None
+        self.chan: str | None = None
+        self.grp: str | None = None
+        self.asg: str | None = None
+        self.url: str | None = None
+        self.subj: str | None = None
         self.tags: tuple[str, ...] = ()
         self.av: Attributes | None = None
-        self.csat = self.nps = None
+        self.csat: int | None = None
+        self.nps: int | None = None
         self.pid: str | None = None
-        self.pol = None  # the Policy object of pid (a cache)
+        self.pol: Any = None  # the Policy of pid (a cache); set once the ticket is created
         self.frd = False
-        self.fra = self.frs = self.sa = self.rs = None
+        self.fra: int | None = None  # first public agent reply
+        self.frs: int | None = None  # first-response business ms
+        self.sa: int | None = None  # solved at
+        self.rs: int | None = None  # resolution business ms
         self.rp = 0
         self.nrc = 0
         self.nrs: int | None = None
@@ -300,6 +310,7 @@ def deserialise(blob: bytes | str, policies: PolicySet | None = None) -> State:
 
 def _read_v1(doc: list, policies: PolicySet | None) -> State:
     _v, tid, fp, base, hz, spec, entries, ledger, derived = doc
+    payload: dict[str, Any] | None
     state = State(tid)
     state.fp = fp
     state.ps = policies if policies is not None and policies.fingerprint == fp else registered(fp)
@@ -328,13 +339,13 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
                 if state.fra is None:
                     state.fra = t
         elif code == "S":
-            new = payload["st"]
+            new = payload["st"] if payload else status
             if ct is not None and new != status:
                 if new in DONE_STATUSES and status not in DONE_STATUSES:
                     state.sa = t
                 status = new
                 history.append((t, new))
-        elif code == "C":
+        elif code == "C" and payload is not None:
             if ct is None:
                 ct = t
                 state.chan = payload.get("ch")
@@ -385,9 +396,9 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
         # sees the fingerprint differ and recomputes the ticket from its log.
         state.ps = policies
         rows = ()
-    if rows:
+    if rows and ps is not None:
         for code, cyc, org, pid, ck, el, run, nxt, met, mc, bat in rows:
-            policy = ps.get(pid or state.pid)
+            policy = ps.get(pid or state.pid or "")
             spec = policy.targets.get(code) if policy is not None else None
             if spec is None:
                 raise KeyError(f"policy {pid!r} has no target {code!r}")
