@@ -188,6 +188,21 @@ def test_serialisation_is_compact_versioned_and_complete() -> None:
         deserialise(b"not json")
 
 
+def test_a_long_conversation_is_stored_compressed_and_reads_back_the_same() -> None:
+    events = [ev("created", "2026-03-02T09:00", priority="high", customer_tier="gold", tags=["refund", "invoice"],
+                 subject="Charged twice for November " * 4, url="https://helpdesk.example.com/tickets/1")]
+    for i in range(30):
+        events.append(ev("customer" if i % 2 else "agent", f"2026-03-02T{10 + i // 6:02d}:{(i % 6) * 10:02d}"))
+    state, _ = run(events, PS)
+    blob = serialise(state)
+    assert blob[:1] == b"\x78" and len(blob) <= 1024, len(blob)  # plain JSON would not fit
+    again = deserialise(blob)
+    assert serialise(again) == blob
+    assert describe(again, utc("2026-03-02T18:00")) == describe(state, utc("2026-03-02T18:00"))
+    with pytest.raises(StateError):
+        deserialise(blob[:-8])  # a damaged compressed state is refused, not half-read
+
+
 def test_facts_for_compliance_reports() -> None:
     state, _ = run([ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:20"),
                     ev("note", "2026-03-02T09:25"), ev("agent", "2026-03-02T10:00"),
