@@ -59,6 +59,12 @@ from shared.events import (
 from shared.sla_events import SlaKind, sla_event_id
 
 NEVER = 1 << 62
+# Ledger row: [warning bit mask, breach revision (next), breach stands, escalation level,
+# times met, escalation revision (next), the revision each standing level was emitted under
+# (_LEVEL_BITS per level, level 1 lowest)]. A retraction withdraws a level by the id it was
+# sent with: levels below the one withdrawn keep their older revision.
+_LEVEL_BITS = 16
+_LEVEL_MASK = (1 << _LEVEL_BITS) - 1
 # Module constants: reading an enum member off its class costs a lookup per SLA event.
 _WARNING, _BREACHED, _ESCALATED, _MET, _RETRACTED = (
     SlaKind.warning,
@@ -275,7 +281,7 @@ def _retract(
         revision = led[1] - 1
         withdrawn = sla_event_id(s.tid, name, cyc, SlaKind.breached.value, revision=revision)
     else:
-        revision = led[5]
+        revision = (led[6] >> (_LEVEL_BITS * (level - 1))) & _LEVEL_MASK  # as it was emitted
         withdrawn = sla_event_id(
             s.tid, name, cyc, SlaKind.escalated.value, level=level, revision=revision
         )
@@ -597,7 +603,7 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaRecord]) -> None:
     key = (tr.code, tr.cyc)
     led = s.ledger.get(key)
     if led is None:
-        led = s.ledger[key] = [0, 0, 0, 0, 0, 0]
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0]
     if occurrence >= led[4]:
         led[4] = occurrence + 1
         out.append(
@@ -707,7 +713,7 @@ def _emit_threshold(
     key = (tr.code, tr.cyc)
     led = s.ledger.get(key)
     if led is None:
-        led = s.ledger[key] = [0, 0, 0, 0, 0, 0]
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0]
     confirm = s.confirm
     if kind == WARN:
         bit = 1 << param
@@ -773,6 +779,8 @@ def _emit_threshold(
         if not led[2] or param <= led[3]:
             return
         led[3] = param
+        shift = _LEVEL_BITS * (param - 1)  # remember the revision this level goes out under
+        led[6] = (led[6] & ~(_LEVEL_MASK << shift)) | (led[5] << shift)
         if deadline is None:
             deadline = tr.bat if tr.bat is not None else spec.calendar.add(at, spec.ms - value)
         out.append(

@@ -207,7 +207,8 @@ def serialise(state: State) -> bytes:
     Instants are ms offsets from ``base_ms`` (the first event). A log entry is one string,
     kind letter + 8-character id hash + hexadecimal offset (+ ``:status`` for a status
     change), or ``[that, {fields}]`` when the event carries other fields. A ledger row is ``"<target><cycle>|<warning %s>|<breach
-    revisions>,<standing>,<escalation level>,<times met>,<escalation revisions>"``.
+    revisions>,<standing>,<escalation level>,<times met>,<escalation revisions>,<each standing
+    level's revision, packed (see machine)>"`` (trailing zeros left out).
     Status history, first reply, reply count, solve time, channel and attributes are not
     stored: loading folds them from the log.
     """
@@ -383,7 +384,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
     for row in ledger:
         head, percents, rest = row.split("|")
         values = [int(v) for v in rest.split(",")] if rest else []
-        values += [0] * (5 - len(values))
+        values += [0] * (6 - len(values))
         mask = _mask([int(p) for p in percents.split(",")]) if percents else 0
         state.ledger[(head[0], int(head[1:]))] = [mask, *values]
     state.pid = derived.get("pid")

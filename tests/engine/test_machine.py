@@ -203,6 +203,23 @@ def test_a_long_conversation_is_stored_compressed_and_reads_back_the_same() -> N
         deserialise(blob[:-8])  # a damaged compressed state is refused, not half-read
 
 
+def test_withdrawing_escalations_one_late_event_at_a_time_names_the_ids_sent() -> None:
+    """Found by hypothesis: a second retraction must withdraw a level by the id it was sent
+    under, not under the revision the first retraction moved on to."""
+    state, out = run([ev("created", "2026-03-02T08:00", priority="high", customer_tier="gold"),
+                      ev("agent", "2026-03-02T08:05"),
+                      ev("customer", "2026-03-02T12:15"),   # next response due 12:45
+                      ev("agent", "2026-03-02T23:25")], PS)  # escalations 1 (12:45), 2 (13:15), 3 (14:45)
+    assert {"T1/next_response/1/escalated-2", "T1/next_response/1/escalated-3"} <= set(ids(out))
+    state, late = run([ev("status", "2026-03-02T13:25", status="solved")], PS, state)
+    withdrawn = [e.retracts for e in late if e.kind == "sla.retracted"]
+    assert "T1/next_response/1/escalated-3" in withdrawn and set(withdrawn) <= set(ids(out))
+    state, later = run([ev("agent", "2026-03-02T13:15")], PS, state)  # exactly at level 2: in time
+    assert [e.retracts for e in later if e.kind == "sla.retracted"] == ["T1/next_response/1/escalated-2"]  # not .r1
+    again = deserialise(serialise(state))
+    assert again.ledger == state.ledger
+
+
 def test_facts_for_compliance_reports() -> None:
     state, _ = run([ev("created", "2026-03-02T09:00"), ev("agent", "2026-03-02T09:20"),
                     ev("note", "2026-03-02T09:25"), ev("agent", "2026-03-02T10:00"),
