@@ -18,14 +18,12 @@ from shared.engine import (
     describe,
     deserialise,
     earliest_deadline,
-    event_hash,
     facts,
     is_open,
     load_policies,
     next_due,
     parse_duration,
     serialise,
-    to_ms,
 )
 from shared.engine import advance as _advance
 from shared.engine import apply as _apply
@@ -62,20 +60,21 @@ def dump(state: State) -> bytes:
 
 def apply(
     state: State | None, event: TicketEvent, policies: PolicySet
-) -> tuple[State, list[SlaRecord]]:
-    return _apply(state, event, policies)
-
-
-def arrival(state: State | None, event: TicketEvent) -> str:
-    """How an event arrives for its ticket: `new`, `duplicate` (id seen) or `late` (older
-    than the newest applied event: the engine replays it in event-time order)."""
-    if state is None:
-        return "new"
-    if event_hash(event.event_id) in state.ids:
-        return "duplicate"
-    if state.last is not None and to_ms(event.occurred_at) < state.last[0]:
-        return "late"
-    return "new"
+) -> tuple[State, list[SlaRecord], str]:
+    """The engine's apply, and how the event arrived for its ticket: `new`, `duplicate` (its
+    id was seen: nothing changed) or `late` (it sorts before the newest applied event, so the
+    engine replayed the ticket in event-time order). Read off the state around the call,
+    so the event id is hashed once, by the engine."""
+    seen = len(state.ids) if state is not None else 0
+    newest = state.last if state is not None else None
+    state, produced = _apply(state, event, policies)
+    if len(state.ids) == seen:
+        arrival = "duplicate"
+    elif newest is not None and state.last == newest:
+        arrival = "late"
+    else:
+        arrival = "new"
+    return state, produced, arrival
 
 
 def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, list[SlaRecord]]:

@@ -239,10 +239,9 @@ class Worker:
             state = engine_port.load(blob, self.policies) if blob else None
             sla_events: list[SlaRecord] = []
             for event, raw in events:
-                arrival = engine_port.arrival(state, event)
+                state, produced, arrival = engine_port.apply(state, event, self.policies)
                 if arrival != "new":
                     arrivals[arrival] += 1
-                state, produced = engine_port.apply(state, event, self.policies)
                 sla_events.extend(produced)
                 # The record as ingest published it (with received_at and source), for replay.
                 write.retained.append(

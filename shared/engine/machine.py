@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from shared.engine.calendar import _EPOCH, _MS, from_ms, to_ms
+from shared.engine.calendar import from_ms, to_ms
 from shared.engine.policy import (
     BREACH,
     CODE_TARGETS,
@@ -84,8 +84,8 @@ def apply(
 
     ``state`` is None for a ticket not seen before. A duplicate ``event_id`` changes nothing.
     """
-    t = (event.occurred_at - _EPOCH) // _MS  # to_ms and event_hash, inlined: the hot path
-    h = _b64(_blake2b(event.event_id.encode(), digest_size=6).digest(), newline=False).decode()
+    t = to_ms(event.occurred_at)
+    h = event_hash(event.event_id)
     if state is None:
         state = State(event.ticket_id, policies)
     elif state.tid != event.ticket_id:
