@@ -3,7 +3,9 @@
 One envelope, a ``type`` discriminator and a type-specific ``data`` object. The models are
 strict about what matters for SLA arithmetic (timezone-aware instants, known enums) and
 refuse unknown fields, so that a typo in a producer surfaces as a 422 naming the field
-instead of silently dropping data.
+instead of silently dropping data. Every string and instant is one of the bounded types of
+shared/bounds.py, so a record that would have been refused at ingest is refused wherever it
+is parsed again (the monitor dead-letters it).
 """
 
 from __future__ import annotations
@@ -12,15 +14,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from shared.bounds import EventInstant, Instant, Line, Text
+from shared.bounds import Identifier as Identifier
 
 
 class Channel(StrEnum):
@@ -55,15 +52,12 @@ class AuthorRole(StrEnum):
     system = "system"
 
 
-def _to_utc(value: datetime) -> datetime:
-    """Keep instants in UTC inside: the offset the producer used carries no meaning here."""
-    return value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-Identifier = Annotated[str, Field(min_length=1, max_length=128)]
-ShortText = Annotated[str, Field(max_length=256)]
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
+# Instants are kept in UTC inside: the offset the producer used carries no meaning here.
+# UtcDatetime is any instant slawatch can hold (SLA events' deadlines may lie past the
+# range ticket events are held to, EventInstant).
+UtcDatetime = Instant
+ShortText = Annotated[Line, Field(max_length=256)]
+Tag = Annotated[Line, Field(min_length=1, max_length=64)]
 
 
 class _Strict(BaseModel):
@@ -78,8 +72,8 @@ class TicketCreatedData(_Strict):
     assignee: ShortText | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=64)
     status: Status = Status.new
-    subject: Annotated[str, Field(max_length=1024)] | None = None
-    url: Annotated[str, Field(max_length=2048)] | None = None
+    subject: Annotated[Text, Field(max_length=1024)] | None = None
+    url: Annotated[Line, Field(max_length=2048)] | None = None
 
 
 class TicketUpdatedData(_Strict):
@@ -90,7 +84,7 @@ class TicketUpdatedData(_Strict):
     group: ShortText | None = None
     assignee: ShortText | None = None
     tags: list[Tag] | None = Field(default=None, max_length=64)
-    url: Annotated[str, Field(max_length=2048)] | None = None
+    url: Annotated[Line, Field(max_length=2048)] | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> TicketUpdatedData:
@@ -129,12 +123,13 @@ class SurveyRespondedData(_Strict):
 class _Envelope(_Strict):
     event_id: Identifier = Field(description="Idempotency key, unique per source.")
     ticket_id: Identifier
-    occurred_at: UtcDatetime = Field(
-        description="When it happened at the source; RFC 3339 with an offset (naive times are refused)."
+    occurred_at: EventInstant = Field(
+        description="When it happened at the source: an RFC 3339 string with an offset (naive"
+        " times and numbers are refused), 1971-01-02T00:00:00Z .. 2099-12-31T23:59:59Z."
     )
     channel: Channel = Channel.other
     # Stamped by ingest; a producer may not set them (ingest overwrites them anyway).
-    received_at: UtcDatetime | None = None
+    received_at: EventInstant | None = None
     source: ShortText | None = None
 
 

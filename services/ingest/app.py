@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import BrokerUnavailable, Publisher
 from shared.auth import ApiKeys, bearer_token
+from shared.bounds import MAX_JSON_DEPTH, json_depth
 from shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
+from shared.http_errors import METRICS_RESPONSE, ReadyStatus
 from shared.kafka import broker_reachable
 from shared.settings import IngestSettings
 
@@ -35,10 +37,22 @@ class Accepted(BaseModel):
     accepted: int = Field(description="Events acked by the broker.")
 
 
+class EventProblem(BaseModel):
+    index: int | None = Field(
+        description="Position in `events` (0 for a single event); null for the whole body."
+    )
+    field: str = Field(description="Dotted path inside the event, e.g. `data.priority`.")
+    message: str
+
+
 class Problem(BaseModel):
-    error: str
-    detail: Any = None
-    accepted: int = 0
+    """Every refusal: nothing of the request was accepted."""
+
+    error: str = Field(description="One sentence.")
+    detail: list[EventProblem] | None = Field(
+        None, description="422: each refused field; otherwise null."
+    )
+    accepted: Literal[0] = 0
 
 
 class _BadRequest(Exception):
@@ -86,6 +100,21 @@ def _field_errors(exc: ValidationError, batch: bool) -> list[dict[str, Any]]:
     return out
 
 
+_JSON_TYPES = ("application/json",)
+
+
+def _check_content_type(header: str | None) -> None:
+    """JSON only: absent or application/json (or any +json type); anything else is a 415."""
+    if header is None:
+        return
+    media = header.split(";", 1)[0].strip().lower()
+    if media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise _BadRequest(
+        415, "unsupported_media_type", "send JSON with Content-Type: application/json"
+    )
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -98,10 +127,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_precisely(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bool]:
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise _BadRequest(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        decoded = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        decoded = json.loads(body, parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _BadRequest(400, "malformed_json", f"body is not valid JSON: {exc}") from None
     if isinstance(decoded, dict) and "events" in decoded:
         if set(decoded) != {"events"}:
@@ -265,9 +300,13 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
         status_code=202,
         response_model=Accepted,
         responses={
-            400: {"model": Problem, "description": "Body is not JSON."},
+            400: {
+                "model": Problem,
+                "description": f"Body is not JSON, or nested deeper than {MAX_JSON_DEPTH} levels.",
+            },
             401: {"model": Problem, "description": "Missing or unknown bearer token."},
             413: {"model": Problem, "description": "Body or batch too large."},
+            415: {"model": Problem, "description": "Content-Type is not application/json."},
             422: {
                 "model": Problem,
                 "description": "Validation failed; `detail` names index and field.",
@@ -290,6 +329,7 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
             if name is None:
                 raise _BadRequest(401, "unauthorized", "missing or unknown bearer token")
             source = name
+            _check_content_type(request.headers.get("content-type"))
             body = await _read_body(request, settings.ingest_max_body_bytes)
             events = _parse(body, settings.ingest_max_batch)
             try:
@@ -343,13 +383,20 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="The broker is reachable.")
+    @app.get(
+        "/readyz",
+        summary="The broker is reachable.",
+        response_model=ReadyStatus,
+        responses={503: {"model": ReadyStatus, "description": "The broker is unreachable."}},
+    )
     async def readyz() -> JSONResponse:
         if await broker_reachable(settings):
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "broker unreachable"}, status_code=503)
 
-    @app.get("/metrics", summary="Prometheus metrics.")
+    @app.get(
+        "/metrics", summary="Prometheus metrics.", response_class=Response, responses=METRICS_RESPONSE
+    )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

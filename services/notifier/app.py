@@ -17,14 +17,14 @@ import uuid
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier.calendars import Calendar
 from services.notifier.config import RoutingConfig, parse_duration
@@ -32,7 +32,13 @@ from services.notifier.consumer import SlaConsumer
 from services.notifier.core import NotifierCore
 from services.notifier.dispatcher import Dispatcher, lanes_for
 from services.notifier.integrations.webhook import webhook_signature
-from services.notifier.matchers import MatcherError, Matchers
+from services.notifier.matchers import (
+    MAX_PATTERN_LENGTH,
+    MAX_VALUE_LENGTH,
+    MAX_VALUES,
+    MatcherError,
+    Matchers,
+)
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Status
 from services.notifier.settings import NotifierSettings
@@ -40,7 +46,10 @@ from services.notifier.stages.retry import RetryPolicy
 from services.notifier.stages.silences import Silence, SilenceSet
 from services.notifier.store import SILENCE_MATCHER_FIELDS, NotifierStore, PgDeliverySink
 from services.notifier.templates import Renderer
+from shared import http_errors
 from shared.auth import ApiKeys, bearer_token
+from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
+from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
 from shared.kafka import client_options, make_producer
 from shared.tasks import cancel_all, supervise
 
@@ -49,6 +58,7 @@ log = logging.getLogger("slawatch.notifier")
 FETCH_MAX_WAIT_MS = 50
 DEV_WEBHOOK_SECRET_VAR = "SLAWATCH_DEV_WEBHOOK_SECRET"
 DEV_WEBHOOK_SECRET_DEFAULT = "slawatch-dev-webhook-secret"  # as in examples/routes.yaml
+MAX_BODY_BYTES = 64 * 1024  # a silence is a few hundred bytes
 
 
 class Notifier:
@@ -153,19 +163,34 @@ class Notifier:
 # ---------------------------------------------------------------- silences API
 
 
+SilenceId = Annotated[Identifier, Path(description="The silence's id.")]
+MatcherName = Annotated[Line, Field(min_length=1, max_length=64)]
+MatcherText = Annotated[Line, Field(max_length=MAX_VALUE_LENGTH)]
+MatcherScalar = MatcherText | Annotated[int, Field(ge=0, le=10**9)]
+MatcherValue = MatcherScalar | Annotated[list[MatcherScalar], Field(max_length=MAX_VALUES)]
+
+
 class SilenceIn(BaseModel):
     """A new silence. Matchers are the routing file's: `match` (equal to one of) and
     `match_re` (full regular-expression match), plus `receiver`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    match: dict[str, Any] = Field(default_factory=dict, examples=[{"group": ["billing"]}])
-    match_re: dict[str, Any] = Field(default_factory=dict)
-    starts_at: AwareDatetime | None = Field(None, description="Default: now.")
-    ends_at: AwareDatetime | None = Field(None, description="Give ends_at or duration.")
-    duration: str | None = Field(None, description="e.g. 2h, 30m; instead of ends_at.")
-    created_by: str | None = Field(None, max_length=128, description="Default: the API key's name.")
-    comment: str = Field("", max_length=2000)
+    match: dict[MatcherName, MatcherValue] = Field(
+        default_factory=dict, max_length=32, examples=[{"group": ["billing"]}]
+    )
+    match_re: dict[MatcherName, Annotated[Line, Field(max_length=MAX_PATTERN_LENGTH)]] = Field(
+        default_factory=dict, max_length=32
+    )
+    starts_at: Instant | None = Field(None, description="Default: now.")
+    ends_at: Instant | None = Field(None, description="Give ends_at or duration.")
+    duration: Annotated[Line, Field(max_length=64)] | None = Field(
+        None, description="e.g. 2h, 30m; instead of ends_at; at most 3650d."
+    )
+    created_by: Annotated[Line, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="Default: the API key's name."
+    )
+    comment: Annotated[Text, Field(max_length=2000)] = ""
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -208,7 +233,10 @@ def build_silence(body: SilenceIn, author: str, now: datetime) -> Silence:
             length = parse_duration(body.duration)
         except ValueError as exc:
             raise _unprocessable("duration", str(exc)) from None
-        ends = starts + length
+        try:
+            ends = shift(starts, length)
+        except InstantRangeError as exc:
+            raise _unprocessable("duration", str(exc)) from None
     else:
         assert body.ends_at is not None
         ends = body.ends_at.astimezone(UTC)
@@ -248,6 +276,7 @@ def create_app(
 
     app = FastAPI(title="slawatch notifier", version="1", lifespan=lifespan)
     app.state.notifier = notifier
+    http_errors.install(app, max_body_bytes=MAX_BODY_BYTES)
 
     def author(request: Request) -> str:
         """The API key's name, or 401/403: silences change who gets told about breaches."""
@@ -263,7 +292,12 @@ def create_app(
             )
         return name
 
-    @app.post("/v1/silences", status_code=201, summary="Silence matching notifications for a while.")
+    @app.post(
+        "/v1/silences",
+        status_code=201,
+        summary="Silence matching notifications for a while.",
+        responses=responses(400, 401, 403, 413, 422),
+    )
     async def create_silence(body: SilenceIn, request: Request) -> dict[str, Any]:
         who = author(request)
         now = datetime.now(UTC)
@@ -280,7 +314,9 @@ def create_app(
         )
         return silence_json(silence, now)
 
-    @app.get("/v1/silences", summary="Silences, newest last; filter by state.")
+    @app.get(
+        "/v1/silences", summary="Silences, newest last; filter by state.", responses=responses(422)
+    )
     async def list_silences(
         state: Literal["active", "pending", "expired"] | None = None,
     ) -> dict[str, Any]:
@@ -291,16 +327,20 @@ def create_app(
             items = [item for item in items if item["state"] == state]
         return {"silences": items}
 
-    @app.get("/v1/silences/{silence_id}")
-    async def get_silence(silence_id: str) -> dict[str, Any]:
+    @app.get("/v1/silences/{silence_id}", responses=responses(404, 422))
+    async def get_silence(silence_id: SilenceId) -> dict[str, Any]:
         assert notifier.store
         silence = await notifier.store.silence(silence_id)
         if silence is None:
             raise HTTPException(404, detail=f"no silence {silence_id!r}")
         return silence_json(silence, datetime.now(UTC))
 
-    @app.delete("/v1/silences/{silence_id}", summary="Expire a silence now (kept for the record).")
-    async def expire_silence(silence_id: str, request: Request) -> dict[str, Any]:
+    @app.delete(
+        "/v1/silences/{silence_id}",
+        summary="Expire a silence now (kept for the record).",
+        responses=responses(401, 403, 404, 422),
+    )
+    async def expire_silence(silence_id: SilenceId, request: Request) -> dict[str, Any]:
         who = author(request)
         assert notifier.store and notifier.dispatcher
         now = datetime.now(UTC)
@@ -311,13 +351,15 @@ def create_app(
         log.info("silence %s expired by %s", silence_id, who)
         return silence_json(silence, now)
 
-    @app.get("/v1/notifications", summary="The delivery log, newest first.")
+    @app.get(
+        "/v1/notifications", summary="The delivery log, newest first.", responses=responses(422)
+    )
     async def notifications(
-        ticket_id: str | None = None,
+        ticket_id: Identifier | None = None,
         status: Status | None = None,
-        receiver: str | None = None,
+        receiver: Annotated[Line, Field(max_length=128)] | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         assert notifier.store
         entries = await notifier.store.log(
@@ -336,14 +378,19 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Ready once its SLA-topic partitions are assigned and restored.")
+    @app.get(
+        "/readyz",
+        summary="Ready once its SLA-topic partitions are assigned and restored.",
+        response_model=ReadyStatus,
+        responses={503: {"model": ReadyStatus, "description": "Not ready yet."}},
+    )
     async def readyz() -> JSONResponse:
         consumer = notifier.consumer
         if consumer is not None and consumer.ready.is_set():
             return JSONResponse({"status": "ready", "partitions": sorted(consumer.owned)})
         return JSONResponse({"status": "starting"}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
     async def metrics() -> Response:
         return Response(generate_latest(notifier.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -31,6 +31,7 @@ from services.notifier.providers import (
     RateLimit,
 )
 from services.notifier.yamlsource import Issue, Located, describe, load_located
+from shared.bounds import MAX_DURATION_DAYS, MAX_DURATION_SECONDS, text_problem
 from shared.sla_events import SlaEvent
 
 LANGUAGES = ("en", "zh")
@@ -98,23 +99,29 @@ def reveal(value: Any) -> Any:
 
 # --- durations and rate limits ------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_PART = re.compile(r"(\d{1,12}(?:\.\d{1,9})?)(ms|s|m|h|d)", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_TOO_LONG = f"a duration is at most {MAX_DURATION_DAYS}d"
+
+
+def _bounded(seconds: float) -> timedelta:
+    if not 0 <= seconds <= MAX_DURATION_SECONDS:  # also refuses NaN
+        raise ValueError("a duration cannot be negative" if seconds < 0 else _TOO_LONG)
+    return timedelta(seconds=seconds)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``30s``, ``5m``, ``1h30m``, ``250ms``, ``2d``; a bare number means seconds."""
+    """``30s``, ``5m``, ``1h30m``, ``250ms``, ``2d``; a bare number means seconds; at most
+    MAX_DURATION_DAYS (shared/bounds.py), like every duration in slawatch."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 30s, 5m or 4h")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value)
     if not isinstance(value, str):
         raise ValueError("expected a duration like 30s, 5m or 4h")
     text = value.strip().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
+    if re.fullmatch(r"\d{1,12}(\.\d{1,9})?", text, re.ASCII):
+        return _bounded(float(text))
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
@@ -122,8 +129,9 @@ def parse_duration(value: Any) -> timedelta:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 1h30m or 250ms")
-    return timedelta(seconds=total)
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+        raise ValueError(f"{shown} is not a duration; write e.g. 30s, 5m, 1h30m or 250ms")
+    return _bounded(total)
 
 
 _RATE_UNITS = {
@@ -302,6 +310,7 @@ class _Validator:
             self.issue((), "the routing file must be a mapping with `receivers` and `routes`")
             return None
         self.unknown_keys(data, TOP_KEYS, ())
+        self.control_characters(data, ())
         if "version" in data and data["version"] != 1:
             self.issue(("version",), "`version` must be 1")
         defaults = self.receiver_defaults(data.get("defaults"))
@@ -321,6 +330,23 @@ class _Validator:
             source=self.source,
             calendars=frozenset(r.calendar for r in receivers.values() if r.calendar),
         )
+
+    def control_characters(self, data: Any, path: tuple) -> None:
+        """The text rule of every slawatch contract (shared/bounds.py), for every key and
+        string in the file: values may hold tab and line breaks, keys nothing of the kind."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                problem = text_problem(key) if isinstance(key, str) else None
+                if problem is not None:
+                    self.issue(path, f"a key in {describe(path)} {problem}")
+                self.control_characters(value, path + (key,))
+        elif isinstance(data, list):
+            for index, item in enumerate(data):
+                self.control_characters(item, path + (index,))
+        elif isinstance(data, str):
+            problem = text_problem(data, multiline=True)
+            if problem is not None:
+                self.issue(path, f"{describe(path)} {problem}")
 
     # -- receivers
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.notifier.model import escalation_level
+from shared.bounds import text_problem
 from shared.sla_events import SlaEvent, SlaKind, Target
 
 # Attribute name -> how to read it from an event. `receiver` exists only for silences.
@@ -33,6 +34,11 @@ STRING_FIELDS = (
 LEVEL_FIELDS = ("level", "level_gte", "level_lte")
 KINDS = {k.value for k in SlaKind}
 TARGETS = {t.value for t in Target}
+# Bounds (docs/configuration.md, "Input limits"): matcher values are the event's strings.
+MAX_VALUE_LENGTH = 256
+MAX_VALUES = 100
+MAX_PATTERN_LENGTH = 1024
+MAX_LEVEL = 1000
 
 
 class MatcherError(ValueError):
@@ -60,11 +66,20 @@ def _values(name: str, raw: Any) -> frozenset[str]:
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise MatcherError(name, f"`{name}` needs at least one value")
+    if len(items) > MAX_VALUES:
+        raise MatcherError(name, f"`{name}` has more than {MAX_VALUES} values")
     out = set()
     for item in items:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise MatcherError(name, f"`{name}` values must be strings")
+        if isinstance(item, int) and abs(item) >= 10**MAX_VALUE_LENGTH:
+            raise MatcherError(name, f"`{name}` values are at most {MAX_VALUE_LENGTH} characters")
         text = str(item)
+        if len(text) > MAX_VALUE_LENGTH:
+            raise MatcherError(name, f"`{name}` values are at most {MAX_VALUE_LENGTH} characters")
+        problem = text_problem(text)
+        if problem is not None:
+            raise MatcherError(name, f"`{name}` values {problem}")
         if name == "kind":
             text = normalise_kind(text)
         elif name == "target" and text not in TARGETS:
@@ -75,9 +90,17 @@ def _values(name: str, raw: Any) -> frozenset[str]:
     return frozenset(out)
 
 
+def _shown(name: Any) -> str:
+    """An unknown key as it may be shown back: escaped and cut (it came from anyone)."""
+    text = str(name)
+    if len(text) <= 64 and text_problem(text) is None:
+        return text
+    return repr(text[:64])
+
+
 def _level(name: str, raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
-        raise MatcherError(name, f"`{name}` must be a whole number >= 0")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_LEVEL:
+        raise MatcherError(name, f"`{name}` must be a whole number >= 0 (at most {MAX_LEVEL})")
     return raw
 
 
@@ -108,21 +131,27 @@ class Matchers:
                 equal[name] = _values(name, raw)
             else:
                 raise MatcherError(
-                    name,
-                    f"unknown matcher `{name}`; expected one of "
+                    _shown(name),
+                    f"unknown matcher `{_shown(name)}`; expected one of "
                     + ", ".join(allowed + LEVEL_FIELDS),
                 )
         regex: dict[str, re.Pattern[str]] = {}
         for name, raw in (match_re or {}).items():
             if name not in allowed:
                 raise MatcherError(
-                    name, f"unknown matcher `{name}`; expected one of {', '.join(allowed)}"
+                    _shown(name),
+                    f"unknown matcher `{_shown(name)}`; expected one of {', '.join(allowed)}",
                 )
             if not isinstance(raw, str):
                 raise MatcherError(name, f"`{name}` must be a regular expression string")
+            if len(raw) > MAX_PATTERN_LENGTH:
+                raise MatcherError(name, f"`{name}` is longer than {MAX_PATTERN_LENGTH} characters")
+            problem = text_problem(raw)
+            if problem is not None:
+                raise MatcherError(name, f"`{name}` {problem}")
             try:
                 regex[name] = re.compile(raw)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise MatcherError(
                     name, f"`{name}` is not a valid regular expression: {exc}"
                 ) from None

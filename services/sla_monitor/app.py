@@ -15,12 +15,13 @@ import logging
 import signal
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field, TypeAdapter, ValidationError
 
 from services.sla_monitor import engine_port, reports
 from services.sla_monitor.metrics import MonitorMetrics
@@ -28,13 +29,18 @@ from services.sla_monitor.outbox import OutboxDrainer
 from services.sla_monitor.settings import MonitorSettings
 from services.sla_monitor.store import Store
 from services.sla_monitor.worker import Worker
+from shared import http_errors
+from shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
+from shared.http_errors import METRICS_RESPONSE, responses
 from shared.kafka import client_options, make_producer
 from shared.tasks import cancel_all, supervise
 
 log = logging.getLogger("slawatch.monitor")
+MAX_BODY_BYTES = 64 * 1024  # the read API takes no bodies; anything posted is refused early
 
 
 def parse_window(text: str, field: str) -> timedelta:
+    """A window in the policy files' duration grammar (``30m``, ``2h``), at most 3650d."""
     try:
         return timedelta(seconds=engine_port.parse_duration(text))
     except ValueError as exc:
@@ -42,19 +48,17 @@ def parse_window(text: str, field: str) -> timedelta:
 
 
 def parse_instant(text: str | None, field: str) -> datetime | None:
+    """An RFC 3339 query parameter, held to the instant range every API shares."""
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(
-            422, detail=[{"field": field, "message": "expected RFC 3339 with an offset"}]
-        ) from None
-    if moment.tzinfo is None:
-        raise HTTPException(
-            422, detail=[{"field": field, "message": "naive time: add an offset, e.g. Z"}]
-        )
-    return moment.astimezone(UTC)
+        return _instant.validate_python(text)
+    except ValidationError as exc:
+        message = exc.errors(include_url=False, include_input=False)[0]["msg"]
+        raise HTTPException(422, detail=[{"field": field, "message": message}]) from None
+
+
+_instant: TypeAdapter[datetime] = TypeAdapter(Instant)
 
 
 class Monitor:
@@ -149,12 +153,16 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
 
     app = FastAPI(title="slawatch monitor", version="1", lifespan=lifespan)
     app.state.monitor = monitor
+    http_errors.install(app, max_body_bytes=MAX_BODY_BYTES)
 
     @app.get(
         "/v1/tickets/{ticket_id}/sla",
         summary="The SLA status of one ticket, and why its policy applies.",
+        responses=responses(404, 422),
     )
-    async def ticket_sla(ticket_id: str) -> dict[str, Any]:
+    async def ticket_sla(
+        ticket_id: Annotated[Identifier, Path(description="The ticket's id.")],
+    ) -> dict[str, Any]:
         assert monitor.store
         states = await monitor.store.ticket_states([ticket_id])
         if ticket_id not in states:
@@ -163,11 +171,13 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
             engine_port.load(states[ticket_id], monitor.policies), datetime.now(UTC)
         )
 
-    @app.get("/v1/sla/at-risk", summary="Open targets due soonest.")
+    @app.get("/v1/sla/at-risk", summary="Open targets due soonest.", responses=responses(422))
     async def at_risk(
-        within: str = Query("30m", description="Window, e.g. 30m, 2h."),
+        within: Annotated[str, Field(max_length=64)] = Query(
+            "30m", description="Window, e.g. 30m, 2h; at most 3650d."
+        ),
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         assert monitor.store
         window = parse_window(within, "within")
@@ -184,16 +194,24 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     @app.get(
         "/v1/reports/compliance",
         summary="SLA compliance and service KPIs for tickets created in [from, to).",
+        responses={
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+            **responses(422),
+        },
     )
     async def compliance(
-        from_: str | None = Query(None, alias="from"),
-        to: str | None = Query(None),
+        from_: Annotated[str, Field(max_length=64)] | None = Query(
+            None, alias="from", description="RFC 3339; default 1970-01-01T00:00:00Z."
+        ),
+        to: Annotated[str, Field(max_length=64)] | None = Query(
+            None, description="RFC 3339, after `from`; default a day from now."
+        ),
         group_by: Literal["policy", "customer_tier", "channel", "priority"] = "policy",
         format: Literal["json", "csv"] = "json",
     ) -> Response:
         assert monitor.store
-        start = parse_instant(from_, "from") or datetime(1970, 1, 1, tzinfo=UTC)
-        end = parse_instant(to, "to") or datetime.now(UTC) + timedelta(days=1)
+        start = parse_instant(from_, "from") or INSTANT_MIN
+        end = parse_instant(to, "to") or check_instant(datetime.now(UTC) + timedelta(days=1))
         if end <= start:
             raise HTTPException(422, detail=[{"field": "to", "message": "must be after from"}])
         rows = await reports.compliance(monitor.store, start, end, group_by)
@@ -219,7 +237,7 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
             return JSONResponse({"status": "ready", "partitions": sorted(worker.partitions)})
         return JSONResponse({"status": "catching up"}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
     async def metrics() -> Response:
         return Response(generate_latest(monitor.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

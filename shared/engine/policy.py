@@ -23,6 +23,7 @@ import holidays as holidays_lib
 import yaml
 
 from shared.engine.calendar import WEEKDAYS, Calendar, check_day, parse_interval
+from shared.bounds import text_problem
 from shared.engine.durations import DurationError, parse_duration
 from shared.events import Channel, Priority, Status
 
@@ -300,9 +301,13 @@ class _Checker:
         self.fail(node, f"{what} must be a list")
         return None
 
-    def string(self, node: yaml.Node, what: str) -> str | None:
+    def string(self, node: yaml.Node, what: str, *, multiline: bool = False) -> str | None:
         value = _scalar(node)
         if isinstance(value, str) and value.strip():
+            problem = text_problem(value, multiline=multiline)  # the rule of every contract
+            if problem is not None:
+                self.fail(node, f"{what} {problem}")
+                return None
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
@@ -661,7 +666,9 @@ class _Checker:
                     )
             description = None
             if "description" in fields:
-                description = self.string(fields["description"][1], f"{what}: description")
+                description = self.string(
+                    fields["description"][1], f"{what}: description", multiline=True
+                )
             calendar = options.get("calendar")
             if calendar is None or match is None:
                 continue

@@ -1,0 +1,155 @@
+"""One error shape for the monitor's and notifier's HTTP APIs, and its OpenAPI description.
+
+A refused request answers ``{"detail": [{"field": ..., "message": ...}]}`` (400, 413, 422)
+or ``{"detail": "..."}`` (401, 403, 404): the shape docs/monitor.md and
+docs/notifications.md promise. FastAPI's own validation errors (``loc``/``msg``/``type``,
+echoing the input) are turned into the same shape by one handler, and the OpenAPI
+documents exactly these models, so that generated clients and contract tests hold.
+
+:class:`BodyLimits` bounds request bodies before any parsing: at most ``max_bytes``
+(413) and JSON nested at most ``shared.bounds.MAX_JSON_DEPTH`` deep (400), because
+parsing is where deep nesting does its harm (recursion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.bounds import MAX_JSON_DEPTH, json_depth
+
+_WHERE = ("query", "path", "body", "header", "cookie")
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="The parameter or body field, dotted (`match.kind`).")
+    message: str
+
+
+class ValidationProblem(BaseModel):
+    """400, 413, 422: what was refused, field by field; nothing was changed."""
+
+    detail: list[FieldProblem]
+
+
+class Problem(BaseModel):
+    """401, 403, 404: one sentence."""
+
+    detail: str
+
+
+class ReadyStatus(BaseModel):
+    """/readyz: ``ready``, or why not (503)."""
+
+    status: str
+    partitions: list[int] | None = None
+
+
+# /metrics answers Prometheus' text format, not JSON.
+METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition format.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+_DESCRIPTIONS = {
+    400: "The body is not JSON, or nested deeper than the documented limit.",
+    401: "Missing or unknown bearer token.",
+    403: "Writes are disabled here (no API keys configured).",
+    404: "No such resource.",
+    413: "The body exceeds the documented size limit.",
+    422: "A parameter or body field was refused; `detail` names each one.",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each code with its model and description."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        model = Problem if code in (401, 403, 404) else ValidationProblem
+        out[code] = {"model": model, "description": _DESCRIPTIONS[code]}
+    return out
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """``("query", "limit")`` -> ``limit``; ``("body", "match", "kind")`` -> ``match.kind``."""
+    parts = list(loc)
+    if parts and parts[0] in _WHERE:
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "(body)"
+
+
+def problems(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """pydantic / FastAPI error dicts as {field, message}; the input is never echoed."""
+    return [{"field": field_name(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors]
+
+
+def refuse(status: int, field: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": [{"field": field, "message": message}]}, status_code=status)
+
+
+async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return refuse(400, "(body)", "body is not valid JSON")
+    return JSONResponse({"detail": problems(errors)}, status_code=422)
+
+
+def install(app: FastAPI, *, max_body_bytes: int) -> None:
+    """The shared validation-error handler and body limits, on one app."""
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes)
+
+
+class BodyLimits:
+    """ASGI middleware: refuse a body over ``max_bytes`` (413) or nested deeper than
+    MAX_JSON_DEPTH (400) before the app parses it; otherwise hand the body on unchanged."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        too_large = f"request body exceeds {self.max_bytes} bytes"
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await refuse(413, "(body)", too_large)(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await refuse(413, "(body)", too_large)(scope, receive, send)
+                return
+        if json_depth(bytes(body)) > MAX_JSON_DEPTH:
+            await refuse(400, "(body)", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")(
+                scope, receive, send
+            )
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
