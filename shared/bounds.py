@@ -200,7 +200,7 @@ MAX_DURATION = timedelta(seconds=MAX_DURATION_SECONDS)
 
 # ---------------------------------------------------------------------------- JSON bodies
 
-# The deepest valid body is {"events": [{"data": {"tags": [...]}}]}: 4 levels.
+# The deepest valid body is {"events": [{"data": {"tags": [...]}}]}: 5 levels.
 MAX_JSON_DEPTH = 32
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
