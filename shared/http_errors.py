@@ -18,7 +18,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,9 +105,19 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": problems(errors)}, status_code=422)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's answer, except that a body FastAPI could not parse (not UTF-8, a number
+    past Python's digit limit) says so in the documented 400 shape, not as a bare string."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.detail, str):
+        return refuse(400, "(body)", exc.detail)
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI, *, max_body_bytes: int) -> None:
     """The shared validation-error handler and body limits, on one app."""
     app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes)
 
 

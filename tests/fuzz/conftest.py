@@ -1,0 +1,67 @@
+"""One running stack (ingest, monitor, notifier) for the fuzz module, on a fresh database
+and topics of its own; stopped, and its database dropped, at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.sla_monitor import migrate
+from shared.db import asyncpg_dsn, with_database
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+from tests.fuzz.stack import ROUTES, Service, stack_env
+from tests.helpers import topic_settings
+
+
+@dataclass
+class Stack:
+    settings: CommonSettings
+    ingest: Service
+    monitor: Service
+    notifier: Service
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        return (self.ingest, self.monitor, self.notifier)
+
+
+async def _admin(database_url: str, sql: str) -> None:
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, database_url: str, tmp_path_factory) -> Iterator[Stack]:
+    prefix = "fz" + uuid.uuid4().hex[:10]
+    name = "t_" + uuid.uuid4().hex[:12]
+    asyncio.run(_admin(database_url, f'CREATE DATABASE "{name}"'))
+    url = with_database(database_url, name)
+    migrate.upgrade(url)
+    settings = topic_settings(CommonSettings, prefix, kafka_bootstrap)
+    asyncio.run(ensure_topics(settings))
+    logs: Path = tmp_path_factory.mktemp("fuzz")
+    routes = logs / "routes.yaml"
+    routes.write_text(ROUTES)
+    env = stack_env(settings, url, routes)
+    stack = Stack(
+        settings,
+        *(Service(n, env, logs / f"{n}.log").start() for n in ("ingest", "monitor", "notifier")),
+    )
+    try:
+        for service in stack.services:
+            service.wait_ready()
+        yield stack
+    finally:
+        for service in stack.services:
+            service.stop()
+        asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
