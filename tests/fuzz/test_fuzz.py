@@ -88,6 +88,93 @@ def test_notifier_openapi(stack: Stack) -> None:
     _fuzz(stack.notifier.url, stack)
 
 
+# ------------------------------------------------------------- issue #10's cases, by name
+
+MONITOR_CASES = [
+    ("GET", "/v1/tickets/%00/sla", {}, "ticket_id"),
+    ("GET", "/v1/tickets/" + "x" * 129 + "/sla", {}, "ticket_id"),
+    ("GET", "/v1/sla/at-risk", {"within": "99999999999d"}, "within"),
+    ("GET", "/v1/sla/at-risk", {"within": "3651d"}, "within"),
+    ("GET", "/v1/sla/at-risk", {"within": "9" * 5000 + "s"}, "within"),
+    ("GET", "/v1/sla/at-risk", {"offset": str(10**30)}, "offset"),
+    ("GET", "/v1/sla/at-risk", {"offset": "-1"}, "offset"),
+    ("GET", "/v1/reports/compliance", {"from": "0001-01-01T00:00:00+14:00"}, "from"),
+    ("GET", "/v1/reports/compliance", {"to": "9999-12-31T23:59:59-12:00"}, "to"),
+    ("GET", "/v1/reports/compliance", {"from": "1764000000"}, "from"),
+    ("GET", "/v1/reports/compliance", {"from": "2026-01-01T00:00:00\x00Z"}, "from"),
+]
+NOTIFIER_CASES = [
+    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "99999999999d"}, "duration"),
+    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "3650d", "starts_at": "9999-12-01T00:00:00Z"}, "duration"),
+    ("POST", "/v1/silences", {"match": {"group": "g"}, "ends_at": "10000-01-01T00:00:00Z"}, "ends_at"),
+    ("POST", "/v1/silences", {"match": {"group": "g"}, "ends_at": "9999-12-31T23:59:59-12:00"}, "ends_at"),
+    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "1h", "comment": "a\x00b"}, "comment"),
+    ("POST", "/v1/silences", {"match": {"group": "g\x00"}, "duration": "1h"}, "match.group"),
+    ("POST", "/v1/silences", {"match": {"g\x00": "x"}, "duration": "1h"}, "match"),
+    ("POST", "/v1/silences", {"match_re": {"group": "a{99999999999}"}, "duration": "1h"}, "match_re.group"),
+    ("POST", "/v1/silences", {"match": {"level": 10**30}, "duration": "1h"}, "match.level"),
+    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "1h", "created_by": "\x1b[31m"}, "created_by"),
+    ("GET", "/v1/silences/%00", None, "silence_id"),
+    ("DELETE", "/v1/silences/%00", None, "silence_id"),
+    ("GET", "/v1/notifications", {"offset": str(10**30)}, "offset"),
+    ("GET", "/v1/notifications", {"ticket_id": "T\x00"}, "ticket_id"),
+    ("GET", "/v1/notifications", {"receiver": "r\x00"}, "receiver"),
+]
+
+
+def _call(url: str, method: str, path: str, data) -> httpx.Response:
+    if method == "POST":
+        return httpx.post(url + path, json=data, headers=AUTH, timeout=30)
+    return httpx.request(method, url + path, params=data, headers=AUTH, timeout=30)
+
+
+def _documented(url: str, method: str, path: str, response: httpx.Response) -> None:
+    """The answer matches the published OpenAPI: its status code and its body."""
+    spec = httpx.get(url + "/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(spec)
+    operation = next(
+        r.ok()
+        for r in schema.get_all_operations()
+        if r.ok().method.upper() == method
+        and r.ok().path.split("{")[0] == path.split("%00")[0].split("x" * 129)[0]
+    )
+    assert str(response.status_code) in spec["paths"][operation.path][method.lower()]["responses"]
+    operation.validate_response(response)
+
+
+@pytest.mark.parametrize(("method", "path", "data", "field"), MONITOR_CASES)
+def test_monitor_refuses_by_name(stack: Stack, method, path, data, field) -> None:
+    response = _call(stack.monitor.url, method, path, data)
+    assert response.status_code == 422, response.text
+    assert field in {d["field"] for d in response.json()["detail"]}, response.text
+    _documented(stack.monitor.url, method, path, response)
+
+
+@pytest.mark.parametrize(("method", "path", "data", "field"), NOTIFIER_CASES)
+def test_notifier_refuses_by_name(stack: Stack, method, path, data, field) -> None:
+    response = _call(stack.notifier.url, method, path, data)
+    assert response.status_code == 422, response.text
+    fields = {d["field"] for d in response.json()["detail"]}
+    assert any(f == field or f.startswith(field + ".") for f in fields), response.text
+    _documented(stack.notifier.url, method, path, response)
+
+
+def test_notifier_bounds_bodies(stack: Stack) -> None:
+    url = stack.notifier.url + "/v1/silences"
+    headers = {**AUTH, "Content-Type": "application/json"}
+    for body, status in [
+        (b"[" * 10_000, 400),
+        (b'{"match": ' + b'{"a":' * 40 + b"1" + b"}" * 41, 400),
+        (b"\xff\xfe", 400),
+        (b'{"match": {"group": "' + b"x" * 70_000 + b'"}, "duration": "1h"}', 413),
+        (b'{"match": {"level": ' + b"9" * 5000 + b'}, "duration": "1h"}', 400),
+    ]:
+        response = httpx.post(url, content=body, headers=headers, timeout=30)
+        assert response.status_code == status, (body[:40], response.text)
+        assert response.json()["detail"][0]["field"] == "(body)"
+        _documented(stack.notifier.url, "POST", "/v1/silences", response)
+
+
 # ------------------------------------------------------------- hostile bodies for ingest
 
 controls = st.characters(codec="utf-8", categories=["Cc", "Cs"]) | st.sampled_from(
