@@ -96,8 +96,12 @@ def text_problem(value: str, *, multiline: bool = False) -> str | None:
     return None
 
 
-Line = Annotated[str, AfterValidator(check_line), Field(json_schema_extra={"pattern": LINE_PATTERN})]
-Text = Annotated[str, AfterValidator(check_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+Line = Annotated[
+    str, AfterValidator(check_line), Field(json_schema_extra={"pattern": LINE_PATTERN})
+]
+Text = Annotated[
+    str, AfterValidator(check_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
+]
 # Ticket ids, event ids, silence ids: what a URL path carries and the database keys on.
 IDENTIFIER_MAX = 128
 Identifier = Annotated[Line, Field(min_length=1, max_length=IDENTIFIER_MAX)]
@@ -135,7 +139,9 @@ def _rfc3339_only(value: Any) -> Any:
     )
 
 
-def check_instant(value: datetime, lo: datetime = INSTANT_MIN, hi: datetime = INSTANT_MAX) -> datetime:
+def check_instant(
+    value: datetime, lo: datetime = INSTANT_MIN, hi: datetime = INSTANT_MAX
+) -> datetime:
     """UTC, within [lo, hi]; converting an edge of the calendar to UTC may itself overflow."""
     try:
         moment = value.astimezone(UTC)

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bounds import MAX_JSON_DEPTH, json_depth
@@ -90,7 +90,9 @@ def field_name(loc: Sequence[int | str]) -> str:
 
 def problems(errors: Sequence[Any]) -> list[dict[str, str]]:
     """pydantic / FastAPI error dicts as {field, message}; the input is never echoed."""
-    return [{"field": field_name(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors]
+    return [
+        {"field": field_name(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors
+    ]
 
 
 def refuse(status: int, field: str, message: str) -> JSONResponse:

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holidays_lib
 import yaml
 
-from shared.engine.calendar import WEEKDAYS, Calendar, check_day, parse_interval
 from shared.bounds import text_problem
+from shared.engine.calendar import WEEKDAYS, Calendar, check_day, parse_interval
 from shared.engine.durations import DurationError, parse_duration
 from shared.events import Channel, Priority, Status
 

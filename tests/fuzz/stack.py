@@ -58,7 +58,9 @@ class Service:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while True:
-            assert self.process and self.process.poll() is None, f"{self.name} exited:\n{self.log()}"
+            assert self.process and self.process.poll() is None, (
+                f"{self.name} exited:\n{self.log()}"
+            )
             try:
                 response = httpx.get(self.url + "/readyz", timeout=2)
                 if response.status_code == 200:

@@ -105,15 +105,45 @@ MONITOR_CASES = [
 ]
 NOTIFIER_CASES = [
     ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "99999999999d"}, "duration"),
-    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "3650d", "starts_at": "9999-12-01T00:00:00Z"}, "duration"),
-    ("POST", "/v1/silences", {"match": {"group": "g"}, "ends_at": "10000-01-01T00:00:00Z"}, "ends_at"),
-    ("POST", "/v1/silences", {"match": {"group": "g"}, "ends_at": "9999-12-31T23:59:59-12:00"}, "ends_at"),
-    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "1h", "comment": "a\x00b"}, "comment"),
+    (
+        "POST",
+        "/v1/silences",
+        {"match": {"group": "g"}, "duration": "3650d", "starts_at": "9999-12-01T00:00:00Z"},
+        "duration",
+    ),
+    (
+        "POST",
+        "/v1/silences",
+        {"match": {"group": "g"}, "ends_at": "10000-01-01T00:00:00Z"},
+        "ends_at",
+    ),
+    (
+        "POST",
+        "/v1/silences",
+        {"match": {"group": "g"}, "ends_at": "9999-12-31T23:59:59-12:00"},
+        "ends_at",
+    ),
+    (
+        "POST",
+        "/v1/silences",
+        {"match": {"group": "g"}, "duration": "1h", "comment": "a\x00b"},
+        "comment",
+    ),
     ("POST", "/v1/silences", {"match": {"group": "g\x00"}, "duration": "1h"}, "match.group"),
     ("POST", "/v1/silences", {"match": {"g\x00": "x"}, "duration": "1h"}, "match"),
-    ("POST", "/v1/silences", {"match_re": {"group": "a{99999999999}"}, "duration": "1h"}, "match_re.group"),
+    (
+        "POST",
+        "/v1/silences",
+        {"match_re": {"group": "a{99999999999}"}, "duration": "1h"},
+        "match_re.group",
+    ),
     ("POST", "/v1/silences", {"match": {"level": 10**30}, "duration": "1h"}, "match.level"),
-    ("POST", "/v1/silences", {"match": {"group": "g"}, "duration": "1h", "created_by": "\x1b[31m"}, "created_by"),
+    (
+        "POST",
+        "/v1/silences",
+        {"match": {"group": "g"}, "duration": "1h", "created_by": "\x1b[31m"},
+        "created_by",
+    ),
     ("GET", "/v1/silences/%00", None, "silence_id"),
     ("DELETE", "/v1/silences/%00", None, "silence_id"),
     ("GET", "/v1/notifications", {"offset": str(10**30)}, "offset"),
@@ -180,7 +210,9 @@ def test_notifier_bounds_bodies(stack: Stack) -> None:
 controls = st.characters(codec="utf-8", categories=["Cc", "Cs"]) | st.sampled_from(
     ["\x00", "\ud800", "\udfff", "\x7f", "\x1b"]
 )
-hostile_text = st.builds(lambda a, c, b: a + c + b, st.text(max_size=5), controls, st.text(max_size=5))
+hostile_text = st.builds(
+    lambda a, c, b: a + c + b, st.text(max_size=5), controls, st.text(max_size=5)
+)
 extreme_numbers = st.sampled_from(
     [10**30, -(10**30), 10**400, 2**63, -(2**63) - 1, 1e308, -1e308, 5e-324, 0, -1]
 )
@@ -248,7 +280,7 @@ def hostile_requests(draw) -> tuple[bytes, str | None]:
         body = encode({"events": draw(st.lists(hostile_events(), min_size=1, max_size=5))})
     elif kind == "deep":
         depth = draw(st.integers(MAX_JSON_DEPTH, 20_000))
-        body = draw(st.sampled_from([b"[", b"{\"a\":", b'{"events":['])) * depth
+        body = draw(st.sampled_from([b"[", b'{"a":', b'{"events":['])) * depth
     elif kind == "huge_batch":
         body = encode({"events": [EXAMPLES["message.created"]] * draw(st.integers(1001, 3000))})
     else:
@@ -276,7 +308,9 @@ def test_hostile_bodies_get_a_documented_4xx_never_a_5xx(stack: Stack, request) 
     headers = dict(AUTH)
     if content_type is not None:
         headers["Content-Type"] = content_type
-    response = httpx.post(stack.ingest.url + "/v1/events", content=body, headers=headers, timeout=30)
+    response = httpx.post(
+        stack.ingest.url + "/v1/events", content=body, headers=headers, timeout=30
+    )
     assert response.status_code in (202, 400, 413, 415, 422), (response.status_code, response.text)
     if response.status_code != 202:
         answer = response.json()
