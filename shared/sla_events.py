@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import Line, Text
 from shared.events import UtcDatetime
 
 
@@ -61,13 +62,13 @@ def sla_event_id(
 class SlaEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(
+    id: Line = Field(
         min_length=1, max_length=512, description="Deterministic: ticket/target/cycle/kind[-level]."
     )
     kind: SlaKind
-    ticket_id: str = Field(min_length=1, max_length=128)
+    ticket_id: Line = Field(min_length=1, max_length=128)
     target: Target
-    policy: str
+    policy: Line
     cycle: int = Field(
         ge=0,
         description="0 for once-per-ticket targets; n-th cycle for next_response / periodic_update.",
@@ -88,7 +89,7 @@ class SlaEvent(BaseModel):
     breached: bool | None = Field(
         default=None, description="sla.met: whether it was met after its deadline."
     )
-    retracts: str | None = Field(
+    retracts: Line | None = Field(
         default=None, description="sla.retracted: the id of the breach it withdraws."
     )
     detected_late: bool = Field(
@@ -96,14 +97,16 @@ class SlaEvent(BaseModel):
         description="Set by the monitor when the condition was found only after the instant (backlog, restart).",
     )
     # The ticket's attributes at the time, so that routing and messages need no lookup.
-    priority: str | None = None
-    customer_tier: str | None = None
-    channel: str | None = None
-    group: str | None = None
-    assignee: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    url: str | None = None
-    subject: str | None = None
+    # The same text rules as the ticket events they come from (shared/bounds.py), so that a
+    # record the notifier could not store is refused (dead-lettered) when it is parsed.
+    priority: Line | None = None
+    customer_tier: Line | None = None
+    channel: Line | None = None
+    group: Line | None = None
+    assignee: Line | None = None
+    tags: list[Line] = Field(default_factory=list)
+    url: Line | None = None
+    subject: Text | None = None
 
 
 def parse_sla_event(raw: bytes | str | dict[str, Any]) -> SlaEvent:

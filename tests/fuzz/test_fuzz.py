@@ -26,6 +26,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from shared.bounds import EVENT_INSTANT_MAX, EVENT_INSTANT_MIN, MAX_JSON_DEPTH
 from shared.events import EXAMPLES
+from shared.sla_events import EXAMPLE as SLA_EXAMPLE
 from tests.fuzz.conftest import Stack
 from tests.fuzz.stack import AUTH
 from tests.helpers import read_topic
@@ -346,6 +347,29 @@ def test_poison_records_go_to_the_dead_letter_topic_with_the_reason(stack: Stack
     for record in poison:
         assert record in values, f"not dead-lettered: {record[:80]!r}\n{stack.monitor.log()}"
     assert stack.monitor.alive()
+
+
+def test_poison_sla_records_go_to_the_notifications_dead_letter_topic(stack: Stack) -> None:
+    base = {**SLA_EXAMPLE, "id": "P/first_response/0/breached", "ticket_id": "P"}
+    poison = [
+        json.dumps({**base, "ticket_id": "P\u0000"}).encode(),
+        json.dumps({**base, "policy": "vip\u0000"}).encode(),
+        json.dumps({**base, "subject": "s\u0000"}).encode(),
+        json.dumps({**base, "tags": ["t\u0000"]}).encode(),
+        json.dumps({**base, "deadline": "0001-01-01T00:00:00+14:00"}).encode(),
+        json.dumps({**base, "occurred_at": 1764000000}).encode(),
+    ]
+    topic = stack.settings.topic_sla
+    asyncio.run(produce(stack.settings.kafka_bootstrap, topic, poison, key=b"P"))
+    dead = asyncio.run(
+        read_topic(
+            stack.settings.kafka_bootstrap, stack.settings.topic_notifications_dlq, len(poison)
+        )
+    )
+    values = [record.value for record in dead]
+    for record in poison:
+        assert record in values, f"not dead-lettered: {record[:80]!r}\n{stack.notifier.log()}"
+    assert stack.notifier.alive()
 
 
 # ------------------------------------------------------------- and the monitor still runs
