@@ -43,8 +43,10 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def reason_label(reason: str) -> str:
-    """The bounded metric label of a dead-letter reason text ("store: ..." -> "store")."""
-    head = reason.split(":", 1)[0].strip()
+    """The bounded metric label of a dead-letter reason text: its first word
+    ("store: ..." -> "store", "invalid SLA event: ..." -> "invalid"), else "other"."""
+    words = reason.split(":", 1)[0].split()
+    head = words[0] if words else ""
     return head if head in DEAD_LETTER_REASONS else "other"
 
 
