@@ -71,6 +71,7 @@ class Monitor:
         self.producer = None
         self.drainer: OutboxDrainer | None = None
         self.worker_task: asyncio.Task | None = None
+        self.outbox_task: asyncio.Task | None = None
         self._db_check: tuple[float, bool] = (0.0, True)  # (when, answered) of the last ping
 
     async def start(self) -> None:
@@ -107,10 +108,8 @@ class Monitor:
         drainer.wake = wake
         self.drainer = drainer
         self.worker_task = asyncio.create_task(supervise("worker", self.worker.run, log))
-        self.tasks = [
-            self.worker_task,
-            asyncio.create_task(supervise("outbox", drainer.run, log)),
-        ]
+        self.outbox_task = asyncio.create_task(supervise("outbox", drainer.run, log))
+        self.tasks = [self.worker_task, self.outbox_task]
 
     async def stop(self) -> None:
         """Graceful stop (SIGTERM/SIGINT), bounded by SLAWATCH_SHUTDOWN_TIMEOUT_S: take no
@@ -124,10 +123,12 @@ class Monitor:
             self.worker.stopping = True
         if self.worker_task:
             await wait_or_cancel("the batch in hand", self.worker_task, deadline, log)
-        # The outbox loop may be mid-round; stop it, then drain once more ourselves.
+        # The outbox loop finishes its round and drains once more (what the last batch
+        # committed), then returns; cut short only when the budget runs out.
+        if self.drainer and self.outbox_task:
+            self.drainer.stop()
+            await wait_or_cancel("draining the outbox", self.outbox_task, deadline, log)
         await cancel_all(self.tasks)
-        if self.drainer and self.worker and self.worker.partitions:
-            await finish("draining the outbox", self.drainer.drain(), deadline, log)
         if self.consumer:
             await finish("leaving the consumer group", stop_consumer(self.consumer), deadline, log)
         if self.producer:
