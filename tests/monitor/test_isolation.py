@@ -141,3 +141,45 @@ async def test_bad_tickets_are_dead_lettered_and_the_stream_goes_on(
             assert ready.status_code == 200, ready.text
     finally:
         monitor.stop()
+
+
+async def test_readyz_answers_503_while_a_partition_lags(
+    kafka_bootstrap: str, topic_prefix: str, fresh_database: str, tmp_path: Path
+) -> None:
+    settings = topic_settings(CommonSettings, topic_prefix, kafka_bootstrap)
+    await ensure_topics(settings)
+    await asyncio.to_thread(migrate.upgrade, fresh_database)
+    env = monitor_env(
+        settings,
+        fresh_database,
+        SLAWATCH_MONITOR_MAX_BATCH="1",  # one record per transaction: a backlog lasts
+        SLAWATCH_MONITOR_READY_MAX_LAG="5",
+    )
+    monitor = MonitorProcess(env, tmp_path / "monitor.log").start()
+    try:
+        await monitor.wait_ready()
+        t0 = now()
+        # All on one ticket, hence one partition: its lag is the backlog.
+        await produce(
+            kafka_bootstrap,
+            settings.topic_events,
+            [created("LAG-1", t0)]
+            + [{**created("LAG-1", t0), "event_id": f"LAG-1-dup-{n}"} for n in range(400)],
+        )
+        statuses = set()
+        async with httpx.AsyncClient(base_url=monitor.url, timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                answer = await client.get("/readyz")
+                body = answer.json()
+                statuses.add((answer.status_code, body["status"]))
+                if body["status"] == "lagging":
+                    assert answer.status_code == 503 and body["max_lag"] > 5, body
+                    assert body["lagging_partitions"], body
+                if (503, "lagging") in statuses and answer.status_code == 200:
+                    break
+                assert time.monotonic() < deadline, (statuses, monitor.log())
+                await asyncio.sleep(0.02)
+        assert body["status"] == "ready" and body["max_lag"] <= 5, body
+    finally:
+        monitor.stop()
