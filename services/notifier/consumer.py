@@ -179,6 +179,8 @@ class SlaConsumer:
                     refused = await self._submit(tp, events, sources)
             except Exception as exc:
                 if not is_retryable(exc):
+                    # A bug: nothing was committed; fetch these again rather than skip them.
+                    self.consumer.seek(tp, records[0].offset)
                     raise
                 delay = self._next_backoff()
                 log.warning(

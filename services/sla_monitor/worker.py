@@ -150,6 +150,7 @@ class Worker:
                 break
             except DB_ERRORS as exc:
                 await self._db_failed("loading assigned partitions", exc)
+        self._db_ok()
         for number in numbers:
             self.partitions[number] = PartitionState()
         for row in rows:
@@ -425,7 +426,8 @@ class Worker:
         self, ticket_ids: list[str]
     ) -> tuple[dict[str, bytes], dict[str, BaseException]]:
         """Stored states of tickets not in memory, and the tickets the database refused to
-        look up (one query; one per ticket only after a data error)."""
+        look up (one query; after a data error, halves of the ids until the refused ones
+        are found)."""
         if not ticket_ids:
             return {}, {}
         try:
@@ -435,13 +437,21 @@ class Worker:
                 raise
         found: dict[str, bytes] = {}
         refused: dict[str, BaseException] = {}
-        for ticket_id in ticket_ids:
+
+        async def attempt(ids: list[str]) -> None:  # bisect down to the refused ids
             try:
-                found.update(await self.store.ticket_states([ticket_id]))
+                found.update(await self.store.ticket_states(ids))
             except DB_ERRORS as exc:
                 if not is_data_error(exc):
                     raise
-                refused[ticket_id] = exc
+                if len(ids) == 1:
+                    refused[ids[0]] = exc
+                    return
+                await attempt(ids[: len(ids) // 2])
+                await attempt(ids[len(ids) // 2 :])
+
+        await attempt(ticket_ids[: len(ticket_ids) // 2])
+        await attempt(ticket_ids[len(ticket_ids) // 2 :])
         return found, refused
 
     async def _store(

@@ -210,6 +210,43 @@ async def test_invalid_records_are_dead_lettered_and_the_consumer_goes_on(
         assert metric(text, "slawatch_notifier_records_total", result="ok") == 1
 
 
+async def test_an_event_the_delivery_log_refuses_is_dead_lettered_and_the_rest_sent(
+    settings, http_sink, tmp_path
+) -> None:
+    """A per-record data error is that record's, not an outage: it goes to the dead-letter
+    topic with the reason and the other events of the batch are delivered."""
+    import asyncpg
+
+    from shared.db import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:  # the test's database refuses one ticket, as PostgreSQL refuses a NUL in text
+        await conn.execute(
+            "ALTER TABLE notification_log ADD CONSTRAINT test_refused "
+            "CHECK (ticket_id NOT LIKE 'REFUSED-%')"
+        )
+    finally:
+        await conn.close()
+    sink, url = http_sink
+    path = f"/{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:6]
+    refused = sla_event(ticket=f"REFUSED-{run}")
+    good = [sla_event(ticket=f"OK-{run}-{i}") for i in range(3)]
+    async with notifier(settings, routes_file(tmp_path, url + path)) as client:
+        await publish(settings, good[0], refused, *good[1:])
+        await eventually(lambda: _count(lambda: [e for r in sink.at(path) for e in r.json()["events"]], 3))
+        [dead] = await read_topic(settings.kafka_bootstrap, settings.topic_notifications_dlq, 1)
+        headers = dict(dead.headers)
+        assert headers["slawatch-error"].decode().startswith("store: CheckViolationError (23514)")
+        assert headers["slawatch-source-topic"] == settings.topic_sla.encode()
+        assert json.loads(dead.value)["ticket_id"] == refused.ticket_id
+        delivered = sorted(e["ticket_id"] for r in sink.at(path) for e in r.json()["events"])
+        assert delivered == sorted(e.ticket_id for e in good)
+        text = (await client.get("/metrics")).text
+        assert metric(text, "slawatch_notifier_records_dead_lettered_total", reason="store") == 1
+        assert (await client.get("/readyz")).status_code == 200
+
+
 async def test_permanent_failure_goes_to_the_notifications_dead_letter_topic(
     settings, http_sink, tmp_path
 ) -> None:
