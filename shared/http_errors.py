@@ -51,6 +51,7 @@ class ReadyStatus(BaseModel):
 
     status: str
     partitions: list[int] | None = None
+    lagging_partitions: list[int] | None = None
 
 
 # /metrics answers Prometheus' text format, not JSON.

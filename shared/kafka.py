@@ -12,9 +12,10 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from shared.settings import CommonSettings
 
@@ -38,6 +39,14 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_password
     return options
+
+
+def group_options(settings: CommonSettings) -> dict[str, Any]:
+    """Consumer-group timing: a member is dropped after the session timeout without a
+    heartbeat (heartbeats every third of it). Tansu also holds a group's first JoinGroup
+    for half the session timeout, which is most of a restarted consumer's time to ready."""
+    session_ms = int(settings.kafka_session_timeout_s * 1000)
+    return {"session_timeout_ms": session_ms, "heartbeat_interval_ms": max(session_ms // 3, 100)}
 
 
 def topic_specs(settings: CommonSettings) -> dict[str, int]:
@@ -102,6 +111,37 @@ async def send_confirmed(producer: AIOKafkaProducer, topic: str, records: Iterab
         for key, value, headers in records
     ]
     await asyncio.gather(*futures)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a group consumer and make sure it *leaves* the group, so that its partitions
+    go to the others (or to its own restart) at once instead of after the session timeout.
+
+    aiokafka sends LeaveGroup on stop only for a generation above 0 (Kafka numbers them
+    from 1); Tansu numbers the first generation of a group 0, so a monitor stopped in the
+    group's first generation left a ghost member behind and its restart waited about
+    session timeout + join delay (15-20 s) for its own partitions. For generation 0 we send
+    the LeaveGroup ourselves at the point aiokafka would (after the heartbeat stopped).
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and hasattr(coordinator, "_maybe_leave_group"):
+        original = coordinator._maybe_leave_group
+
+        async def leave_group() -> None:
+            if coordinator.generation == 0 and coordinator.member_id:
+                try:
+                    await coordinator._send_req(
+                        LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
+                    )
+                    log.info("left consumer group %s", coordinator.group_id)
+                except KafkaError as exc:
+                    log.warning("LeaveGroup failed: %s", exc)
+                coordinator.reset_generation()
+            else:
+                await original()
+
+        coordinator._maybe_leave_group = leave_group
+    await consumer.stop()
 
 
 async def broker_reachable(settings: CommonSettings, timeout: float = 2.0) -> bool:

@@ -36,6 +36,14 @@ class CommonSettings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = Field(None, repr=False)
     kafka_ssl_cafile: Path | None = None
+    kafka_session_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="Consumer-group session timeout: a consumer that stops heartbeating "
+        "(crashed) loses its partitions after this long. Tansu holds a group's first join "
+        "for half of it, so it also bounds how fast a restarted monitor/notifier is ready.",
+    )
     topic_events: str = "slawatch.ticket-events"
     topic_events_dlq: str = "slawatch.ticket-events-dlq"
     topic_sla: str = "slawatch.sla-events"
@@ -56,6 +64,15 @@ class CommonSettings(BaseSettings):
     )
     routes_file: Path = Field(
         Path("examples/routes.yaml"), description="The notification routing file (YAML)."
+    )
+
+    shutdown_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM/SIGINT: the most a service spends finishing the work in hand "
+        "(batch, deliveries, outbox) before it exits anyway. Keep it below Kubernetes' "
+        "terminationGracePeriodSeconds.",
     )
 
     @field_validator("kafka_bootstrap")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from services.ingest.app import create_app
 from shared.auth import ApiKeys, api_keys_setting
 from shared.logs import configure_logging
 from shared.settings import IngestSettings, bad_setting, load_settings, require
+from shared.tasks import run_service
 
 log = logging.getLogger("slawatch.ingest")
 
@@ -29,6 +28,4 @@ def run() -> None:
     keys = api_keys_from(settings)
     app = create_app(settings, keys)
     log.info("ingest listening on http://%s:%d", settings.ingest_host, settings.ingest_port)
-    uvicorn.run(
-        app, host=settings.ingest_host, port=settings.ingest_port, log_config=None, access_log=False
-    )
+    run_service(app, settings.ingest_host, settings.ingest_port, settings.shutdown_timeout_s)

@@ -8,7 +8,6 @@ signed-webhook receiver the example routing file sends to.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -50,8 +49,8 @@ from shared import http_errors
 from shared.auth import ApiKeys, bearer_token
 from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
-from shared.kafka import client_options, make_producer
-from shared.tasks import cancel_all, supervise
+from shared.kafka import client_options, group_options, make_producer, stop_consumer
+from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
 
 log = logging.getLogger("slawatch.notifier")
 
@@ -80,6 +79,7 @@ class Notifier:
         self.client: httpx.AsyncClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.consumer: SlaConsumer | None = None
+        self.consumer_task: asyncio.Task | None = None
         self.tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -115,6 +115,7 @@ class Notifier:
             # default 500 ms (brokers that don't answer a parked fetch early add it all).
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             isolation_level="read_uncommitted",  # slawatch uses no Kafka transactions
+            **group_options(s),
         )
         self.consumer = SlaConsumer(
             self.kafka,
@@ -128,8 +129,9 @@ class Notifier:
         )
         self.kafka.subscribe([s.topic_sla], listener=self.consumer.listener)
         await self.kafka.start()
+        self.consumer_task = asyncio.create_task(supervise("consumer", self.consumer.run, log))
         self.tasks = [
-            asyncio.create_task(supervise("consumer", self.consumer.run, log)),
+            self.consumer_task,
             asyncio.create_task(supervise("silences", self._refresh_silences, log)),
         ]
 
@@ -145,19 +147,33 @@ class Notifier:
         self.dispatcher.core.silences = SilenceSet.of(current)
 
     async def stop(self) -> None:
+        """Graceful stop (SIGTERM/SIGINT), bounded by SLAWATCH_SHUTDOWN_TIMEOUT_S: take no
+        new records and commit the batch in hand; let deliveries in flight finish and
+        record them (sent, or still queued for the next owner); leave the consumer group;
+        flush the producer; close the pool."""
+        deadline = Deadline(stop_budget_s(self.settings.shutdown_timeout_s))
+        log.info("stopping: finishing the batch and the deliveries in hand")
+        if self.consumer:
+            self.consumer.stopping = True
+        if self.consumer_task:
+            await wait_or_cancel("the batch in hand", self.consumer_task, deadline, log)
         await cancel_all(self.tasks)
-        if self.kafka:
-            with contextlib.suppress(Exception):
-                await self.kafka.stop()
         if self.dispatcher:
-            await self.dispatcher.stop()
+            # Most of what is left; the rest is for leaving the group and closing.
+            budget = max(deadline.left() - 2.0, deadline.left() * 0.7)
+            await finish(
+                "finishing deliveries", self.dispatcher.stop(timeout=budget), deadline, log
+            )
+        if self.kafka:
+            await finish("leaving the consumer group", stop_consumer(self.kafka), deadline, log)
         if self.client:
-            await self.client.aclose()
+            await finish("closing the HTTP client", self.client.aclose(), deadline, log)
         if self.producer:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+            await finish("flushing the producer", self.producer.stop(), deadline, log)
         if self.store:
-            await self.store.close()
+            if not await finish("closing the database pool", self.store.close(), deadline, log):
+                self.store.pool.terminate()
+        log.info("stopped cleanly")
 
 
 # ---------------------------------------------------------------- silences API

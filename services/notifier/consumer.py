@@ -6,6 +6,11 @@ log), and only then commit the partition's offset. A crash anywhere re-reads rec
 notices are already logged; the log's key makes that a no-op, so nothing is sent twice
 and nothing is lost.
 
+One record cannot stop the stream: when queueing an event's notices fails for that
+event's sake (the database refuses its values, routing raises), the batch is retried
+event by event and the failing ones are dead-lettered with the reason; only an outage
+(database or broker unreachable) re-reads the batch with backoff.
+
 Partitions are the unit of ownership: a notifier restores the unfinished notices of the
 partitions it is assigned, and forgets (without touching the log) those of partitions it
 loses, which their new owner restores.
@@ -26,6 +31,7 @@ from services.notifier.dispatcher import Dispatcher
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Status
 from services.notifier.store import NotifierStore
+from shared.failures import describe, is_data_error, is_outage, reason_label
 from shared.kafka import send_confirmed
 from shared.sla_events import SlaEvent, parse_sla_event
 
@@ -40,10 +46,16 @@ RETRYABLE = (
 )
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """An outage of the database or the broker: re-read later. Anything else is about the
+    records in hand (a data error, a routing failure): isolate them."""
+    return is_outage(exc) or isinstance(exc, (KafkaError, TimeoutError, OSError))
+
+
 def decode(value: bytes | None) -> SlaEvent | str:
     """The SLA event, or why the record is not one (safe to log: no payload echoed)."""
     if value is None:
-        return "empty record"
+        return "undecodable record: empty"
     try:
         return parse_sla_event(value)
     except ValidationError as exc:
@@ -91,6 +103,7 @@ class SlaConsumer:
         self.listener = _Listener(self)
         self.lock = asyncio.Lock()  # a batch and a rebalance never interleave
         self._backoff = 0.2
+        self.stopping = False  # set by Notifier.stop: finish the batch in hand, then return
 
     # ------------------------------------------------------------ ownership
 
@@ -107,7 +120,9 @@ class SlaConsumer:
             self._backoff = 0.2
             if fresh:
                 queued = [n for n, status in rows if status is Status.queued]
-                failed = [(n, n.last_error or "gave up") for n, status in rows if status is Status.failed]
+                failed = [
+                    (n, n.last_error or "gave up") for n, status in rows if status is Status.failed
+                ]
                 await self.dispatcher.restore(queued)
                 if failed:
                     await self.dispatcher.dead_letter_again(failed)
@@ -131,7 +146,8 @@ class SlaConsumer:
     # ------------------------------------------------------------ consuming
 
     async def run(self) -> None:
-        while True:
+        """Until stopped: consume, queue durably, commit. Returns only between batches."""
+        while not self.stopping:
             batch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
             for tp, records in batch.items():
                 if records:
@@ -139,6 +155,7 @@ class SlaConsumer:
 
     async def _handle(self, tp: TopicPartition, records: list) -> None:
         events: list[SlaEvent] = []
+        sources: list = []  # the record of each event, to dead-letter it if need be
         invalid: list[tuple[bytes | None, bytes | None, str, int]] = []
         for record in records:
             decoded = decode(record.value)
@@ -146,6 +163,7 @@ class SlaConsumer:
                 invalid.append((record.key, record.value, decoded, record.offset))
             else:
                 events.append(decoded)
+                sources.append(record)
         async with self.lock:
             if tp.partition not in self.owned:
                 # Fetched before its assignment finished restoring, or after a revocation:
@@ -153,12 +171,17 @@ class SlaConsumer:
                 if tp in self.consumer.assignment():
                     self.consumer.seek(tp, records[0].offset)
                 return
+            refused = 0
             try:
                 if invalid:
                     await self._dead_letter_records(tp, invalid)
                 if events:
-                    await self.dispatcher.submit(events, shard=tp.partition)
-            except RETRYABLE as exc:
+                    refused = await self._submit(tp, events, sources)
+            except Exception as exc:
+                if not is_retryable(exc):
+                    # A bug: nothing was committed; fetch these again rather than skip them.
+                    self.consumer.seek(tp, records[0].offset)
+                    raise
                 delay = self._next_backoff()
                 log.warning(
                     "queueing notifications of partition %d failed (%s); re-reading from offset %d in %.1fs",
@@ -172,7 +195,7 @@ class SlaConsumer:
             else:
                 retry_in = 0.0
                 self._backoff = 0.2
-                self.metrics.records.labels("ok").inc(len(events))
+                self.metrics.records.labels("ok").inc(len(events) - refused)
                 self.metrics.records.labels("invalid").inc(len(invalid))
         if retry_in:  # waited out of the lock, so a rebalance is not held up
             await asyncio.sleep(retry_in)
@@ -184,6 +207,39 @@ class SlaConsumer:
             # A rebalance took the partition: its new owner re-reads from the last commit,
             # and the delivery log turns those records into no-ops.
             log.info("offset commit for partition %d skipped: %s", tp.partition, exc)
+
+    async def _submit(self, tp: TopicPartition, events: list[SlaEvent], sources: list) -> int:
+        """Queue the events' notices; returns how many events were dead-lettered instead.
+
+        One call for the batch; if it fails for the data's sake, one call per event (the
+        delivery log makes a repeat of what already went in a no-op) and the events that
+        still fail go to the dead-letter topic. An outage raises (the caller re-reads).
+        """
+        try:
+            await self.dispatcher.submit(events, shard=tp.partition)
+            return 0
+        except Exception as exc:
+            if is_retryable(exc):
+                raise
+            log.warning(
+                "queueing a batch of partition %d failed (%s); retrying event by event",
+                tp.partition,
+                describe(exc),
+            )
+        refused: list[tuple[bytes | None, bytes | None, str, int]] = []
+        for event, record in zip(events, sources, strict=True):
+            try:
+                await self.dispatcher.submit([event], shard=tp.partition)
+            except Exception as exc:
+                if is_retryable(exc):
+                    raise
+                stage = "store" if is_data_error(exc) else "routing"
+                refused.append(
+                    (record.key, record.value, f"{stage}: {describe(exc)}", record.offset)
+                )
+        if refused:
+            await self._dead_letter_records(tp, refused)
+        return len(refused)
 
     async def _dead_letter_records(
         self, tp: TopicPartition, invalid: list[tuple[bytes | None, bytes | None, str, int]]
@@ -205,6 +261,7 @@ class SlaConsumer:
             ),
         )
         for _key, _value, reason, offset in invalid:
+            self.metrics.records_dead_lettered.labels(reason_label(reason)).inc()
             log.warning(
                 "dead-lettered an invalid SLA-topic record at %d:%d: %s",
                 tp.partition,

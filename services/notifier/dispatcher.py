@@ -61,6 +61,7 @@ class Lane:
         self.queue: asyncio.Queue[Batch] = asyncio.Queue()
         self.circuit_open = False
         self.busy = False
+        self.delivering = False  # a request is with the provider: never cancel it then
         self.task: asyncio.Task[None] | None = None
         # Recording a delivery (a database write) overlaps the next send; one at a time,
         # in order, so the lane's log rows are written in the order they were sent.
@@ -123,6 +124,10 @@ class Lane:
                 await clock.sleep(wait)
                 ready = None  # rendered before the wait: render again, times have moved on
                 continue  # something may have been cleared meanwhile
+            if d.stopping:
+                # Stopping: hand the notices back (still queued in the delivery log, so the
+                # next owner of the partition sends them) rather than start a request.
+                return
             if ready is not None:
                 prepared = [ready]
                 ready = None  # a retry renders again ("overdue by" moves on)
@@ -134,11 +139,14 @@ class Lane:
                 return
             self.limiter.record(clock.monotonic())
             started = clock.monotonic()
+            self.delivering = True
             try:
                 result = await self.integration.deliver(prepared[0])
             except Exception as exc:  # noqa: BLE001 - an integration bug must not lose notices
                 log.exception("integration %s/%s raised", *self.labels.values())
                 result = DeliveryResult.retryable(f"internal error: {type(exc).__name__}")
+            finally:
+                self.delivering = False
             d.metrics.attempt_seconds.labels(self.integration.type, result.outcome.value).observe(
                 clock.real_seconds(clock.monotonic() - started)
             )
@@ -179,7 +187,6 @@ class Lane:
             )
             await clock.sleep(delay)
 
-
     def _record_later(self, notices: list[Notice], message_id: str, now) -> None:
         previous = self._recording
 
@@ -219,6 +226,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._submit_lock = asyncio.Lock()
+        self.stopping = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -227,17 +235,31 @@ class Dispatcher:
             lane.start()
         self._task = asyncio.create_task(self._schedule(), name="notifier scheduler")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
         """Stop sending. Whatever was not sent stays queued in the sink for the next start.
 
-        The scheduler stops first, so no lane is handed a batch while lanes stop; every
-        delivery a provider accepted is recorded before this returns.
+        The scheduler stops first, so no lane is handed a batch while lanes stop. A lane
+        with a request at the provider is *not* cancelled: cancelling there sent the
+        message without recording it, and the restarted notifier sent it again. Lanes
+        start no new request once stopping; those in flight get up to ``timeout`` seconds
+        to finish, and every delivery a provider accepted is recorded as sent before this
+        returns. (Only a request still open when the timeout ends is cut off: the provider
+        may or may not have it, and it stays queued - the one case that can repeat.)
         """
+        self.stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(lane.delivering for lane in self.lanes.values()):
+            if loop.time() > deadline:
+                busy = [lane.labels for lane in self.lanes.values() if lane.delivering]
+                log.warning("stopping with deliveries still in flight, left queued: %s", busy)
+                break
+            await asyncio.sleep(0.01)
         for lane in self.lanes.values():  # what was delivered gets recorded as such
             await lane.flush()
         tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]

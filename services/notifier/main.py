@@ -6,8 +6,6 @@ import logging
 import os
 import sys
 
-import uvicorn
-
 from services.notifier.app import create_app
 from services.notifier.calendars import CalendarsUnavailable, load_calendars
 from services.notifier.config import RoutesError, load_routes
@@ -15,6 +13,7 @@ from services.notifier.settings import NotifierSettings
 from shared.auth import api_keys_setting
 from shared.logs import configure_logging
 from shared.settings import bad_setting, load_settings, require
+from shared.tasks import run_service
 
 log = logging.getLogger("slawatch.notifier")
 
@@ -56,10 +55,4 @@ def run() -> None:
         integrations,
         len(config.routes),
     )
-    uvicorn.run(
-        app,
-        host=settings.notifier_host,
-        port=settings.notifier_port,
-        log_config=None,
-        access_log=False,
-    )
+    run_service(app, settings.notifier_host, settings.notifier_port, settings.shutdown_timeout_s)

@@ -105,3 +105,10 @@ class NotifierMetrics:
             ["result"],
             registry=r,
         )
+        self.records_dead_lettered = Counter(
+            "slawatch_notifier_records_dead_lettered",
+            "SLA-topic records sent to the notifications dead-letter topic, by reason "
+            "(invalid, undecodable, store, routing, other).",
+            ["reason"],
+            registry=r,
+        )

@@ -31,9 +31,9 @@ from services.sla_monitor.store import Store
 from services.sla_monitor.worker import Worker
 from shared import http_errors
 from shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
-from shared.http_errors import METRICS_RESPONSE, responses
-from shared.kafka import client_options, make_producer
-from shared.tasks import cancel_all, supervise
+from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
+from shared.kafka import client_options, group_options, make_producer, stop_consumer
+from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
 
 log = logging.getLogger("slawatch.monitor")
 MAX_BODY_BYTES = 64 * 1024  # the read API takes no bodies; anything posted is refused early
@@ -73,6 +73,10 @@ class Monitor:
         self.tasks: list[asyncio.Task] = []
         self.consumer: AIOKafkaConsumer | None = None
         self.producer = None
+        self.drainer: OutboxDrainer | None = None
+        self.worker_task: asyncio.Task | None = None
+        self.outbox_task: asyncio.Task | None = None
+        self._db_check: tuple[float, bool] = (0.0, True)  # (when, answered) of the last ping
 
     async def start(self) -> None:
         settings = self.settings
@@ -88,6 +92,7 @@ class Monitor:
             max_poll_records=settings.monitor_max_batch,
             # Tansu shows aborted transactional records; we use no Kafka transactions at all.
             isolation_level="read_uncommitted",
+            **group_options(settings),
         )
         wake = asyncio.Event()
         self.worker = Worker(
@@ -105,21 +110,60 @@ class Monitor:
             batch_size=settings.monitor_outbox_batch,
         )
         drainer.wake = wake
-        self.tasks = [
-            asyncio.create_task(supervise("worker", self.worker.run, log)),
-            asyncio.create_task(supervise("outbox", drainer.run, log)),
-        ]
+        self.drainer = drainer
+        self.worker_task = asyncio.create_task(supervise("worker", self.worker.run, log))
+        self.outbox_task = asyncio.create_task(supervise("outbox", drainer.run, log))
+        self.tasks = [self.worker_task, self.outbox_task]
 
     async def stop(self) -> None:
+        """Graceful stop (SIGTERM/SIGINT), bounded by SLAWATCH_SHUTDOWN_TIMEOUT_S: take no
+        new records, commit the batch in hand, send what the outbox holds, leave the
+        consumer group (its partitions move at once), flush the producer, close the pool.
+        A step that runs out of time is cancelled; nothing is committed that is not done,
+        so what was cut short is redone by the next owner."""
+        deadline = Deadline(stop_budget_s(self.settings.shutdown_timeout_s))
+        log.info("stopping: finishing the batch in hand")
+        if self.worker:
+            self.worker.stopping = True
+        if self.worker_task:
+            await wait_or_cancel("the batch in hand", self.worker_task, deadline, log)
+        # The outbox loop finishes its round and drains once more (what the last batch
+        # committed), then returns; cut short only when the budget runs out.
+        if self.drainer and self.outbox_task:
+            self.drainer.stop()
+            await wait_or_cancel("draining the outbox", self.outbox_task, deadline, log)
         await cancel_all(self.tasks)
         if self.consumer:
-            with contextlib.suppress(Exception):
-                await self.consumer.stop()
+            await finish("leaving the consumer group", stop_consumer(self.consumer), deadline, log)
         if self.producer:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+            await finish("flushing the producer", self.producer.stop(), deadline, log)
         if self.store:
-            await self.store.close()
+            if not await finish("closing the database pool", self.store.close(), deadline, log):
+                self.store.pool.terminate()
+        log.info("stopped cleanly")
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: see Worker.readiness; when the worker saw no failure, a cached cheap
+        ping tells whether the database answers right now (an idle monitor touches it
+        rarely)."""
+        worker = self.worker
+        if worker is None:
+            return False, {"status": "starting"}
+        ready, body = worker.readiness(self.settings.monitor_ready_max_lag)
+        if not ready or self.store is None:
+            return ready, body
+        loop = asyncio.get_running_loop()
+        checked_at, answered = self._db_check
+        if loop.time() - checked_at > 2.0:
+            try:
+                await self.store.ping(timeout=1.0)
+                answered = True
+            except Exception:  # noqa: BLE001 - any failure to answer is "database failing"
+                answered = False
+            self._db_check = (loop.time(), answered)
+        if not answered:
+            return False, {**body, "status": "database failing"}
+        return True, body
 
     def reload_policies(self) -> None:
         """SIGHUP: load the policy file again; running targets are recomputed as tickets are next touched."""
@@ -230,12 +274,21 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Ready once the owned partitions are loaded and caught up.")
+    @app.get(
+        "/readyz",
+        summary="Ready while the owned partitions are loaded, caught up within "
+        "SLAWATCH_MONITOR_READY_MAX_LAG records, and the database answers (docs/monitor.md).",
+        response_model=ReadyStatus,
+        responses={
+            503: {
+                "model": ReadyStatus,
+                "description": "starting, catching up, lagging, database failing or stopping.",
+            }
+        },
+    )
     async def readyz() -> JSONResponse:
-        worker = monitor.worker
-        if worker is not None and worker.ready.is_set():
-            return JSONResponse({"status": "ready", "partitions": sorted(worker.partitions)})
-        return JSONResponse({"status": "catching up"}, status_code=503)
+        ready, body = await monitor.readiness()
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
     async def metrics() -> Response:

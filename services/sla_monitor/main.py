@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from services.sla_monitor import engine_port
 from services.sla_monitor.app import create_app
 from services.sla_monitor.settings import MonitorSettings
 from shared.logs import configure_logging
 from shared.settings import bad_setting, load_settings, require
+from shared.tasks import run_service
 
 log = logging.getLogger("slawatch.monitor")
 
@@ -30,10 +29,4 @@ def run() -> None:
         settings.monitor_port,
         "compiled (mypyc)" if engine_port.NATIVE else "pure Python",
     )
-    uvicorn.run(
-        app,
-        host=settings.monitor_host,
-        port=settings.monitor_port,
-        log_config=None,
-        access_log=False,
-    )
+    run_service(app, settings.monitor_host, settings.monitor_port, settings.shutdown_timeout_s)

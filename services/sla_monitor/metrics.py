@@ -22,7 +22,8 @@ class MonitorMetrics:
         )
         self.events_dead_lettered = Counter(
             "slawatch_monitor_events_dead_lettered",
-            "Ticket events sent to the dead-letter topic.",
+            "Ticket events sent to the dead-letter topic, by reason "
+            "(invalid, undecodable, engine, store, other).",
             ["reason"],
             registry=r,
         )
@@ -100,7 +101,16 @@ class MonitorMetrics:
             registry=r,
         )
         self.db_errors = Counter(
-            "slawatch_monitor_db_errors", "Failed database transactions (retried).", registry=r
+            "slawatch_monitor_db_errors",
+            "Database operations that failed for the database's sake (outage; retried).",
+            registry=r,
+        )
+        self.ticket_errors = Counter(
+            "slawatch_monitor_ticket_errors",
+            "Tickets the timers or a policy recompute skipped: the engine failed on them "
+            "(reason engine) or the database refused their rows (reason store).",
+            ["stage", "reason"],
+            registry=r,
         )
         self.ready_seconds = Gauge(
             "slawatch_monitor_last_assignment_load_seconds",

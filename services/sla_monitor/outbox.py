@@ -37,6 +37,7 @@ class OutboxDrainer:
         self.on_sent = on_sent
         self.batch_size = batch_size
         self.wake = asyncio.Event()
+        self.stopping = False
 
     async def drain_once(self) -> int:
         """Send one page of unsent rows; returns how many were sent (0: nothing to do)."""
@@ -62,8 +63,15 @@ class OutboxDrainer:
             total += sent
         return total
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to drain once more and return (never cut a round in half: rows
+        sent but not yet marked would be sent again)."""
+        self.stopping = True
+        self.wake.set()
+
     async def run(self, idle_interval: float = 1.0) -> None:
-        """Drain whenever woken (after each committed batch) and at least every interval."""
+        """Drain whenever woken (after each committed batch) and at least every interval;
+        after :meth:`stop`, one last full drain, then return."""
         backoff = 0.5
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
@@ -74,9 +82,12 @@ class OutboxDrainer:
             except TimeoutError:
                 pass
             self.wake.clear()
+            stopping = self.stopping
             try:
                 await self.drain()
                 backoff = 0.5
+                if stopping:
+                    return
             except (
                 TimeoutError,
                 KafkaError,
@@ -85,6 +96,8 @@ class OutboxDrainer:
                 asyncpg.InterfaceError,
             ) as exc:
                 log.warning("outbox drain failed, retrying in %.1fs: %s", backoff, exc)
+                if stopping:
+                    return  # what is left is sent by the partitions' next owner
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 self.wake.set()

@@ -24,3 +24,9 @@ class MonitorSettings(CommonSettings):
     monitor_outbox_batch: int = Field(
         1000, ge=1, le=100_000, description="Outbox rows sent per round."
     )
+    monitor_ready_max_lag: int = Field(
+        1000,
+        ge=0,
+        description="/readyz answers 503 while any owned partition is more than this many "
+        "records behind.",
+    )

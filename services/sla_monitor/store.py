@@ -9,7 +9,8 @@ add per-statement overhead to statements it cannot help build.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from shared.db import asyncpg_dsn
+from shared.failures import is_data_error
 
 
 @dataclass(slots=True)
@@ -70,6 +72,36 @@ class BatchWrite:
     def __bool__(self) -> bool:
         return bool(self.tickets or self.outbox or self.retained or self.offsets or self.facts)
 
+    def split_by_ticket(self) -> tuple[dict[str, BatchWrite], BatchWrite]:
+        """Each ticket's rows apart, and the rest (offsets): tickets are independent, so
+        the database may refuse one ticket's rows without the others being wrong."""
+        parts: dict[str, BatchWrite] = defaultdict(BatchWrite)
+        for ticket_id, row in self.tickets.items():
+            parts[ticket_id].tickets[ticket_id] = row
+        for ticket_id, facts in self.facts.items():
+            parts[ticket_id].facts[ticket_id] = facts
+        for outbox in self.outbox:
+            parts[outbox.ticket_id].outbox.append(outbox)
+        for retained in self.retained:
+            parts[retained.ticket_id].retained.append(retained)
+        return dict(parts), BatchWrite(offsets=dict(self.offsets))
+
+    @classmethod
+    def merged(cls, parts: Iterable[BatchWrite]) -> BatchWrite:
+        out = cls()
+        for part in parts:
+            out.tickets.update(part.tickets)
+            out.facts.update(part.facts)
+            out.outbox.extend(part.outbox)
+            out.retained.extend(part.retained)
+            out.offsets.update(part.offsets)
+        return out
+
+
+# Called inside the isolating transaction, before it commits, with the tickets whose rows
+# were refused and why: the place to dead-letter their records (raise to roll back all).
+BeforeCommit = Callable[[Mapping[str, BaseException]], Awaitable[None]]
+
 
 class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -86,89 +118,127 @@ class Store:
         await self.pool.close()
 
     async def write(self, batch: BatchWrite) -> None:
+        """The fast path: the whole batch in one transaction."""
         if not batch:
             return
         async with self.pool.acquire() as conn, conn.transaction():
-            if batch.tickets:
-                rows = list(batch.tickets.values())
-                await conn.execute(
-                    """
-                    INSERT INTO ticket_state (ticket_id, partition, state, next_due, deadline, open, updated_at)
-                    SELECT t, p, s, d, dl, o, now()
-                    FROM unnest($1::text[], $2::int[], $3::bytea[], $4::timestamptz[], $5::bool[], $6::timestamptz[])
-                         AS u(t, p, s, d, o, dl)
-                    ON CONFLICT (ticket_id) DO UPDATE SET
-                      partition = EXCLUDED.partition, state = EXCLUDED.state, next_due = EXCLUDED.next_due,
-                      deadline = EXCLUDED.deadline, open = EXCLUDED.open, updated_at = now()
-                    """,
-                    [r.ticket_id for r in rows],
-                    [r.partition for r in rows],
-                    [r.state for r in rows],
-                    [r.next_due for r in rows],
-                    [r.open for r in rows],
-                    [r.deadline for r in rows],
-                )
-            if batch.facts:
-                rows_f = list(batch.facts.values())
-                await conn.execute(
-                    """
-                    INSERT INTO ticket_facts (ticket_id, policy, customer_tier, channel, priority,
-                                              created_at, solved_at, facts, updated_at)
-                    SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, now()
-                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                $6::timestamptz[], $7::timestamptz[], $8::text[])
-                         AS u(t, po, ti, ch, pr, ca, sa, f)
-                    ON CONFLICT (ticket_id) DO UPDATE SET
-                      policy = EXCLUDED.policy, customer_tier = EXCLUDED.customer_tier,
-                      channel = EXCLUDED.channel, priority = EXCLUDED.priority,
-                      created_at = EXCLUDED.created_at, solved_at = EXCLUDED.solved_at,
-                      facts = EXCLUDED.facts, updated_at = now()
-                    """,
-                    [r.ticket_id for r in rows_f],
-                    [r.policy for r in rows_f],
-                    [r.customer_tier for r in rows_f],
-                    [r.channel for r in rows_f],
-                    [r.priority for r in rows_f],
-                    [r.created_at for r in rows_f],
-                    [r.solved_at for r in rows_f],
-                    [json.dumps(r.facts) for r in rows_f],
-                )
-            if batch.retained:
-                await conn.execute(
-                    """
-                    INSERT INTO retained_events (ticket_id, event_id, occurred_at, payload)
-                    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
-                    ON CONFLICT DO NOTHING
-                    """,
-                    [e.ticket_id for e in batch.retained],
-                    [e.event_id for e in batch.retained],
-                    [e.occurred_at for e in batch.retained],
-                    [e.payload for e in batch.retained],
-                )
-            if batch.outbox:
-                await conn.execute(
-                    """
-                    INSERT INTO sla_outbox (sla_event_id, ticket_id, partition, payload)
-                    SELECT i, t, p, v::jsonb FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS u(i, t, p, v)
-                    """,
-                    [o.sla_event_id for o in batch.outbox],
-                    [o.ticket_id for o in batch.outbox],
-                    [o.partition for o in batch.outbox],
-                    [o.payload.decode() for o in batch.outbox],
-                )
-            if batch.offsets:
-                items = list(batch.offsets.items())
-                await conn.execute(
-                    """
-                    INSERT INTO partition_offsets (topic, partition, next_offset, updated_at)
-                    SELECT t, p, o, now() FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, o)
-                    ON CONFLICT (topic, partition) DO UPDATE SET
-                      next_offset = EXCLUDED.next_offset, updated_at = now()
-                    """,
-                    [topic for (topic, _), _ in items],
-                    [partition for (_, partition), _ in items],
-                    [offset for _, offset in items],
-                )
+            await self._write_rows(conn, batch)
+
+    async def write_isolating(
+        self, parts: Mapping[str, BatchWrite], rest: BatchWrite, before_commit: BeforeCommit
+    ) -> dict[str, BaseException]:
+        """The slow path after a data error: one transaction still, but each half of the
+        tickets under a savepoint, halved again where the database refuses (bisection:
+        a few bad tickets among n cost O(log n) statements each). Returns the refused
+        tickets; their rows are not written, everyone else's and ``rest`` are.
+        A non-data error (an outage) propagates and rolls everything back.
+        """
+        refused: dict[str, BaseException] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+
+            async def attempt(ticket_ids: list[str]) -> None:
+                try:
+                    async with conn.transaction():  # a savepoint inside the outer one
+                        await self._write_rows(
+                            conn, BatchWrite.merged(parts[t] for t in ticket_ids)
+                        )
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    if len(ticket_ids) == 1:
+                        refused[ticket_ids[0]] = exc
+                        return
+                    middle = len(ticket_ids) // 2
+                    await attempt(ticket_ids[:middle])
+                    await attempt(ticket_ids[middle:])
+
+            if parts:
+                await attempt(list(parts))
+            await before_commit(refused)
+            await self._write_rows(conn, rest)
+        return refused
+
+    async def _write_rows(self, conn: asyncpg.Connection, batch: BatchWrite) -> None:
+        if batch.tickets:
+            rows = list(batch.tickets.values())
+            await conn.execute(
+                """
+                INSERT INTO ticket_state (ticket_id, partition, state, next_due, deadline, open, updated_at)
+                SELECT t, p, s, d, dl, o, now()
+                FROM unnest($1::text[], $2::int[], $3::bytea[], $4::timestamptz[], $5::bool[], $6::timestamptz[])
+                     AS u(t, p, s, d, o, dl)
+                ON CONFLICT (ticket_id) DO UPDATE SET
+                  partition = EXCLUDED.partition, state = EXCLUDED.state, next_due = EXCLUDED.next_due,
+                  deadline = EXCLUDED.deadline, open = EXCLUDED.open, updated_at = now()
+                """,
+                [r.ticket_id for r in rows],
+                [r.partition for r in rows],
+                [r.state for r in rows],
+                [r.next_due for r in rows],
+                [r.open for r in rows],
+                [r.deadline for r in rows],
+            )
+        if batch.facts:
+            rows_f = list(batch.facts.values())
+            await conn.execute(
+                """
+                INSERT INTO ticket_facts (ticket_id, policy, customer_tier, channel, priority,
+                                          created_at, solved_at, facts, updated_at)
+                SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, now()
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                            $6::timestamptz[], $7::timestamptz[], $8::text[])
+                     AS u(t, po, ti, ch, pr, ca, sa, f)
+                ON CONFLICT (ticket_id) DO UPDATE SET
+                  policy = EXCLUDED.policy, customer_tier = EXCLUDED.customer_tier,
+                  channel = EXCLUDED.channel, priority = EXCLUDED.priority,
+                  created_at = EXCLUDED.created_at, solved_at = EXCLUDED.solved_at,
+                  facts = EXCLUDED.facts, updated_at = now()
+                """,
+                [r.ticket_id for r in rows_f],
+                [r.policy for r in rows_f],
+                [r.customer_tier for r in rows_f],
+                [r.channel for r in rows_f],
+                [r.priority for r in rows_f],
+                [r.created_at for r in rows_f],
+                [r.solved_at for r in rows_f],
+                [json.dumps(r.facts) for r in rows_f],
+            )
+        if batch.retained:
+            await conn.execute(
+                """
+                INSERT INTO retained_events (ticket_id, event_id, occurred_at, payload)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+                ON CONFLICT DO NOTHING
+                """,
+                [e.ticket_id for e in batch.retained],
+                [e.event_id for e in batch.retained],
+                [e.occurred_at for e in batch.retained],
+                [e.payload for e in batch.retained],
+            )
+        if batch.outbox:
+            await conn.execute(
+                """
+                INSERT INTO sla_outbox (sla_event_id, ticket_id, partition, payload)
+                SELECT i, t, p, v::jsonb FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS u(i, t, p, v)
+                """,
+                [o.sla_event_id for o in batch.outbox],
+                [o.ticket_id for o in batch.outbox],
+                [o.partition for o in batch.outbox],
+                [o.payload.decode() for o in batch.outbox],
+            )
+        if batch.offsets:
+            items = list(batch.offsets.items())
+            await conn.execute(
+                """
+                INSERT INTO partition_offsets (topic, partition, next_offset, updated_at)
+                SELECT t, p, o, now() FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, o)
+                ON CONFLICT (topic, partition) DO UPDATE SET
+                  next_offset = EXCLUDED.next_offset, updated_at = now()
+                """,
+                [topic for (topic, _), _ in items],
+                [partition for (_, partition), _ in items],
+                [offset for _, offset in items],
+            )
 
     async def offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         rows = await self.pool.fetch(
@@ -193,6 +263,10 @@ class Store:
                     TicketRow(r["ticket_id"], r["partition"], r["state"], r["next_due"], True)
                 )
         return rows
+
+    async def ping(self, timeout: float = 1.0) -> None:
+        """A cheap round trip (readiness): raises when the database does not answer."""
+        await self.pool.fetchval("SELECT 1", timeout=timeout)
 
     async def ticket_states(self, ticket_ids: Sequence[str]) -> dict[str, bytes]:
         rows = await self.pool.fetch(

@@ -12,8 +12,14 @@ Guarantees, and where they come from:
   broker timestamp of the last record consumed from it (nothing older can still arrive).
 - real breaches found late are flagged ``detected_late`` and keep their true instant.
 - a poison record goes to the dead-letter topic (acked) before its offset is committed.
-- a database outage pauses progress: the batch is re-fetched (seek back) and retried with
-  backoff; nothing is committed meanwhile.
+- one ticket cannot stop the stream: when the engine raises on a ticket, or the database
+  refuses to read or store its rows (a data error: shared/failures.py), that ticket's
+  records of the batch are dead-lettered with the reason and every other ticket commits.
+  The fast path stays one transaction; only after a data error is the batch written
+  again with each ticket under a savepoint, bisecting to the refused ones.
+- a database outage (connection refused or lost, timeout, shutdown) pauses progress: the
+  batch is re-fetched (seek back) and retried with backoff; nothing is committed meanwhile.
+- a stop (SIGTERM) ends the loop between two batches: the batch in hand is committed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,16 +40,32 @@ from pydantic import ValidationError
 from services.sla_monitor import engine_port
 from services.sla_monitor.metrics import MonitorMetrics
 from services.sla_monitor.settings import MonitorSettings
-from services.sla_monitor.store import BatchWrite, OutboxRow, RetainedEvent, Store, TicketRow
+from services.sla_monitor.store import (
+    BatchWrite,
+    FactsRow,
+    OutboxRow,
+    RetainedEvent,
+    Store,
+    TicketRow,
+)
 from services.sla_monitor.timers import DeadlineHeap
 from shared.engine import SlaRecord
 from shared.events import TicketEvent, parse_event
+from shared.failures import describe, is_data_error, reason_label
 from shared.kafka import send_confirmed
 
 log = logging.getLogger("slawatch.monitor")
 
+# Everything the database client can raise; after the data errors were isolated, what is
+# left is an outage (or a fault of the schema): pause and retry, never dead-letter.
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 AT_RISK_WINDOW_S = 30 * 60
+
+DeadLetter = tuple[bytes | None, bytes, str]  # key, value, reason
+
+
+class DeadLetterFailed(Exception):
+    """The dead-letter topic did not ack: nothing of the batch may be committed."""
 
 
 @dataclass
@@ -54,6 +76,7 @@ class PartitionState:
     heap: DeadlineHeap = field(default_factory=DeadlineHeap)
     last_timestamp: float = 0.0  # broker timestamp (s) of the last record consumed
     caught_up: bool = False
+    lag: int = 0  # records between the position and the high watermark, last measured
 
     def safe_instant(self, now: float) -> float:
         return now if self.caught_up else min(now, self.last_timestamp)
@@ -108,6 +131,8 @@ class Worker:
         self.listener = _Listener(self)
         self.assigned_once = False
         self.recompute_requested = False
+        self.stopping = False  # set by Monitor.stop: finish the batch in hand, then return
+        self.db_failing = False  # the last database operation failed (readiness)
         self._db_backoff = 0.2
 
     # ------------------------------------------------------------------ assignment
@@ -125,17 +150,21 @@ class Worker:
                 break
             except DB_ERRORS as exc:
                 await self._db_failed("loading assigned partitions", exc)
+        self._db_ok()
         for number in numbers:
             self.partitions[number] = PartitionState()
         for row in rows:
             part = self.partitions[row.partition]
             part.tickets[row.ticket_id] = row.state
             part.heap.schedule(row.ticket_id, _epoch(row.next_due))
+        # Never-consumed partitions start at their beginning: one ListOffsets request for
+        # all of them (seek_to_beginning waits out a fetch round per partition: seconds).
+        beginnings = [tp for tp in fresh if tp.partition not in offsets]
+        if beginnings:
+            starts = await self.consumer.beginning_offsets(beginnings)
+            offsets.update({tp.partition: starts[tp] for tp in beginnings})
         for tp in fresh:
-            if tp.partition in offsets:
-                self.consumer.seek(tp, offsets[tp.partition])
-            else:
-                await self.consumer.seek_to_beginning(tp)
+            self.consumer.seek(tp, offsets[tp.partition])
         self.metrics.ready_seconds.set(time.perf_counter() - started)
         self.refresh_gauges()
         log.info(
@@ -147,7 +176,9 @@ class Worker:
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> None:
-        while True:
+        """Until stopped: poll, apply and commit, fire what is due. Returns only on stop,
+        between two committed rounds."""
+        while not self.stopping:
             timeout_ms = self._poll_timeout_ms()
             try:
                 batches = await self.consumer.getmany(
@@ -159,7 +190,15 @@ class Worker:
                 continue
             async with self.lock:
                 if batches:
-                    await self.apply_batches(batches)
+                    try:
+                        await self.apply_batches(batches)
+                    except BaseException:
+                        # A bug or a cancellation mid-batch: nothing was committed, so make
+                        # sure the batch is fetched again rather than skipped.
+                        self._seek_back(
+                            {tp: recs[0].offset for tp, recs in batches.items() if recs}
+                        )
+                        raise
                 await self._update_caught_up()
                 if self.recompute_requested:
                     await self.recompute_all()
@@ -189,18 +228,42 @@ class Worker:
                 highwater is not None and position is not None and position >= highwater
             )
             if highwater is not None and position is not None:
-                self.metrics.lag.labels(str(number)).set(max(0, highwater - position))
+                part.lag = max(0, highwater - position)
+                self.metrics.lag.labels(str(number)).set(part.lag)
+
+    def readiness(self, max_lag: int) -> tuple[bool, dict]:
+        """Whether this monitor keeps SLA clocks up to date right now, and why not.
+
+        Ready: partitions assigned and loaded, every owned partition caught up once since
+        start and now at most ``max_lag`` records behind, the last database operation
+        succeeded, and not stopping.
+        """
+        lags = {number: part.lag for number, part in self.partitions.items()}
+        body: dict = {
+            "partitions": sorted(self.partitions),
+            "max_lag": max(lags.values(), default=0),
+        }
+        if self.stopping:
+            return False, {**body, "status": "stopping"}
+        if self.db_failing:
+            return False, {**body, "status": "database failing"}
+        if not self.ready.is_set():
+            return False, {**body, "status": "catching up"}
+        behind = sorted(n for n, lag in lags.items() if lag > max_lag)
+        if behind:
+            return False, {**body, "status": "lagging", "lagging_partitions": behind}
+        return True, {**body, "status": "ready"}
 
     # ------------------------------------------------------------------ applying events
     async def apply_batches(self, batches: dict[TopicPartition, list]) -> None:
         started = time.perf_counter()
         write = BatchWrite()
-        poison: list[tuple[bytes | None, bytes, str]] = []
+        poison: list[DeadLetter] = []
         events_by_ticket: dict[str, list[tuple[TicketEvent, bytes]]] = defaultdict(list)
+        records_by_ticket: dict[str, list[tuple[bytes | None, bytes]]] = defaultdict(list)
         ticket_partition: dict[str, int] = {}
         last_ts: dict[int, float] = {}
         first_offsets: dict[TopicPartition, int] = {}
-        applied = 0
         for tp, records in batches.items():
             if tp.partition not in self.partitions:
                 continue  # revoked meanwhile; its new owner re-reads from the stored offset
@@ -212,72 +275,92 @@ class Worker:
                     poison.append((record.key, record.value or b"", _poison_reason(exc)))
                     continue
                 events_by_ticket[event.ticket_id].append((event, record.value))
+                records_by_ticket[event.ticket_id].append((record.key, record.value))
                 ticket_partition[event.ticket_id] = tp.partition
-                applied += 1
             write.offsets[(self.topic, tp.partition)] = records[-1].offset + 1
             last_ts[tp.partition] = records[-1].timestamp / 1000.0
         if not write.offsets:
             return
 
+        def isolate(ticket_id: str, reason: str) -> None:
+            """Take a ticket out of this batch: its records go to the dead-letter topic."""
+            events_by_ticket.pop(ticket_id, None)
+            for key, value in records_by_ticket.pop(ticket_id, ()):
+                poison.append((key, value, reason))
+
         unknown = [
             t for t in events_by_ticket if t not in self.partitions[ticket_partition[t]].tickets
         ]
         try:
-            stored = await self.store.ticket_states(unknown) if unknown else {}
+            stored, unreadable = await self._read_states(unknown)
         except DB_ERRORS as exc:
             await self._db_failed("reading ticket states", exc, first_offsets)
             return
+        for ticket_id, exc in unreadable.items():
+            isolate(ticket_id, "store: " + describe(exc))
 
         new_memory: dict[str, tuple[int, bytes | None, float | None]] = {}
         emitted: list[SlaRecord] = []
         arrivals: dict[str, int] = defaultdict(int)
+        applied = 0
         now = time.time()
-        for ticket_id, events in events_by_ticket.items():
+        for ticket_id in list(events_by_ticket):
+            events = events_by_ticket[ticket_id]
             partition = ticket_partition[ticket_id]
-            part = self.partitions[partition]
-            blob = part.tickets.get(ticket_id) or stored.get(ticket_id)
-            state = engine_port.load(blob, self.policies) if blob else None
-            sla_events: list[SlaRecord] = []
-            for event, raw in events:
-                state, produced, arrival = engine_port.apply(state, event, self.policies)
-                if arrival != "new":
-                    arrivals[arrival] += 1
-                sla_events.extend(produced)
-                # The record as ingest published it (with received_at and source), for replay.
-                write.retained.append(
-                    RetainedEvent(ticket_id, event.event_id, event.occurred_at, raw.decode())
-                )
-            if state is None:
-                continue
-            # Deadlines that are already due fire in fire_due() right after this commit,
-            # under the partition's safe instant; applying events emits only what they decide.
-            blob = engine_port.dump(state)
-            due = engine_port.next_due(state)
-            is_open = engine_port.is_open(state)
-            write.tickets[ticket_id] = TicketRow(
-                ticket_id, partition, blob, due, is_open, engine_port.earliest_deadline(state)
-            )
-            write.facts[ticket_id] = engine_port.facts_row(state)
-            new_memory[ticket_id] = (partition, blob if is_open else None, _epoch(due))
-            emitted.extend(self._finalise(sla_events, partition, write, now))
-
-        if poison:
             try:
-                await self._dead_letter(poison)
-            except (TimeoutError, KafkaError, OSError) as exc:
-                log.warning("dead-letter publish failed; batch will be retried: %s", exc)
-                self._seek_back(first_offsets)
-                await asyncio.sleep(0.5)
-                return
+                computed = self._apply_ticket(ticket_id, partition, events, stored, now)
+            except Exception as exc:  # noqa: BLE001 - one ticket's engine failure is that ticket's
+                log.exception(
+                    "the engine failed on a ticket; its records go to the dead-letter topic",
+                    extra={"ticket_id": ticket_id},
+                )
+                isolate(ticket_id, "engine: " + describe(exc))
+                continue
+            row, facts, retained, outbox, produced, ticket_arrivals = computed
+            write.retained.extend(retained)
+            applied += len(events)
+            for arrival in ticket_arrivals:
+                arrivals[arrival] += 1
+            if row is None:
+                continue
+            write.tickets[ticket_id] = row
+            write.facts[ticket_id] = facts
+            write.outbox.extend(outbox)
+            emitted.extend(produced)
+            new_memory[ticket_id] = (
+                partition,
+                row.state if row.open else None,
+                _epoch(row.next_due),
+            )
+
+        async def dead_letter_refused(refused: Mapping[str, BaseException]) -> None:
+            late = []
+            for ticket_id, exc in refused.items():
+                for key, value in records_by_ticket.get(ticket_id, ()):
+                    late.append((key, value, "store: " + describe(exc)))
+            await self._dead_letter(late)
+
         committing = time.perf_counter()
         try:
-            await self.store.write(write)
+            # Poison found so far first: acked before any offset past it is committed.
+            await self._dead_letter(poison)
+            refused = await self._store(write, dead_letter_refused)
+        except DeadLetterFailed as exc:
+            log.warning("dead-letter publish failed; batch will be retried: %s", exc.__cause__)
+            self._seek_back(first_offsets)
+            await asyncio.sleep(0.5)
+            return
         except DB_ERRORS as exc:
             await self._db_failed("committing a batch", exc, first_offsets)
             return
         self.metrics.commit_seconds.observe(time.perf_counter() - committing)
-        self._db_backoff = 0.2
+        self._db_ok()
 
+        for ticket_id in refused:
+            new_memory.pop(ticket_id, None)
+            applied -= len(events_by_ticket.get(ticket_id, ()))
+        if refused:
+            emitted = [sla for sla in emitted if sla.ticket_id not in refused]
         for ticket_id, (partition, blob, due) in new_memory.items():
             part = self.partitions[partition]
             if blob is None:
@@ -299,6 +382,98 @@ class Worker:
             self.wake_outbox.set()
         await self._commit_kafka(write.offsets)
 
+    def _apply_ticket(
+        self,
+        ticket_id: str,
+        partition: int,
+        events: list[tuple[TicketEvent, bytes]],
+        stored: Mapping[str, bytes],
+        now: float,
+    ):
+        """One ticket's events through the engine: its rows, or raises (the caller isolates)."""
+        part = self.partitions[partition]
+        blob = part.tickets.get(ticket_id) or stored.get(ticket_id)
+        state = engine_port.load(blob, self.policies) if blob else None
+        sla_events: list[SlaRecord] = []
+        arrivals: list[str] = []
+        retained: list[RetainedEvent] = []
+        for event, raw in events:
+            state, produced, arrival = engine_port.apply(state, event, self.policies)
+            if arrival != "new":
+                arrivals.append(arrival)
+            sla_events.extend(produced)
+            # The record as ingest published it (with received_at and source), for replay.
+            retained.append(
+                RetainedEvent(ticket_id, event.event_id, event.occurred_at, raw.decode())
+            )
+        if state is None:
+            return None, None, retained, [], [], arrivals
+        # Deadlines that are already due fire in fire_due() right after this commit,
+        # under the partition's safe instant; applying events emits only what they decide.
+        row = TicketRow(
+            ticket_id,
+            partition,
+            engine_port.dump(state),
+            engine_port.next_due(state),
+            engine_port.is_open(state),
+            engine_port.earliest_deadline(state),
+        )
+        facts = engine_port.facts_row(state)
+        outbox, emitted = self._finalise(sla_events, partition, now)
+        return row, facts, retained, outbox, emitted, arrivals
+
+    async def _read_states(
+        self, ticket_ids: list[str]
+    ) -> tuple[dict[str, bytes], dict[str, BaseException]]:
+        """Stored states of tickets not in memory, and the tickets the database refused to
+        look up (one query; after a data error, halves of the ids until the refused ones
+        are found)."""
+        if not ticket_ids:
+            return {}, {}
+        try:
+            return await self.store.ticket_states(ticket_ids), {}
+        except DB_ERRORS as exc:
+            if not is_data_error(exc):
+                raise
+        found: dict[str, bytes] = {}
+        refused: dict[str, BaseException] = {}
+
+        async def attempt(ids: list[str]) -> None:  # bisect down to the refused ids
+            try:
+                found.update(await self.store.ticket_states(ids))
+            except DB_ERRORS as exc:
+                if not is_data_error(exc):
+                    raise
+                if len(ids) == 1:
+                    refused[ids[0]] = exc
+                    return
+                await attempt(ids[: len(ids) // 2])
+                await attempt(ids[len(ids) // 2 :])
+
+        await attempt(ticket_ids[: len(ticket_ids) // 2])
+        await attempt(ticket_ids[len(ticket_ids) // 2 :])
+        return found, refused
+
+    async def _store(
+        self,
+        write: BatchWrite,
+        before_commit: Callable[[Mapping[str, BaseException]], Awaitable[None]],
+    ) -> dict[str, BaseException]:
+        """Commit a round; returns the tickets whose rows the database refused (not written).
+
+        The fast path is the one transaction; after a data error the round is written again
+        isolating tickets (Store.write_isolating), and ``before_commit`` gets the refused ones.
+        """
+        try:
+            await self.store.write(write)
+            return {}
+        except DB_ERRORS as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning("the database refused a batch (%s); isolating the tickets", describe(exc))
+        parts, rest = write.split_by_ticket()
+        return await self.store.write_isolating(parts, rest, before_commit)
+
     # ------------------------------------------------------------------ timers
     async def fire_due(self) -> None:
         now = time.time()
@@ -308,40 +483,50 @@ class Worker:
         for partition, part in self.partitions.items():
             horizon = part.safe_instant(now)
             for ticket_id in part.heap.pop_due(horizon, limit=5000):
-                # Already due: if the commit fails it is retried at `horizon`, still due.
-                popped.append((partition, ticket_id, horizon))
                 blob = part.tickets.get(ticket_id)
                 if blob is None:
                     continue
-                state = engine_port.load(blob, self.policies)
-                state, produced = engine_port.advance(
-                    state, datetime.fromtimestamp(horizon, UTC), self.policies
-                )
-                blob = engine_port.dump(state)
-                due = engine_port.next_due(state)
-                is_open = engine_port.is_open(state)
-                write.tickets[ticket_id] = TicketRow(
-                    ticket_id, partition, blob, due, is_open, engine_port.earliest_deadline(state)
-                )
-                write.facts[ticket_id] = engine_port.facts_row(state)
-                emitted.extend(self._finalise(produced, partition, write, now))
+                try:
+                    row, facts, outbox, produced = self._advance_ticket(
+                        ticket_id, partition, blob, horizon, now
+                    )
+                except Exception as exc:  # noqa: BLE001 - one ticket must not stop the timers
+                    # Its timer stays popped: a ticket the engine cannot advance would fail
+                    # again on every round. Its next event tries again.
+                    self._ticket_failed("timer", "engine", ticket_id, exc)
+                    continue
+                # Already due: if the commit fails it is retried at `horizon`, still due.
+                popped.append((partition, ticket_id, horizon))
+                write.tickets[ticket_id] = row
+                write.facts[ticket_id] = facts
+                write.outbox.extend(outbox)
+                emitted.extend(produced)
         if not write:
             return
+
+        async def count_refused(refused: Mapping[str, BaseException]) -> None:
+            for ticket_id, exc in refused.items():
+                self._ticket_failed("timer", "store", ticket_id, exc)
+
         try:
-            await self.store.write(write)
+            refused = await self._store(write, count_refused)
         except DB_ERRORS as exc:
             for partition, ticket_id, due in popped:
                 if partition in self.partitions:
                     self.partitions[partition].heap.schedule(ticket_id, due)
             await self._db_failed("committing fired deadlines", exc)
             return
+        self._db_ok()
         for ticket_id, row in write.tickets.items():
+            if ticket_id in refused:
+                continue  # keeps its last stored state; its timer stays popped (see above)
             part = self.partitions[row.partition]
             if row.open:
                 part.tickets[ticket_id] = row.state
                 part.heap.schedule(ticket_id, _epoch(row.next_due))
             else:
                 part.tickets.pop(ticket_id, None)
+        emitted = [sla for sla in emitted if sla.ticket_id not in refused]
         for sla in emitted:
             self.metrics.fire_delay_seconds.observe(max(0.0, now - sla.at_ms / 1000))
         self._count(emitted)
@@ -349,53 +534,90 @@ class Worker:
         if write.outbox:
             self.wake_outbox.set()
 
+    def _advance_ticket(
+        self, ticket_id: str, partition: int, blob: bytes, horizon: float, now: float
+    ) -> tuple[TicketRow, FactsRow, list[OutboxRow], list[SlaRecord]]:
+        state = engine_port.load(blob, self.policies)
+        state, produced = engine_port.advance(
+            state, datetime.fromtimestamp(horizon, UTC), self.policies
+        )
+        row = TicketRow(
+            ticket_id,
+            partition,
+            engine_port.dump(state),
+            engine_port.next_due(state),
+            engine_port.is_open(state),
+            engine_port.earliest_deadline(state),
+        )
+        outbox, emitted = self._finalise(produced, partition, now)
+        return row, engine_port.facts_row(state), outbox, emitted
+
     async def recompute_all(self, chunk: int = 2000) -> None:
         """After a policy reload: recompute every owned open ticket under the new policies.
 
         The engine replays a ticket whose policy fingerprint changed; running targets are
         recounted from their original start, met and breached ones keep their outcome.
+        A ticket that fails (engine or store) keeps its state and is logged and counted;
+        the others go on.
         """
         now = time.time()
         items = [(p, t) for p, part in self.partitions.items() for t in part.tickets]
+        failed = 0
         for start in range(0, len(items), chunk):
             write = BatchWrite()
             emitted: list[SlaRecord] = []
             for partition, ticket_id in items[start : start + chunk]:
-                part = self.partitions[partition]
-                state = engine_port.load(part.tickets[ticket_id], self.policies)
-                horizon = datetime.fromtimestamp(part.safe_instant(now), UTC)
-                state, produced = engine_port.advance(state, horizon, self.policies)
-                write.tickets[ticket_id] = TicketRow(
-                    ticket_id,
-                    partition,
-                    engine_port.dump(state),
-                    engine_port.next_due(state),
-                    engine_port.is_open(state),
-                    engine_port.earliest_deadline(state),
-                )
-                write.facts[ticket_id] = engine_port.facts_row(state)
-                emitted.extend(self._finalise(produced, partition, write, now))
+                part = self.partitions.get(partition)
+                blob = part.tickets.get(ticket_id) if part else None
+                if part is None or blob is None:
+                    continue  # revoked or closed meanwhile
+                try:
+                    row, facts, outbox, produced = self._advance_ticket(
+                        ticket_id, partition, blob, part.safe_instant(now), now
+                    )
+                except Exception as exc:  # noqa: BLE001 - one ticket must not stop the others
+                    self._ticket_failed("recompute", "engine", ticket_id, exc)
+                    failed += 1
+                    continue
+                write.tickets[ticket_id] = row
+                write.facts[ticket_id] = facts
+                write.outbox.extend(outbox)
+                emitted.extend(produced)
+
+            async def count_refused(refused: Mapping[str, BaseException]) -> None:
+                for ticket_id, exc in refused.items():
+                    self._ticket_failed("recompute", "store", ticket_id, exc)
+
             while True:
                 try:
-                    await self.store.write(write)
+                    refused = await self._store(write, count_refused)
                     break
                 except DB_ERRORS as exc:
                     await self._db_failed("recomputing after a policy change", exc)
+            self._db_ok()
+            failed += len(refused)
             for ticket_id, row in write.tickets.items():
-                part = self.partitions[row.partition]
+                part = self.partitions.get(row.partition)
+                if part is None or ticket_id in refused:
+                    continue
                 part.tickets[ticket_id] = row.state
                 part.heap.schedule(ticket_id, _epoch(row.next_due))
-            self._count(emitted)
+            self._count([sla for sla in emitted if sla.ticket_id not in refused])
             if write.outbox:
                 self.wake_outbox.set()
         self.recompute_requested = False
-        log.info("recomputed %d open tickets under the reloaded policies", len(items))
+        log.info(
+            "recomputed %d open tickets under the reloaded policies (%d failed)",
+            len(items) - failed,
+            failed,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _finalise(
-        self, sla_events: list[SlaRecord], partition: int, write: BatchWrite, now: float
-    ) -> list[SlaRecord]:
-        out = []
+        self, sla_events: list[SlaRecord], partition: int, now: float
+    ) -> tuple[list[OutboxRow], list[SlaRecord]]:
+        """Flag late SLA events; their outbox rows and the events to count once committed."""
+        rows, out = [], []
         late_after = self.settings.monitor_late_after_s
         for sla in sla_events:
             if (
@@ -403,9 +625,21 @@ class Worker:
                 and now - sla.at_ms / 1000 > late_after
             ):
                 sla = sla.flagged_late()
-            write.outbox.append(OutboxRow(sla.id, sla.ticket_id, partition, sla.to_json()))
+            rows.append(OutboxRow(sla.id, sla.ticket_id, partition, sla.to_json()))
             out.append(sla)
-        return out
+        return rows, out
+
+    def _ticket_failed(self, stage: str, reason: str, ticket_id: str, exc: BaseException) -> None:
+        """A ticket the timers or a recompute could not advance or store: logged, counted."""
+        self.metrics.ticket_errors.labels(stage, reason).inc()
+        log.error(
+            "%s: ticket skipped, %s failed: %s",
+            stage,
+            reason,
+            describe(exc),
+            extra={"ticket_id": ticket_id},
+            exc_info=reason == "engine",
+        )
 
     def _count(self, emitted: list[SlaRecord]) -> None:
         """Count and log committed SLA events; the log line carries the ids for correlation."""
@@ -430,24 +664,31 @@ class Worker:
                 },
             )
 
-    async def _dead_letter(self, poison: list[tuple[bytes | None, bytes, str]]) -> None:
-        await send_confirmed(
-            self.producer,
-            self.settings.topic_events_dlq,
-            (
+    async def _dead_letter(self, poison: list[DeadLetter]) -> None:
+        """Publish records to the dead-letter topic and wait for the acks; raises
+        DeadLetterFailed when the broker did not ack (then nothing may be committed)."""
+        if not poison:
+            return
+        try:
+            await send_confirmed(
+                self.producer,
+                self.settings.topic_events_dlq,
                 (
-                    key,
-                    value,
-                    [
-                        ("slawatch-error", reason.encode()[:1000]),
-                        ("slawatch-source-topic", self.topic.encode()),
-                    ],
-                )
-                for key, value, reason in poison
-            ),
-        )
+                    (
+                        key,
+                        value,
+                        [
+                            ("slawatch-error", reason.encode()[:1000]),
+                            ("slawatch-source-topic", self.topic.encode()),
+                        ],
+                    )
+                    for key, value, reason in poison
+                ),
+            )
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise DeadLetterFailed(str(exc)) from exc
         for key, _, reason in poison:
-            self.metrics.events_dead_lettered.labels(reason.split(":", 1)[0]).inc()
+            self.metrics.events_dead_lettered.labels(reason_label(reason)).inc()
             log.warning(
                 "dead-lettered a record: %s",
                 reason,
@@ -473,6 +714,7 @@ class Worker:
         self, what: str, exc: BaseException, first_offsets: dict[TopicPartition, int] | None = None
     ) -> None:
         self.metrics.db_errors.inc()
+        self.db_failing = True
         if first_offsets:
             self._seek_back(first_offsets)
         log.warning(
@@ -483,6 +725,10 @@ class Worker:
         )
         await asyncio.sleep(self._db_backoff)
         self._db_backoff = min(self._db_backoff * 2, 10.0)
+
+    def _db_ok(self) -> None:
+        self.db_failing = False
+        self._db_backoff = 0.2
 
     def refresh_gauges(self) -> None:
         self.metrics.owned_partitions.set(len(self.partitions))

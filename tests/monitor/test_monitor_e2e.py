@@ -13,13 +13,14 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.sla_monitor import migrate
 from shared.devstack import Postgres
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
-from tests.helpers import read_topic, topic_settings
+from tests.helpers import read_topic, topic_settings, wait_ready
 from tests.monitor.harness import MonitorProcess, agent_reply, created, monitor_env, now, produce
 
 pytestmark = pytest.mark.integration
@@ -242,9 +243,22 @@ async def test_database_outage_pauses_and_loses_nothing(
         await produce(
             kafka_bootstrap, settings.topic_events, [created("D1", t0), created("D2", t0)]
         )
-        await asyncio.sleep(3)
-        assert monitor.process.poll() is None, monitor.log()  # paused, not crashed
-        server = Postgres(directory=directory).start()
+        # Not ready while the database is away (the worker's failures, or the ping).
+        async with httpx.AsyncClient(base_url=monitor.url, timeout=5) as client:
+            answer = await wait_ready(
+                monitor.url + "/readyz",
+                "monitor reporting the outage",
+                timeout=20,
+                expect=lambda r: r.status_code == 503,
+                process=monitor.process,
+                log_path=monitor.log_path,
+            )
+            assert answer.json()["status"] == "database failing", answer.text
+            await asyncio.sleep(1)
+            assert monitor.process.poll() is None, monitor.log()  # paused, not crashed
+            server = Postgres(directory=directory).start()
+            await monitor.wait_ready()  # ready again once the database is back
+            assert (await client.get("/readyz")).json()["status"] == "ready"
         expected = unreplied("D1") | unreplied("D2")
         got = {e["id"] for e in await sla_events(settings, len(expected), timeout=40)}
         assert got == expected, monitor.log()

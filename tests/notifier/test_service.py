@@ -32,6 +32,7 @@ from shared.devstack import free_port
 from shared.kafka import ensure_topics
 from shared.sla_events import SlaEvent, dump_sla_event
 from tests.helpers import read_topic, serve, topic_settings
+from tests.helpers import wait_ready as wait_until_ready
 from tests.notifier.support import sla_event
 
 pytestmark = pytest.mark.integration
@@ -98,16 +99,19 @@ async def notifier(settings: NotifierSettings, routes: Path) -> AsyncIterator[ht
         yield client
 
 
-async def wait_ready(client: httpx.AsyncClient, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "notifier did not become ready"
-        await asyncio.sleep(0.1)
+async def wait_ready(
+    client: httpx.AsyncClient,
+    timeout: float = 60,
+    process: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> None:
+    await wait_until_ready(
+        f"{client.base_url}/readyz",
+        "notifier (/readyz)",
+        timeout=timeout,
+        process=process,
+        log_path=log,
+    )
 
 
 async def publish(settings: NotifierSettings, *records: SlaEvent | bytes) -> None:
@@ -206,6 +210,43 @@ async def test_invalid_records_are_dead_lettered_and_the_consumer_goes_on(
         assert metric(text, "slawatch_notifier_records_total", result="ok") == 1
 
 
+async def test_an_event_the_delivery_log_refuses_is_dead_lettered_and_the_rest_sent(
+    settings, http_sink, tmp_path
+) -> None:
+    """A per-record data error is that record's, not an outage: it goes to the dead-letter
+    topic with the reason and the other events of the batch are delivered."""
+    import asyncpg
+
+    from shared.db import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:  # the test's database refuses one ticket, as PostgreSQL refuses a NUL in text
+        await conn.execute(
+            "ALTER TABLE notification_log ADD CONSTRAINT test_refused "
+            "CHECK (ticket_id NOT LIKE 'REFUSED-%')"
+        )
+    finally:
+        await conn.close()
+    sink, url = http_sink
+    path = f"/{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:6]
+    refused = sla_event(ticket=f"REFUSED-{run}")
+    good = [sla_event(ticket=f"OK-{run}-{i}") for i in range(3)]
+    async with notifier(settings, routes_file(tmp_path, url + path)) as client:
+        await publish(settings, good[0], refused, *good[1:])
+        await eventually(lambda: _count(lambda: [e for r in sink.at(path) for e in r.json()["events"]], 3))
+        [dead] = await read_topic(settings.kafka_bootstrap, settings.topic_notifications_dlq, 1)
+        headers = dict(dead.headers)
+        assert headers["slawatch-error"].decode().startswith("store: CheckViolationError (23514)")
+        assert headers["slawatch-source-topic"] == settings.topic_sla.encode()
+        assert json.loads(dead.value)["ticket_id"] == refused.ticket_id
+        delivered = sorted(e["ticket_id"] for r in sink.at(path) for e in r.json()["events"])
+        assert delivered == sorted(e.ticket_id for e in good)
+        text = (await client.get("/metrics")).text
+        assert metric(text, "slawatch_notifier_records_dead_lettered_total", reason="store") == 1
+        assert (await client.get("/readyz")).status_code == 200
+
+
 async def test_permanent_failure_goes_to_the_notifications_dead_letter_topic(
     settings, http_sink, tmp_path
 ) -> None:
@@ -300,6 +341,7 @@ def notifier_process(settings: NotifierSettings, routes: Path, port: int, log: P
         if value is not None:
             env[f"SLAWATCH_{name.upper()}"] = str(value)
     env.update(SLAWATCH_ROUTES_FILE=str(routes), SLAWATCH_NOTIFIER_PORT=str(port), SLAWATCH_ENV="prod")
+    env["SLAWATCH_KAFKA_SESSION_TIMEOUT_S"] = "6"  # Tansu's first join waits half of it
     env["SLAWATCH_NOTIFIER_RETRY_MAX_ATTEMPTS"] = "100"
     env["SLAWATCH_NOTIFIER_RETRY_BUDGET_S"] = "600"
     return subprocess.Popen(
@@ -347,6 +389,44 @@ async def test_kill_9_with_notifications_queued_sends_each_once_after_restart(
     finally:
         if first.poll() is None:
             first.kill()
+
+
+async def test_sigterm_during_deliveries_records_them_and_sends_each_once(
+    settings, http_sink, tmp_path
+) -> None:
+    """Stopped while requests are at the provider, the notifier lets them finish and
+    records them as sent (it used to cancel them mid-request, unrecorded, and the
+    restarted notifier sent them again); it exits 0 and the restart sends the rest."""
+    sink, url = http_sink
+    path = f"/{uuid.uuid4().hex[:8]}"
+    sink.script(path).delay_s = 1.0  # every answer takes a second: the stop lands mid-request
+    routes = routes_file(tmp_path, url + path)
+    tickets = [f"S-{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
+    port, log = free_port(), tmp_path / "notifier.log"
+    first = notifier_process(settings, routes, port, log)
+    second = None
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            await wait_ready(client, process=first, log=log)
+            await publish(settings, *(sla_event(ticket=t) for t in tickets))
+            await sink.wait_for(path, 1, timeout=20)  # a delivery is in flight
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait, 30) == 0, log.read_text()
+            assert "stopped cleanly" in log.read_text()
+            sink.script(path).delay_s = 0.0
+            second = notifier_process(settings, routes, port, log)
+            await wait_ready(client, process=second, log=log)
+            for ticket in tickets:
+                await eventually(lambda t=ticket: _with_status(client, t, "sent"), timeout=30)
+            await asyncio.sleep(1.0)
+            delivered = [e["ticket_id"] for r in sink.at(path) for e in r.json()["events"]]
+            assert sorted(delivered) == sorted(tickets), log.read_text()[-4000:]
+            second.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(second.wait, 30) == 0, log.read_text()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
 
 
 async def test_two_notifiers_share_the_partitions_and_each_event_is_sent_once(

@@ -161,6 +161,20 @@ def test_the_secret_example_holds_no_secret() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
+def test_k8s_grace_period_covers_the_graceful_stop(service: str) -> None:
+    """Kubernetes kills (SIGKILL) a pod that has not exited terminationGracePeriodSeconds
+    after the preStop hook began: the service's own shutdown budget must fit inside."""
+    env = k8s("ConfigMap")["slawatch-env"]["data"]
+    env = {**env, **container_env(container(service))}
+    budget = float(env.get("SLAWATCH_SHUTDOWN_TIMEOUT_S", "20"))
+    c = container(service)
+    pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    sleep_s = float(pre_stop[1]) if pre_stop[:1] == ["sleep"] else 0.0
+    grace = pod_spec(service).get("terminationGracePeriodSeconds", 30)
+    assert budget + sleep_s + 5 <= grace, (service, budget, sleep_s, grace)
+
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_k8s_deployment_is_wired(service: str) -> None:
     deployment = k8s("Deployment")[f"slawatch-{service}"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]

@@ -26,7 +26,7 @@ from shared.auth import ApiKeys
 from shared.devstack import free_port
 from shared.kafka import ensure_topics
 from shared.settings import IngestSettings
-from tests.helpers import serve, topic_settings
+from tests.helpers import serve, topic_settings, wait_ready
 from tests.monitor.harness import MonitorProcess, monitor_env, now
 from tests.notifier.support import HttpSink
 
@@ -60,7 +60,9 @@ def prometheus_binary() -> str:
 
 
 async def query(client: httpx.AsyncClient, expr: str) -> list[dict]:
-    body = (await client.get("/api/v1/query", params={"query": expr})).json()
+    response = await client.get("/api/v1/query", params={"query": expr})
+    assert response.status_code == 200, f"query {expr!r}: HTTP {response.status_code} {response.text[:300]}"
+    body = response.json()
     assert body["status"] == "success", body
     return body["data"]["result"]
 
@@ -105,6 +107,12 @@ async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending
                  f"--web.listen-address=127.0.0.1:{prom_port}"],
                 stdout=open(tmp_path / "prometheus.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
             )
+            # Prometheus answers 503 until it has loaded its TSDB and rules: wait for /-/ready
+            # (a loaded machine's Prometheus took long enough for a query to get that 503).
+            await wait_ready(
+                f"http://127.0.0.1:{prom_port}/-/ready", "prometheus", timeout=90,
+                process=prometheus, log_path=tmp_path / "prometheus.log",
+            )
             await monitor.wait_ready()
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{prom_port}", timeout=10) as prom, \
                     httpx.AsyncClient(base_url=ingest_url, timeout=10, headers={"Authorization": "Bearer tok"}) as ingest:
@@ -138,7 +146,9 @@ async def test_prometheus_scrapes_the_services_and_the_breach_alert_goes_pending
                 accepted = await query(prom, 'sum(slawatch_ingest_events_accepted_total{source="scrape"})')
                 assert float(accepted[0]["value"][1]) == 31
                 while True:
-                    alerts = (await prom.get("/api/v1/alerts")).json()["data"]["alerts"]
+                    answer = await prom.get("/api/v1/alerts")
+                    assert answer.status_code == 200, answer.text[:300]
+                    alerts = answer.json()["data"]["alerts"]
                     states = {a["labels"]["alertname"]: a["state"] for a in alerts}
                     if states.get("SlawatchSlaBreachRateHigh") in ("pending", "firing"):
                         break
