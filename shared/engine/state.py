@@ -88,7 +88,7 @@ class State:
     """Everything the engine knows about one ticket. Mutated in place by the engine."""
 
     __slots__ = (
-        "tid", "fp", "ps", "log", "ids", "last", "hz", "spec", "ledger", "confirm", "journal",
+        "tid", "fp", "ps", "log", "ids", "last", "hz", "spec", "ledger", "confirm", "journal", "trig",
         # ticket, derived from the log in event-time order
         "ct", "st", "sh", "pri", "tier", "chan", "grp", "tags", "asg", "url", "subj", "csat", "nps",
         "av", "pid", "pol", "frd", "fra", "frs", "sa", "rs", "rp", "nrc", "nrs", "puc", "pus", "tracks", "oc",
@@ -106,6 +106,7 @@ class State:
         self.ledger: dict[tuple[str, int], list[int]] = {}
         self.confirm: dict[tuple[str, int], int] | None = None  # during a replay (see machine)
         self.journal: list[dict[str, Any]] | None = None
+        self.trig = 0  # the instant of the engine call in hand: what a retraction is dated
         self.reset()
 
     def reset(self) -> None:
@@ -384,7 +385,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
     for row in ledger:
         head, percents, rest = row.split("|")
         values = [int(v) for v in rest.split(",")] if rest else []
-        values += [0] * (6 - len(values))
+        values += [0] * (7 - len(values))  # signatures absent: written before them
         mask = _mask([int(p) for p in percents.split(",")]) if percents else 0
         state.ledger[(head[0], int(head[1:]))] = [mask, *values]
     state.pid = derived.get("pid")

@@ -119,10 +119,13 @@ def test_priority_change_reselects_and_recomputes_from_the_original_start() -> N
     state, out = apply(state, ev("updated", "2026-03-02T09:20", priority="urgent"), PS)
     assert state.pid == "vip" and state.why == {"customer_tier": "gold", "priority": "urgent"}
     got = by_id(out)
-    # 15 minutes from 09:00 had passed at 09:20: breached at the re-selection instant.
+    # 15 minutes from 09:00 had passed at 09:20: under vip the target fell due at 09:15, and
+    # the breach says so, as it would have had the ticket been vip from the start.
     breach = got["T1/first_response/0/breached"]
-    assert breach.occurred_at == utc("2026-03-02T09:20") and breach.deadline == utc("2026-03-02T09:15")
+    assert breach.occurred_at == utc("2026-03-02T09:15") and breach.deadline == utc("2026-03-02T09:15")
     assert breach.policy == "vip"
+    level1 = got["T1/first_response/0/escalated-1"]  # 0m after the breach
+    assert level1.occurred_at == utc("2026-03-02T09:15") and level1.deadline == breach.deadline
     assert not any("warning" in i for i in got)  # superseded by the breach
     # Downgrade of a running target: recomputed under the slower policy from 09:00.
     state2, _ = run([ev("created", "2026-03-02T09:00", ticket="T2", priority="urgent", customer_tier="gold"),
