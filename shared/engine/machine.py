@@ -692,9 +692,7 @@ def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaRecord])
         _emit_threshold(s, tr, j, at, deadline, out)
 
 
-def _recount(
-    s: State, tr: Track, spec: TargetSpec, t: int
-) -> tuple[int, list[tuple[int, int]]]:
+def _recount(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, list[tuple[int, int]]]:
     """Walk the status history of the track's cycle from its origin to ``t`` under ``spec``.
 
     Returns the business ms counted, and for each threshold the count reached strictly
