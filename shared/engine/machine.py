@@ -24,7 +24,14 @@ Everything emitted is recorded in the state's ledger, per (target, cycle). An ev
 arrives in order is processed incrementally. One that arrives late (or any event after
 the policy file changed) makes the engine recompute the ticket from its retained log, in
 event-time order, and diff the result against the ledger: what is new is emitted, a breach
-that no longer holds is retracted, and nothing is emitted twice.
+that no longer holds is retracted, one that holds but now says another instant, deadline or
+policy is retracted and emitted again under a revision id, and nothing is emitted twice.
+
+One deadline per target cycle: every threshold event is built by ``_emit_threshold`` from
+the instant its count was reached and the cycle's deadline, computed from the track's
+checkpoint the same way on every path (``_cross`` in event time, ``_project`` up to the
+horizon, ``_recount`` when a re-selection recounts a cycle from its start), so the same
+events give the same SLA events whatever the batching.
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ What is kept, and why:
   policy file changes. Event ids are kept as a 64-bit hash so the size stays bounded
   whatever the producers' ids look like.
 - ``ledger``: what has been emitted per (target, cycle) - warning percents, breach
-  revision and whether it stands, escalation level, met count. Recomputation is diffed
-  against it, so re-running history emits only what is new (and retracts what no longer
-  holds), and ids stay deterministic.
+  revision and whether it stands, escalation level, met count, and a signature of what the
+  standing breach and each standing escalation said (instant, deadline, policy).
+  Recomputation is diffed against it, so re-running history emits only what is new,
+  retracts what no longer holds and re-sends what now says otherwise, and ids stay
+  deterministic.
 - the derived clock state (tracks, status history, cycles, facts), stored so loading a
   state does not need a replay. It is always what a replay of ``log`` would produce.
 
@@ -209,7 +211,9 @@ def serialise(state: State) -> bytes:
     kind letter + 8-character id hash + hexadecimal offset (+ ``:status`` for a status
     change), or ``[that, {fields}]`` when the event carries other fields. A ledger row is ``"<target><cycle>|<warning %s>|<breach
     revisions>,<standing>,<escalation level>,<times met>,<escalation revisions>,<each standing
-    level's revision, packed (see machine)>"`` (trailing zeros left out).
+    level's revision, packed (see machine)>,<the standing breach's signature>,<each standing
+    level's signature, level 1 first>"`` (trailing zeros left out; a row written before
+    signatures existed reads with signature 0, "not known").
     Status history, first reply, reply count, solve time, channel and attributes are not
     stored: loading folds them from the log.
     """
