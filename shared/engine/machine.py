@@ -706,7 +706,7 @@ def _recount(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, list[t
     before ``t`` (a prefix of ``spec.thresholds``): (the instant it was reached, the
     deadline as it stood then). Those are the instants and deadlines the event-time clock
     computes when it runs under ``spec`` from the start: the same calendar pieces, the same
-    pauses, and a pause at the very instant of a threshold does not dodge it."""
+    pauses, the same rules for a threshold reached at the very instant the clock stops."""
     stop = (_policies(s).pause_statuses if spec.pausable else frozenset()) | _DONE
     calendar = spec.calendar
     thresholds = spec.thresholds
@@ -730,7 +730,10 @@ def _recount(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, list[t
             while j < n and el + piece >= thresholds[j][0]:
                 value = thresholds[j][0]
                 reached = calendar.add(start, value - el)
-                if reached >= t:
+                # Reached exactly where the clock stops: a pause does not dodge it (the clock
+                # crosses it when pausing); a solve there meets it in time, and so does the
+                # end, ``t`` (what is due at ``t`` fires after the event, not before it).
+                if reached == at and (new is None or new in _DONE):
                     break
                 if j == spec.breach_index:
                     bat = reached

@@ -381,3 +381,19 @@ def test_a_state_stored_before_signatures_keeps_its_breach() -> None:
     assert [e.kind for e in out] == ["sla.met", "sla.retracted"]
     assert out[1].retracts == "T1/first_response/0/escalated-2"  # 09:45 is no longer reached
     assert old.ledger[("f", 0)][7] != 0  # the signature is known from now on
+
+
+def test_a_reopen_recounted_under_a_new_policy_dates_its_thresholds_as_that_policy_would() -> None:
+    """Solved exactly at the vip resolution deadline (in time), re-selected to vip while
+    solved, reopened: the recount breaches at the reopen, as a vip ticket would have."""
+    late = [ev("agent", "2026-03-02T09:05"), ev("status", "2026-03-02T13:00", status="solved")]
+    _, out = run([ev("created", "2026-03-02T09:00", priority="normal", customer_tier="gold"), *late,
+                  ev("updated", "2026-03-02T14:00", priority="urgent"),
+                  ev("status", "2026-03-02T15:00", status="open"), ev("note", "2026-03-02T15:01")], PS)
+    _, vip = run([ev("created", "2026-03-02T09:00", ticket="T2", priority="urgent", customer_tier="gold"),
+                  *(e.model_copy(update={"ticket_id": "T2"}) for e in late),
+                  ev("status", "2026-03-02T15:00", ticket="T2", status="open"), ev("note", "2026-03-02T15:01", ticket="T2")],
+                 PS)
+    recounted, always = by_id(out)["T1/resolution/0/breached"], by_id(vip)["T2/resolution/0/breached"]
+    assert recounted.policy == always.policy == "vip"
+    assert recounted.occurred_at == always.occurred_at == recounted.deadline == utc("2026-03-02T15:00")
