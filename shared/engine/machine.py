@@ -305,7 +305,8 @@ def _ledger_row(s: State, key: tuple[str, int]) -> list[int]:
 
 
 def _signature(at: int, deadline: int, policy: str) -> int:
-    """What a standing breach or escalation said, in 31 bits (never 0: "not known")."""
+    """What a standing breach or escalation said, in 31 bits (never 0: "not known").
+    Stable across processes (states are stored and loaded elsewhere), unlike ``hash``."""
     return (zlib.crc32(f"{at},{deadline},{policy}".encode()) & 0x7FFFFFFF) or 1
 
 
@@ -780,7 +781,9 @@ def _emit_threshold(
     spec = tr.spec
     value, kind, param = spec.thresholds[k]
     key = (tr.code, tr.cyc)
-    led = _ledger_row(s, key)
+    led = s.ledger.get(key)
+    if led is None:
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0, 0]
     confirm = s.confirm
     if kind == WARN:
         bit = 1 << param
