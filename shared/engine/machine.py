@@ -24,13 +24,21 @@ Everything emitted is recorded in the state's ledger, per (target, cycle). An ev
 arrives in order is processed incrementally. One that arrives late (or any event after
 the policy file changed) makes the engine recompute the ticket from its retained log, in
 event-time order, and diff the result against the ledger: what is new is emitted, a breach
-that no longer holds is retracted, and nothing is emitted twice.
+that no longer holds is retracted, one that holds but now says another instant, deadline or
+policy is retracted and emitted again under a revision id, and nothing is emitted twice.
+
+One deadline per target cycle: every threshold event is built by ``_emit_threshold`` from
+the instant its count was reached and the cycle's deadline, computed from the track's
+checkpoint the same way on every path (``_cross`` in event time, ``_project`` up to the
+horizon, ``_recount`` when a re-selection recounts a cycle from its start), so the same
+events give the same SLA events whatever the batching.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import zlib
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
@@ -61,10 +69,16 @@ from shared.sla_events import SlaKind, sla_event_id
 NEVER = 1 << 62
 # Ledger row: [warning bit mask, breach revision (next), breach stands, escalation level,
 # times met, escalation revision (next), the revision each standing level was emitted under
-# (_LEVEL_BITS per level, level 1 lowest)]. A retraction withdraws a level by the id it was
-# sent with: levels below the one withdrawn keep their older revision.
+# (_LEVEL_BITS per level, level 1 lowest), the standing breach's signature, then one
+# signature per standing escalation level (level 1 first)]. A retraction withdraws a level
+# by the id it was sent with: levels below the one withdrawn keep their older revision.
+# A signature (``_signature``) fingerprints what the standing event said - its instant,
+# deadline and policy - so a recomputation that says otherwise retracts it and sends the
+# true one under a new revision. 0 means "not known" (a state stored before signatures).
 _LEVEL_BITS = 16
 _LEVEL_MASK = (1 << _LEVEL_BITS) - 1
+_BREACH_SIG = 7
+_LEVEL_SIG = 8  # + level - 1
 # Module constants: reading an enum member off its class costs a lookup per SLA event.
 _WARNING, _BREACHED, _ESCALATED, _MET, _RETRACTED = (
     SlaKind.warning,
@@ -100,6 +114,7 @@ def apply(
     out: list[SlaRecord] = []
     state.ids.add(h)
     last = state.last
+    state.trig = t
     if state.fp == policies.fingerprint and (last is None or (t > state.spec and entry > last)):
         state.ps = policies
         state.log.append(entry)
@@ -126,6 +141,7 @@ def advance(
     ps = state.policies(policies)
     out: list[SlaRecord] = []
     n = to_ms(now)
+    state.trig = n
     if ps.fingerprint != state.fp:
         state.ps = ps
         _replay(state, out, n)
@@ -242,6 +258,7 @@ def _replay(s: State, out: list[SlaRecord], trigger: int) -> None:
     ps = s.ps
     assert ps is not None
     s.fp = ps.fingerprint
+    s.trig = trigger
     s.reset()
     s.spec = 0
     s.confirm = {}
@@ -258,16 +275,39 @@ def _replay(s: State, out: list[SlaRecord], trigger: int) -> None:
             continue
         level = confirmed.get(key)
         if level is None:
-            _retract(s, key, led, None, trigger, out)
-            led[2] = 0
-            led[3] = 0
-            led[5] += 1
+            _withdraw_breach(s, key, led, trigger, out)
         elif led[3] > level:
             for gone in range(led[3], level, -1):
                 _retract(s, key, led, gone, trigger, out)
             led[3] = level
             led[5] += 1
+            del led[_LEVEL_SIG + level :]
     s.confirm = None
+
+
+def _withdraw_breach(
+    s: State, key: tuple[str, int], led: list[int], at: int, out: list[SlaRecord]
+) -> None:
+    """Retract the standing breach of ``key`` (its escalations go with it)."""
+    _retract(s, key, led, None, at, out)
+    led[2] = 0
+    led[3] = 0
+    led[5] += 1
+    led[_BREACH_SIG] = 0
+    del led[_LEVEL_SIG:]
+
+
+def _ledger_row(s: State, key: tuple[str, int]) -> list[int]:
+    led = s.ledger.get(key)
+    if led is None:
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0, 0]
+    return led
+
+
+def _signature(at: int, deadline: int, policy: str) -> int:
+    """What a standing breach or escalation said, in 31 bits (never 0: "not known").
+    Stable across processes (states are stored and loaded elsewhere), unlike ``hash``."""
+    return (zlib.crc32(f"{at},{deadline},{policy}".encode()) & 0x7FFFFFFF) or 1
 
 
 def _retract(
@@ -600,10 +640,7 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaRecord]) -> None:
     tr.met = True
     occurrence = tr.mc
     tr.mc = occurrence + 1
-    key = (tr.code, tr.cyc)
-    led = s.ledger.get(key)
-    if led is None:
-        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0]
+    led = _ledger_row(s, (tr.code, tr.cyc))
     if occurrence >= led[4]:
         led[4] = occurrence + 1
         out.append(
@@ -633,38 +670,47 @@ def _meet(s: State, tr: Track, t: int, out: list[SlaRecord]) -> None:
 
 
 def _respec(s: State, tr: Track, spec: TargetSpec, t: int, out: list[SlaRecord]) -> None:
-    """Put a track under a new spec: recount from its original start, cross what is passed."""
+    """Put a track under a new spec: recount from its original start, cross what is passed.
+
+    What the new spec says was passed before ``t`` is emitted with the instant the recount
+    reached it (and the deadline as it stood then), exactly as if the ticket had been under
+    this spec all along: the same events give the same SLA events whatever path computed
+    them. A warning is pointless beside a breach, and only the highest warning passed is sent.
+    """
     tr.spec = spec
-    el, bat = _history_elapsed(s, tr, spec, t)
+    el, passed = _recount(s, tr, spec, t)
     tr.el = el
     tr.ck = t
     tr.run = _should_run(s, tr)
     tr.due = tr.pdue = None
-    thresholds = spec.thresholds
-    k = 0
-    while k < len(thresholds) and thresholds[k][0] < el:
-        k += 1
+    k = len(passed)
     tr.nxt = k
-    tr.bat = bat if k > spec.breach_index else None
+    breached = k > spec.breach_index
+    tr.bat = passed[spec.breach_index][0] if breached else None
     if s.journal is not None:
         _note(s, t, "recomputed", tr.code, tr.cyc, spec.policy, elapsed_seconds=el / 1000)
     if not k:
         return
-    # Everything passed under the new policy fires now, at the re-selection instant; a
-    # warning is pointless beside a breach, and only the highest warning passed is sent.
-    breached = k > spec.breach_index
+    thresholds = spec.thresholds
     last_warning = max((j for j in range(k) if thresholds[j][1] == WARN), default=-1)
     for j in range(k):
-        kind = thresholds[j][1]
-        skip = kind == WARN and (breached or j != last_warning)
-        _emit_threshold(s, tr, j, t, out, skip=skip, deadline=bat if kind != WARN else None)
+        if thresholds[j][1] == WARN and (breached or j != last_warning):
+            continue
+        at, deadline = passed[j]
+        _emit_threshold(s, tr, j, at, deadline, out)
 
 
-def _history_elapsed(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, int | None]:
-    """Business ms the track's clock ran from its origin to ``t`` under ``spec``, and the
-    instant it reached the target (None if it did not), walking the status history."""
+def _recount(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int, list[tuple[int, int]]]:
+    """Walk the status history of the track's cycle from its origin to ``t`` under ``spec``.
+
+    Returns the business ms counted, and for each threshold the count reached strictly
+    before ``t`` (a prefix of ``spec.thresholds``): (the instant it was reached, the
+    deadline as it stood then). Those are the instants and deadlines the event-time clock
+    computes when it runs under ``spec`` from the start: the same calendar pieces, the same
+    pauses, the same rules for a threshold reached at the very instant the clock stops."""
     stop = (_policies(s).pause_statuses if spec.pausable else frozenset()) | _DONE
     calendar = spec.calendar
+    thresholds = spec.thresholds
     origin = tr.org
     status = "new"
     changes: list[tuple[int, str | None]] = []
@@ -674,18 +720,36 @@ def _history_elapsed(s: State, tr: Track, spec: TargetSpec, t: int) -> tuple[int
         elif at <= t:
             changes.append((at, st))
     el = 0
-    bat = None
+    passed: list[tuple[int, int]] = []
+    bat = 0
+    j = 0
+    n = len(thresholds)
     start = origin if status not in stop else None
     for at, new in [*changes, (t, None)]:  # None: the end, ``t``
         if start is not None and (new is None or new in stop):
             piece = calendar.elapsed(start, at)
-            if bat is None and el + piece >= spec.ms:
-                bat = calendar.add(start, spec.ms - el)
+            while j < n and el + piece >= thresholds[j][0]:
+                value = thresholds[j][0]
+                reached = calendar.add(start, value - el)
+                # Reached exactly where the clock stops: a pause does not dodge it (the clock
+                # crosses it when pausing); a solve there meets it in time, and so does the
+                # end, ``t`` (what is due at ``t`` fires after the event, not before it).
+                if reached == at and (new is None or new in _DONE):
+                    break
+                if j == spec.breach_index:
+                    bat = reached
+                    deadline = reached
+                elif j > spec.breach_index:
+                    deadline = bat
+                else:
+                    deadline = calendar.add(start, spec.ms - el)
+                passed.append((reached, deadline))
+                j += 1
             el += piece
             start = None
         elif start is None and new is not None and new not in stop:
             start = at
-    return el, bat
+    return el, passed
 
 
 def _cross(s: State, tr: Track, at: int, out: list[SlaRecord]) -> None:
@@ -693,35 +757,39 @@ def _cross(s: State, tr: Track, at: int, out: list[SlaRecord]) -> None:
     k = tr.nxt
     tr.nxt = k + 1
     tr.due = tr.pdue = None
-    if tr.spec.thresholds[k][1] == BREACH:
+    spec = tr.spec
+    kind = spec.thresholds[k][1]
+    if kind == BREACH:
         tr.bat = at
-    _emit_threshold(s, tr, k, at, out)
+        deadline = at
+    elif kind == WARN or tr.bat is None:
+        deadline = spec.calendar.add(tr.ck, spec.ms - tr.el)
+    else:
+        deadline = tr.bat
+    _emit_threshold(s, tr, k, at, deadline, out)
 
 
 def _emit_threshold(
-    s: State,
-    tr: Track,
-    k: int,
-    at: int,
-    out: list[SlaRecord],
-    *,
-    skip: bool = False,
-    deadline: int | None = None,
+    s: State, tr: Track, k: int, at: int, deadline: int, out: list[SlaRecord]
 ) -> None:
+    """Emit threshold ``k`` of the track, reached at ``at``, unless the ledger has it.
+
+    ``deadline`` is the cycle's deadline: for a breach its own instant, for an escalation
+    its breach's, for a warning the instant the target falls due if the clock keeps
+    running. A breach or escalation that stands with another instant, deadline or policy
+    (a later-applied event changed it) is retracted and sent again under a new revision."""
     spec = tr.spec
     value, kind, param = spec.thresholds[k]
     key = (tr.code, tr.cyc)
     led = s.ledger.get(key)
     if led is None:
-        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0]
+        led = s.ledger[key] = [0, 0, 0, 0, 0, 0, 0, 0]
     confirm = s.confirm
     if kind == WARN:
         bit = 1 << param
-        if skip or led[0] & bit:
+        if led[0] & bit:
             return
         led[0] |= bit
-        if deadline is None:
-            deadline = spec.calendar.add(at, spec.ms - value)
         out.append(
             SlaRecord(
                 _WARNING,
@@ -746,12 +814,18 @@ def _emit_threshold(
     elif kind == BREACH:
         if confirm is not None and key not in confirm:
             confirm[key] = 0
+        sig = _signature(at, deadline, spec.policy)
         if led[2]:
-            return
+            known = led[_BREACH_SIG]
+            if known == sig or not known:
+                led[_BREACH_SIG] = sig
+                return
+            _withdraw_breach(s, key, led, s.trig, out)  # it said another deadline or policy
         revision = led[1]
         led[1] = revision + 1
         led[2] = 1
         led[3] = 0
+        led[_BREACH_SIG] = sig
         out.append(
             SlaRecord(
                 _BREACHED,
@@ -760,7 +834,7 @@ def _emit_threshold(
                 spec.policy,
                 tr.cyc,
                 at,
-                deadline if deadline is not None else at,
+                deadline,
                 value,
                 spec.ms,
                 None,  # fraction
@@ -776,13 +850,24 @@ def _emit_threshold(
     else:
         if confirm is not None and confirm.get(key, param) < param:
             confirm[key] = param
-        if not led[2] or param <= led[3]:
+        if not led[2]:
             return
-        led[3] = param
+        sig = _signature(at, deadline, spec.policy)
+        slot = _LEVEL_SIG + param - 1
+        while len(led) <= slot:
+            led.append(0)
+        if param <= led[3]:
+            known = led[slot]
+            if known == sig or not known:
+                led[slot] = sig
+                return
+            _retract(s, key, led, param, s.trig, out)  # it said another instant or deadline
+            led[5] += 1
+        else:
+            led[3] = param
+        led[slot] = sig
         shift = _LEVEL_BITS * (param - 1)  # remember the revision this level goes out under
         led[6] = (led[6] & ~(_LEVEL_MASK << shift)) | (led[5] << shift)
-        if deadline is None:
-            deadline = tr.bat if tr.bat is not None else spec.calendar.add(at, spec.ms - value)
         out.append(
             SlaRecord(
                 _ESCALATED,
@@ -822,13 +907,14 @@ def _project(s: State, out: list[SlaRecord]) -> None:
         spec = tr.spec
         thresholds = spec.thresholds
         calendar = spec.calendar
+        # The cycle's deadline: crossed already, or where the running clock reaches it.
+        bat = tr.bat
+        deadline = bat if bat is not None else calendar.add(tr.ck, spec.ms - tr.el)
         k = tr.pk
         while pdue <= hz:
             if pdue > s.spec:
                 s.spec = pdue
-            _emit_threshold(
-                s, tr, k, pdue, out, deadline=pdue if thresholds[k][1] == BREACH else None
-            )
+            _emit_threshold(s, tr, k, pdue, deadline, out)
             k += 1
             pdue = calendar.add(tr.ck, thresholds[k][0] - tr.el) if k < len(thresholds) else NEVER
         tr.pk = k

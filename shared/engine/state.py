@@ -8,9 +8,11 @@ What is kept, and why:
   policy file changes. Event ids are kept as a 64-bit hash so the size stays bounded
   whatever the producers' ids look like.
 - ``ledger``: what has been emitted per (target, cycle) - warning percents, breach
-  revision and whether it stands, escalation level, met count. Recomputation is diffed
-  against it, so re-running history emits only what is new (and retracts what no longer
-  holds), and ids stay deterministic.
+  revision and whether it stands, escalation level, met count, and a signature of what the
+  standing breach and each standing escalation said (instant, deadline, policy).
+  Recomputation is diffed against it, so re-running history emits only what is new,
+  retracts what no longer holds and re-sends what now says otherwise, and ids stay
+  deterministic.
 - the derived clock state (tracks, status history, cycles, facts), stored so loading a
   state does not need a replay. It is always what a replay of ``log`` would produce.
 
@@ -88,7 +90,7 @@ class State:
     """Everything the engine knows about one ticket. Mutated in place by the engine."""
 
     __slots__ = (
-        "tid", "fp", "ps", "log", "ids", "last", "hz", "spec", "ledger", "confirm", "journal",
+        "tid", "fp", "ps", "log", "ids", "last", "hz", "spec", "ledger", "confirm", "journal", "trig",
         # ticket, derived from the log in event-time order
         "ct", "st", "sh", "pri", "tier", "chan", "grp", "tags", "asg", "url", "subj", "csat", "nps",
         "av", "pid", "pol", "frd", "fra", "frs", "sa", "rs", "rp", "nrc", "nrs", "puc", "pus", "tracks", "oc",
@@ -106,6 +108,7 @@ class State:
         self.ledger: dict[tuple[str, int], list[int]] = {}
         self.confirm: dict[tuple[str, int], int] | None = None  # during a replay (see machine)
         self.journal: list[dict[str, Any]] | None = None
+        self.trig = 0  # the instant of the engine call in hand: what a retraction is dated
         self.reset()
 
     def reset(self) -> None:
@@ -208,7 +211,9 @@ def serialise(state: State) -> bytes:
     kind letter + 8-character id hash + hexadecimal offset (+ ``:status`` for a status
     change), or ``[that, {fields}]`` when the event carries other fields. A ledger row is ``"<target><cycle>|<warning %s>|<breach
     revisions>,<standing>,<escalation level>,<times met>,<escalation revisions>,<each standing
-    level's revision, packed (see machine)>"`` (trailing zeros left out).
+    level's revision, packed (see machine)>,<the standing breach's signature>,<each standing
+    level's signature, level 1 first>"`` (trailing zeros left out; a row written before
+    signatures existed reads with signature 0, "not known").
     Status history, first reply, reply count, solve time, channel and attributes are not
     stored: loading folds them from the log.
     """
@@ -384,7 +389,7 @@ def _read_v1(doc: list, policies: PolicySet | None) -> State:
     for row in ledger:
         head, percents, rest = row.split("|")
         values = [int(v) for v in rest.split(",")] if rest else []
-        values += [0] * (6 - len(values))
+        values += [0] * (7 - len(values))  # signatures absent: written before them
         mask = _mask([int(p) for p in percents.split(",")]) if percents else 0
         state.ledger[(head[0], int(head[1:]))] = [mask, *values]
     state.pid = derived.get("pid")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -120,9 +122,87 @@ def random_ticket(rng: random.Random, ticket: str = "T1", count: int | None = No
             d = dict(type="ticket.status_changed", data=dict(status=rng.choice(STATUSES)))
         elif roll < 0.92:
             d = dict(type="ticket.updated", data=dict(priority=rng.choice(["urgent", "high", "normal", "low"])))
+            if rng.random() < 0.4:  # re-selects across calendars too (vip, office, standard)
+                d["data"]["customer_tier"] = rng.choice(["gold", "silver", None])
         elif roll < 0.96:
             d = dict(type="ticket.assigned", data=dict(group=rng.choice(["l1", "l2"])))
         else:
             d = dict(type="survey.responded", data=dict(csat=rng.randint(1, 5)))
         raw.append(dict(event_id=f"{ticket}-{i}", ticket_id=ticket, occurred_at=t.isoformat(), channel="email", **d))
     return [parse_event(e) for e in raw]
+
+
+_REVISION = re.compile(r"\.r\d+$")
+
+
+def base_id(sla_id: str) -> str:
+    """An SLA event id without its revision suffix (``.../breached.r1`` -> ``.../breached``)."""
+    return _REVISION.sub("", sla_id)
+
+
+class Downstream:
+    """What a consumer of the SLA topic holds after reading SLA events in order.
+
+    Standing: the breaches and escalation levels sent and not retracted (a breach's
+    retraction takes its escalations with it). Notices: warnings and met, never withdrawn.
+    Reading checks the stream makes sense to such a consumer: a breach is never sent while
+    another stands for its cycle, an escalation only beside its breach and with its
+    deadline and policy, and a retraction names exactly the standing event it withdraws.
+    ``strict_met``: a late met (``breached: true``) must come beside the standing breach of
+    its cycle, with that breach's deadline and policy - true when events arrive in event-time
+    order (a met decided before a late event arrived is never withdrawn)."""
+
+    def __init__(self, strict_met: bool = False) -> None:
+        self.strict_met = strict_met
+        self.breaches: dict[tuple[str, int], dict[str, Any]] = {}
+        self.levels: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+        self.notices: list[dict[str, Any]] = []
+        self.retractions = 0
+
+    def read(self, events: list[Any]) -> Downstream:
+        for event in events:
+            self.read_one(event if isinstance(event, dict) else json.loads(event.to_json()))
+        return self
+
+    def read_one(self, e: dict[str, Any]) -> None:
+        key = (e["target"], e["cycle"])
+        kind = e["kind"]
+        if kind == "sla.breached":
+            assert key not in self.breaches, f"{e['id']} sent while {self.breaches[key]['id']} stands"
+            assert e["deadline"] == e["occurred_at"], e
+            self.breaches[key] = e
+            self.levels[key] = {}
+        elif kind == "sla.escalated":
+            breach = self.breaches.get(key)
+            assert breach is not None, f"{e['id']} sent without a standing breach"
+            assert e["level"] not in self.levels[key], f"{e['id']} sent while that level stands"
+            assert (e["deadline"], e["policy"]) == (breach["deadline"], breach["policy"]), (e, breach)
+            self.levels[key][e["level"]] = e
+        elif kind == "sla.retracted":
+            self.retractions += 1
+            if e.get("level") is None:
+                assert key in self.breaches and self.breaches[key]["id"] == e["retracts"], e
+                del self.breaches[key], self.levels[key]
+            else:
+                standing = self.levels.get(key, {}).get(e["level"])
+                assert standing is not None and standing["id"] == e["retracts"], e
+                del self.levels[key][e["level"]]
+        else:
+            if self.strict_met and kind == "sla.met" and e["breached"]:
+                breach = self.breaches.get(key)
+                assert breach is not None, f"{e['id']} late, but no breach of its cycle stands"
+                assert (e["deadline"], e["policy"]) == (breach["deadline"], breach["policy"]), (e, breach)
+            self.notices.append(e)
+
+    def standing(self) -> list[tuple[Any, ...]]:
+        """The standing breaches and escalations: kind, target, cycle, level, deadline,
+        occurred_at, policy, and the id without its revision suffix."""
+        held = [*self.breaches.values(), *(e for levels in self.levels.values() for e in levels.values())]
+        return sorted(
+            (e["kind"], e["target"], e["cycle"], e.get("level") or 0, e["deadline"], e["occurred_at"], e["policy"],
+             base_id(e["id"]))
+            for e in held
+        )
+
+    def notice_ids(self) -> set[str]:
+        return {e["id"] for e in self.notices}

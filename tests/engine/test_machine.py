@@ -119,10 +119,13 @@ def test_priority_change_reselects_and_recomputes_from_the_original_start() -> N
     state, out = apply(state, ev("updated", "2026-03-02T09:20", priority="urgent"), PS)
     assert state.pid == "vip" and state.why == {"customer_tier": "gold", "priority": "urgent"}
     got = by_id(out)
-    # 15 minutes from 09:00 had passed at 09:20: breached at the re-selection instant.
+    # 15 minutes from 09:00 had passed at 09:20: under vip the target fell due at 09:15, and
+    # the breach says so, as it would have had the ticket been vip from the start.
     breach = got["T1/first_response/0/breached"]
-    assert breach.occurred_at == utc("2026-03-02T09:20") and breach.deadline == utc("2026-03-02T09:15")
+    assert breach.occurred_at == utc("2026-03-02T09:15") and breach.deadline == utc("2026-03-02T09:15")
     assert breach.policy == "vip"
+    level1 = got["T1/first_response/0/escalated-1"]  # 0m after the breach
+    assert level1.occurred_at == utc("2026-03-02T09:15") and level1.deadline == breach.deadline
     assert not any("warning" in i for i in got)  # superseded by the breach
     # Downgrade of a running target: recomputed under the slower policy from 09:00.
     state2, _ = run([ev("created", "2026-03-02T09:00", ticket="T2", priority="urgent", customer_tier="gold"),
@@ -285,3 +288,112 @@ def test_state_saved_under_another_policy_file_is_recomputed_on_load() -> None:
     assert resolution["deadline"] == "2026-03-02T11:00:00+00:00"
     loaded, out = advance(loaded, utc("2026-03-02T11:01"), faster)
     assert "T1/resolution/0/breached" in by_id(out)
+
+
+# ------------------------------------------------------------ one deadline per target cycle
+def test_an_escalation_carries_its_breach_deadline_whichever_path_emits_it() -> None:
+    created = ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold")
+    timer, _ = run([created], PS)
+    timer, fired = advance(timer, utc("2026-03-02T09:50"))  # the timer (advance)
+    _, applied = run([created, ev("note", "2026-03-02T09:50")], PS)  # applying a later event
+    for out in (fired, applied):
+        got = by_id(out)
+        assert got["T1/first_response/0/escalated-2"].occurred_at == utc("2026-03-02T09:45")  # 15m + 30m
+        assert {e.deadline for e in out if e.target_name == "first_response"} == {utc("2026-03-02T09:15")}
+    assert [(e.id, e.occurred_at, e.deadline) for e in fired] == [(e.id, e.occurred_at, e.deadline) for e in applied]
+
+
+def test_a_warning_at_a_reselection_counts_the_time_already_passed() -> None:
+    _, out = run([ev("created", "2026-03-02T09:00", priority="normal", customer_tier="gold"),
+                  ev("updated", "2026-03-02T09:10", priority="urgent")], PS)
+    warning = by_id(out)["T1/first_response/0/warning-50"]  # the highest passed (80 % is 09:12)
+    # vip from 09:00: half of 15 minutes was used at 09:07:30, due at 09:15 - not 09:17:30.
+    assert warning.occurred_at == utc("2026-03-02T09:07:30") and warning.deadline == utc("2026-03-02T09:15")
+    assert warning.policy == "vip" and warning.elapsed_seconds == 450
+
+
+def test_a_breach_recomputed_by_a_later_batch_is_retracted_and_sent_again() -> None:
+    """The issue's case: a past-dated ticket.created advanced to now on its own breaches
+    under the first policy; the ticket.updated that re-selects a stricter one comes in the
+    next batch. Downstream must end up with the breach posting both in one batch gives."""
+    created = ev("created", "2026-03-02T09:00", priority="normal", customer_tier="gold")
+    updated = ev("updated", "2026-03-02T09:20", priority="urgent")
+    now = utc("2026-03-02T11:00")
+    together, out = run([created, updated], PS)
+    together, more = advance(together, now)
+    one = by_id(out + more)
+    split, first = run([created], PS)
+    split, fired = advance(split, now)
+    assert by_id(fired)["T1/first_response/0/breached"].policy == "standard"  # due 10:00 under it
+    split, later = apply(split, updated, PS)
+    got = by_id(later)
+    assert got["T1/first_response/0/retracted"].retracts == "T1/first_response/0/breached"
+    again = got["T1/first_response/0/breached.r1"]
+    truth = one["T1/first_response/0/breached"]
+    assert (again.policy, again.deadline, again.occurred_at) == (truth.policy, truth.deadline, truth.occurred_at)
+    assert (again.policy, again.deadline) == ("vip", utc("2026-03-02T09:15"))
+    assert [e.id for e in later if e.kind == "sla.escalated"] == [
+        "T1/first_response/0/escalated-1.r1", "T1/first_response/0/escalated-2.r1"]
+    assert {e.deadline for e in later if e.kind == "sla.escalated"} == {utc("2026-03-02T09:15")}
+    assert describe(split, now) == describe(together, now)
+
+
+def test_a_late_pause_after_the_breach_moves_an_escalation_and_it_is_sent_again() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold"),
+                    ev("agent", "2026-03-02T09:05"), ev("customer", "2026-03-02T09:10")], PS)  # next response due 09:40
+    state, out = advance(state, utc("2026-03-02T10:20"))
+    assert by_id(out)["T1/next_response/1/escalated-2"].occurred_at == utc("2026-03-02T10:10")
+    state, late = run([ev("status", "2026-03-02T09:50", status="pending"),
+                       ev("status", "2026-03-02T10:00", status="open")], PS, state)
+    got = by_id(late)
+    # The breach (09:40) and level 1 (09:40) still hold; level 2 is 10 minutes later.
+    assert "T1/next_response/1/breached.r1" not in got and "T1/next_response/1/escalated-1.r1" not in got
+    assert got["T1/next_response/1/retracted-2"].retracts == "T1/next_response/1/escalated-2"
+    moved = got["T1/next_response/1/escalated-2.r1"]
+    assert moved.occurred_at == utc("2026-03-02T10:20") and moved.deadline == utc("2026-03-02T09:40")
+    state, out = apply(state, ev("agent", "2026-03-02T10:30"), PS)
+    assert by_id(out)["T1/next_response/1/met"].deadline == utc("2026-03-02T09:40")
+
+
+def test_a_policy_reload_that_moves_a_standing_breach_sends_the_true_one() -> None:
+    state, _ = run([ev("created", "2026-03-02T09:00")], PS)
+    state, out = advance(state, utc("2026-03-02T10:30"))
+    assert by_id(out)["T1/first_response/0/breached"].deadline == utc("2026-03-02T10:00")
+    faster = load_policies("other.yaml", text=POLICIES.replace("targets: {first_response: 1h,",
+                                                                "targets: {first_response: 10m,"))
+    state, out = advance(state, utc("2026-03-02T10:31"), faster)
+    got = by_id(out)
+    assert got["T1/first_response/0/retracted"].retracts == "T1/first_response/0/breached"
+    assert got["T1/first_response/0/breached.r1"].deadline == utc("2026-03-02T09:10")
+
+
+def test_a_state_stored_before_signatures_keeps_its_breach() -> None:
+    """Ledger rows written before breach signatures existed read as "not known": the
+    recomputed breach is adopted without a retraction (nothing says it changed)."""
+    state, _ = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold")], PS)
+    state, _ = advance(state, utc("2026-03-02T09:50"))
+    for row in state.ledger.values():
+        del row[7:]
+        row.extend([0] * (7 - len(row)))
+    old = deserialise(serialise(state), PS)
+    assert all(row[7] == 0 for row in old.ledger.values())
+    old, out = apply(old, ev("agent", "2026-03-02T09:40"), PS)  # late: replays the ticket
+    assert [e.kind for e in out] == ["sla.met", "sla.retracted"]
+    assert out[1].retracts == "T1/first_response/0/escalated-2"  # 09:45 is no longer reached
+    assert old.ledger[("f", 0)][7] != 0  # the signature is known from now on
+
+
+def test_a_reopen_recounted_under_a_new_policy_dates_its_thresholds_as_that_policy_would() -> None:
+    """Solved exactly at the vip resolution deadline (in time), re-selected to vip while
+    solved, reopened: the recount breaches at the reopen, as a vip ticket would have."""
+    late = [ev("agent", "2026-03-02T09:05"), ev("status", "2026-03-02T13:00", status="solved")]
+    _, out = run([ev("created", "2026-03-02T09:00", priority="normal", customer_tier="gold"), *late,
+                  ev("updated", "2026-03-02T14:00", priority="urgent"),
+                  ev("status", "2026-03-02T15:00", status="open"), ev("note", "2026-03-02T15:01")], PS)
+    _, vip = run([ev("created", "2026-03-02T09:00", ticket="T2", priority="urgent", customer_tier="gold"),
+                  *(e.model_copy(update={"ticket_id": "T2"}) for e in late),
+                  ev("status", "2026-03-02T15:00", ticket="T2", status="open"), ev("note", "2026-03-02T15:01", ticket="T2")],
+                 PS)
+    recounted, always = by_id(out)["T1/resolution/0/breached"], by_id(vip)["T2/resolution/0/breached"]
+    assert recounted.policy == always.policy == "vip"
+    assert recounted.occurred_at == always.occurred_at == recounted.deadline == utc("2026-03-02T15:00")

@@ -8,10 +8,18 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.engine import advance, apply, describe, deserialise, parse_duration, serialise
+from shared.engine import (
+    advance,
+    apply,
+    describe,
+    deserialise,
+    load_policies,
+    parse_duration,
+    serialise,
+)
 from shared.events import parse_event
 from shared.sla_events import dump_sla_event, parse_sla_event
-from tests.engine.helpers import assert_valid, policies, random_ticket
+from tests.engine.helpers import POLICIES, Downstream, assert_valid, policies, random_ticket
 
 PS = policies()
 
@@ -33,26 +41,108 @@ def standing(state):  # noqa: ANN001, ANN201
     return {key: row[3] for key, row in state.ledger.items() if row[2]}
 
 
-def notices(out):  # noqa: ANN001, ANN201
-    return {e.id for e in out if e.kind in ("sla.warning", "sla.met")}
+def play_stepped(events, steps, now, policies=None, roundtrip=False):  # noqa: ANN001, ANN201
+    """Apply ``events`` in the order given; ``steps[i]`` are the instants the timer fires
+    (``advance``) before the i-th event: any instant, also past events still to arrive."""
+    state, out = None, []
+    for i, event in enumerate(events):
+        for moment in steps.get(i, ()):
+            if state is not None:
+                state, produced = advance(state, moment, policies and policies[i])
+                out.extend(produced)
+        state, produced = apply(state, event, policies[i] if policies else PS)
+        out.extend(produced)
+        if roundtrip:
+            state = deserialise(serialise(state), policies[i] if policies else PS)
+    state, produced = advance(state, now, policies and policies[-1])
+    out.extend(produced)
+    return state, out
 
 
-@settings(max_examples=120, deadline=None)
+def timer_steps(data: st.DataObject, count: int, start, end):  # noqa: ANN001, ANN201
+    minutes = int((end - start).total_seconds() // 60)
+    drawn = data.draw(st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, minutes)), max_size=6))
+    steps: dict[int, list] = {}
+    for position, offset in drawn:
+        steps.setdefault(position, []).append(start + timedelta(minutes=offset))
+    return steps
+
+
+def check_instants(events, out) -> None:  # noqa: ANN001
+    """Escalations at deadline + offset in business time (unless a status change in between
+    paused the clock); warnings carry the deadline as it stood when their share was counted."""
+    changes = [e.occurred_at for e in events if e.type == "ticket.status_changed"]
+    for record in out:
+        policy = PS.get(record.policy)
+        if record.kind == "sla.warning":
+            spec = policy.targets[record.target_name[0]]
+            assert record.deadline_ms == spec.calendar.add(record.at_ms, record.target_ms - record.elapsed_ms), record
+        elif record.kind == "sla.escalated" and not any(record.deadline <= c < record.occurred_at for c in changes):
+            offset = policy.escalations[record.level - 1]
+            assert record.at_ms == policy.calendar.add(record.deadline_ms, offset), record
+
+
+@settings(deadline=None)  # examples: the hypothesis profile's (tests/conftest.py)
 @given(seed=st.integers(0, 2**32 - 1), data=st.data(), hours_after=st.sampled_from([0, 1, 30]))
-def test_any_arrival_order_gives_the_same_outcomes(seed: int, data: st.DataObject, hours_after: int) -> None:
+def test_arrival_order_and_timer_steps_end_in_the_same_standing_sla_events(
+    seed: int, data: st.DataObject, hours_after: int
+) -> None:
+    """In event-time order, shuffled, with the timer firing at random instants in between
+    (also instants past events still to arrive, as when a backdated event comes in), saved
+    and loaded between events or not: the SLA events a consumer ends up holding are the
+    same breaches and escalations, with the same deadlines, instants and policies."""
     events = random_ticket(random.Random(seed))
+    start = events[0].occurred_at
     now = max(e.occurred_at for e in events) + timedelta(hours=hours_after)
     expected_state, expected_out = play(events, now)
+    expected = Downstream(strict_met=True).read(expected_out)
+    assert expected.retractions == 0, "nothing to withdraw when every event arrives in time"
+    check_instants(events, expected_out)
     shuffled = data.draw(st.permutations(events))
-    state, out = play(shuffled, now, roundtrip=data.draw(st.booleans()))
-    assert standing(state) == standing(expected_state)
-    assert describe(state, now) == describe(expected_state, now)
-    # Warnings and met notices are never withdrawn: a late arrival can only add to them.
-    assert notices(out) >= notices(expected_out)
-    emitted = [e.id for e in out]
-    assert len(emitted) == len(set(emitted)), "an SLA event id was emitted twice"
-    retracted = {e.retracts for e in out if e.kind == "sla.retracted"}
-    assert retracted <= set(emitted)
+    runs = [  # name, arrival order, timer steps, saved and loaded between events
+        ("shuffled", shuffled, {}, data.draw(st.booleans())),
+        ("stepped", events, timer_steps(data, len(events), start, now), data.draw(st.booleans())),
+        ("shuffled, stepped", shuffled, timer_steps(data, len(events), start, now), data.draw(st.booleans())),
+    ]
+    for name, order, steps, roundtrip in runs:
+        state, out = play_stepped(order, steps, now, roundtrip=roundtrip)
+        # In event-time order a met is decided with every earlier event known: exact.
+        held = Downstream(strict_met=order is events).read(out)
+        assert held.standing() == expected.standing(), name
+        assert standing(state) == standing(expected_state), name
+        assert describe(state, now) == describe(expected_state, now), name
+        # Warnings and met notices are never withdrawn: a late arrival can only add to them.
+        assert held.notice_ids() >= expected.notice_ids(), name
+        emitted = [e.id for e in out]
+        assert len(emitted) == len(set(emitted)), f"{name}: an SLA event id was emitted twice"
+        check_instants(events, out)
+        for record in out[:: max(1, len(out) // 4)]:
+            assert_valid(record)
+
+
+OTHER = load_policies("other.yaml", text=POLICIES.replace(
+    "targets: {first_response: 15m, next_response: 30m, resolution: 4h}",
+    "targets: {first_response: 40m, next_response: 10m, resolution: 2h}").replace(
+    "escalations: [0m, 30m, 2h]", "escalations: [5m, 1h]").replace(
+    "targets: {first_response: 1h, periodic_update: 2h, resolution: 8h}",
+    "targets: {first_response: 20m, periodic_update: 3h, resolution: 6h}"))
+
+
+@settings(deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_a_policy_reload_ends_where_the_new_file_would_have_started(seed: int, data: st.DataObject) -> None:
+    """Part of the ticket applied (and timed) under another policy file, the rest under this
+    one: the standing breaches and escalations are those of this file from the start."""
+    events = random_ticket(random.Random(seed))
+    start = events[0].occurred_at
+    now = max(e.occurred_at for e in events) + timedelta(hours=data.draw(st.sampled_from([0, 2, 30])))
+    _, expected_out = play(events, now)
+    expected = Downstream().read(expected_out)
+    order = data.draw(st.permutations(events))
+    switch = data.draw(st.integers(1, len(events)))
+    files = [OTHER] * switch + [PS] * (len(events) - switch)
+    _, out = play_stepped(order, timer_steps(data, len(events), start, now), now, [*files, PS])
+    assert Downstream().read(out).standing() == expected.standing()
 
 
 @settings(max_examples=80, deadline=None)
