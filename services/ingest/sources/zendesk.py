@@ -205,7 +205,7 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
 def _same_update(comment_at: datetime, updated_at: datetime) -> bool:
     """The latest comment belongs to this update (Zendesk stamps both with the update's time,
     to the second); an update without a new comment repeats an older one, already sent."""
-    return abs((updated_at - comment_at).total_seconds()) <= 2
+    return comment_at.replace(microsecond=0) == updated_at.replace(microsecond=0)
 
 
 ADAPTER = Adapter("zendesk", "Zendesk", verify, translate, defaults=DEFAULTS)
