@@ -38,6 +38,11 @@ TOOLS: dict[str, tuple[str, str, str]] = {
         "routes_main",
         "check a routing file: `slawatch routes check FILE`",
     ),
+    "sources": (
+        "services.ingest.sources.cli",
+        "sources_main",
+        "helpdesk adapters: `slawatch sources check FILE`, `slawatch sources test SYSTEM PAYLOAD.json`",
+    ),
     "db": ("services.sla_monitor.cli", "db_main", "database migrations: `slawatch db upgrade`"),
     "replay": (
         "services.sla_monitor.cli",
@@ -47,7 +52,11 @@ TOOLS: dict[str, tuple[str, str, str]] = {
     "demo": ("services.demo", "demo_main", "run a demo scenario against `slawatch dev`"),
     "dev": ("services.dev", "dev_main", "start broker, database and every service locally"),
     "schemas": ("shared.schema_export", "schemas_main", "write the JSON Schemas to a folder"),
-    "topics": ("shared.kafka", "topics_main", "create the topics slawatch uses: `slawatch topics create`"),
+    "topics": (
+        "shared.kafka",
+        "topics_main",
+        "create the topics slawatch uses: `slawatch topics create`",
+    ),
 }
 
 

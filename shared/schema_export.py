@@ -37,7 +37,14 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     },
     "ingest-batch.schema.json": _batch_schema,
     "sla-event.schema.json": lambda: SlaEvent.model_json_schema(),
+    "source-mapping.schema.json": lambda: _mapping_schema(),
 }
+
+
+def _mapping_schema() -> dict[str, Any]:
+    from services.ingest.sources.mapping import mapping_json_schema
+
+    return mapping_json_schema()
 
 
 def render(name: str) -> str:

@@ -379,6 +379,11 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
         finally:
             metrics.request_seconds.labels(str(status)).observe(time.perf_counter() - started)
 
+    # The helpdesks' own webhooks (services/ingest/sources), published the same way.
+    from services.ingest.sources.routes import mount_sources
+
+    mount_sources(app, settings, publisher, metrics)
+
     @app.get("/healthz", summary="The process is up.")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from services.ingest.app import create_app
+from services.ingest.sources.mapping import MappingError
 from shared.auth import ApiKeys, api_keys_setting
 from shared.logs import configure_logging
 from shared.settings import IngestSettings, bad_setting, load_settings, require
@@ -15,7 +17,9 @@ log = logging.getLogger("slawatch.ingest")
 
 def api_keys_from(settings: IngestSettings) -> ApiKeys:
     """Keys from SLAWATCH_INGEST_API_KEYS; the documented dev token only when env=dev."""
-    keys = api_keys_setting(settings.ingest_api_keys, "SLAWATCH_INGEST_API_KEYS", dev=settings.is_dev)
+    keys = api_keys_setting(
+        settings.ingest_api_keys, "SLAWATCH_INGEST_API_KEYS", dev=settings.is_dev
+    )
     if keys is None:
         raise bad_setting("SLAWATCH_INGEST_API_KEYS", "required unless SLAWATCH_ENV=dev")
     return keys
@@ -26,6 +30,10 @@ def run() -> None:
     configure_logging(settings)
     require(settings, "kafka_bootstrap")
     keys = api_keys_from(settings)
-    app = create_app(settings, keys)
+    try:
+        app = create_app(settings, keys)
+    except MappingError as exc:  # a bad SLAWATCH_SOURCE_<SYSTEM>_MAPPING file: every line
+        print("\n".join(exc.lines), file=sys.stderr)
+        raise SystemExit(2) from None
     log.info("ingest listening on http://%s:%d", settings.ingest_host, settings.ingest_port)
     run_service(app, settings.ingest_host, settings.ingest_port, settings.shutdown_timeout_s)

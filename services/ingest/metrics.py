@@ -41,6 +41,14 @@ class IngestMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.source_requests = Counter(
+            "slawatch_ingest_source_requests",
+            "Helpdesk webhook requests (POST /v1/sources/{system}) by source and outcome"
+            " (accepted, ignored, unauthorized, invalid, malformed_json, too_large,"
+            " unsupported_media_type, unavailable).",
+            ["source", "outcome"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "slawatch_ingest_batch_size",
             "Events per accepted request.",

@@ -18,6 +18,7 @@ from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.fuzz.stack import ROUTES, Service, stack_env
 from tests.helpers import topic_settings
+from tests.sources.rsa import TestKey, jwks_server
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Stack:
     ingest: Service
     monitor: Service
     notifier: Service
+    zoho_key: object = None
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -52,11 +54,15 @@ def stack(kafka_bootstrap: str, database_url: str, tmp_path_factory) -> Iterator
     logs: Path = tmp_path_factory.mktemp("fuzz")
     routes = logs / "routes.yaml"
     routes.write_text(ROUTES)
-    env = stack_env(settings, url, routes)
+    key = TestKey.make()
+    served = jwks_server(key)
+    jwks_url, _hits = served.__enter__()
+    env = stack_env(settings, url, routes, jwks_url)
     stack = Stack(
         settings,
         *(Service(n, env, logs / f"{n}.log").start() for n in ("ingest", "monitor", "notifier")),
     )
+    stack.zoho_key = key
     try:
         for service in stack.services:
             service.wait_ready()
@@ -64,4 +70,5 @@ def stack(kafka_bootstrap: str, database_url: str, tmp_path_factory) -> Iterator
     finally:
         for service in stack.services:
             service.stop()
+        served.__exit__(None, None, None)
         asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

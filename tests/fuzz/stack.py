@@ -18,6 +18,8 @@ from shared.devstack import free_port
 TOKEN = "fuzz-token-not-a-secret"
 KEYS = "fuzz:" + hashlib.sha256(TOKEN.encode()).hexdigest()
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SOURCE_SECRET = "fuzz-source-secret-not-a-secret"
+SIGNED_SOURCES = ("ZENDESK", "FRESHDESK", "JIRA", "ZAMMAD", "CHATWOOT")
 FAST_POLICIES = Path(__file__).parents[1] / "monitor" / "fast-policies.yaml"
 ROUTES = """\
 version: 1
@@ -87,7 +89,9 @@ class Service:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
 
-def stack_env(settings, database_url: str, routes: Path) -> dict[str, str]:
+def stack_env(
+    settings, database_url: str, routes: Path, jwks_url: str = "http://127.0.0.1:9/jwks.json"
+) -> dict[str, str]:
     return {
         "SLAWATCH_ENV": "prod",
         "SLAWATCH_LOG_LEVEL": "WARNING",
@@ -103,4 +107,8 @@ def stack_env(settings, database_url: str, routes: Path) -> dict[str, str]:
         "SLAWATCH_NOTIFIER_GROUP_ID": settings.topic_sla + ".notifier",
         "SLAWATCH_INGEST_API_KEYS": KEYS,
         "SLAWATCH_NOTIFIER_API_KEYS": KEYS,
+        # The helpdesk sources, so that fuzzed bodies also reach parsing and mapping.
+        **{f"SLAWATCH_SOURCE_{name}_SECRET": SOURCE_SECRET for name in SIGNED_SOURCES},
+        "SLAWATCH_SOURCE_ZOHO_DESK_ORG_ID": "60001234",
+        "SLAWATCH_SOURCE_ZOHO_DESK_JWKS_URL": jwks_url,
     }

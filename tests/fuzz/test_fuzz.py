@@ -28,7 +28,7 @@ from shared.bounds import EVENT_INSTANT_MAX, EVENT_INSTANT_MIN, MAX_JSON_DEPTH
 from shared.events import EXAMPLES
 from shared.sla_events import EXAMPLE as SLA_EXAMPLE
 from tests.fuzz.conftest import Stack
-from tests.fuzz.stack import AUTH
+from tests.fuzz.stack import AUTH, SOURCE_SECRET
 from tests.helpers import read_topic
 from tests.monitor.harness import produce
 
@@ -408,3 +408,90 @@ def test_after_the_fuzzing_a_canary_still_breaches_on_time(stack: Stack) -> None
     assert not breach.get("detected_late"), breach
     for service in stack.services:
         assert httpx.get(service.url + "/readyz", timeout=5).status_code == 200, service.name
+
+
+# ------------------------------------------------------------- the helpdesk source endpoints
+
+
+def _source_headers(system: str, body: bytes, stack: Stack, draw) -> dict[str, str]:
+    """The system's own headers, validly signed most of the time (so that the body reaches
+    parsing and mapping), sometimes forged, stale or missing, plus junk headers."""
+    from tests.sources import payloads
+
+    now = datetime.now(UTC) - timedelta(seconds=draw(st.sampled_from([0, 0, 0, 400, -400])))
+    if system == "zoho-desk":
+        headers = payloads.zoho_sign(stack.zoho_key, now, webhook="any")
+    else:
+        signer = payloads.LIVES[system][1]
+        headers = signer(body, draw(st.sampled_from([SOURCE_SECRET] * 4 + ["wrong"])), now)
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(sorted(headers)))
+        headers[name] = draw(st.sampled_from(["", "sha256=zz", "x" * 300, headers[name][:-2]]))
+    headers["Content-Type"] = draw(
+        st.sampled_from(
+            ["application/json"] * 5 + ["text/plain", "application/json; charset=utf-8"]
+        )
+    )
+    return headers
+
+
+@st.composite
+def hostile_source_requests(draw) -> tuple[str, bytes]:
+    from tests.sources import payloads
+
+    system = draw(st.sampled_from(sorted(payloads.LIVES)))
+    steps = payloads.LIVES[system][0](datetime.now(UTC))
+    document = json.loads(draw(st.sampled_from(steps)).raw())
+    kind = draw(st.sampled_from(["mutate", "mutate", "raw", "deep", "scalar"]))
+    if kind == "mutate":
+        target = document[0] if isinstance(document, list) else document
+        for _ in range(draw(st.integers(1, 3))):
+            inner = target
+            if isinstance(inner, dict) and inner and draw(st.booleans()):
+                key = draw(st.sampled_from(sorted(inner)))
+                if isinstance(inner[key], dict) and inner[key]:
+                    inner = inner[key]
+            if isinstance(inner, dict) and inner:
+                key = draw(st.sampled_from(sorted(inner)))
+                inner[key] = draw(
+                    st.one_of(
+                        hostile_text,
+                        extreme_numbers,
+                        extreme_instants,
+                        st.none(),
+                        st.booleans(),
+                        st.lists(hostile_text, max_size=3),
+                        st.integers(MAX_JSON_DEPTH - 2, 3 * MAX_JSON_DEPTH).map(nested),
+                    )
+                )
+        body = encode(document)
+    elif kind == "raw":
+        body = draw(st.binary(max_size=200))
+    elif kind == "deep":
+        body = b"[" * draw(st.integers(MAX_JSON_DEPTH, 5000))
+    else:
+        body = encode(
+            draw(st.one_of(hostile_text, extreme_numbers, st.lists(st.integers(), max_size=3)))
+        )
+    return system, body
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=hostile_source_requests(), data=st.data())
+def test_source_endpoints_answer_2xx_or_4xx_never_5xx(stack: Stack, request, data) -> None:
+    system, body = request
+    headers = _source_headers(system, body, stack, data.draw)
+    response = httpx.post(
+        f"{stack.ingest.url}/v1/sources/{system}", content=body, headers=headers, timeout=30
+    )
+    assert response.status_code in (200, 202, 400, 401, 413, 415, 422), (
+        system,
+        response.status_code,
+        response.text,
+    )
+    answer = response.json()
+    if response.status_code >= 400:
+        assert answer["accepted"] == 0 and answer["error"]
+        if response.status_code == 422:
+            assert all(d["field"] for d in answer["detail"])
+    assert stack.ingest.alive()
