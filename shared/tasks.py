@@ -92,8 +92,19 @@ async def wait_or_cancel(
     return True
 
 
-def run_service(app: Any, host: str, port: int, shutdown_timeout_s: float) -> None:
+def run_service(
+    app: Any,
+    host: str,
+    port: int,
+    shutdown_timeout_s: float,
+    http: str = "h11",
+    loop: str = "asyncio",
+) -> None:
     """Serve an ASGI app until SIGTERM or SIGINT, then stop gracefully and return (exit 0).
+
+    ``http``/``loop`` are uvicorn's; the default is the pure-Python pair every service ran
+    on before httptools and uvloop were installed (uvicorn's "auto" would switch them all
+    silently). Ingest, whose load is one small request per webhook, asks for the C pair.
 
     uvicorn handles both signals (stop accepting, finish open requests within the shutdown
     timeout, run the lifespan shutdown) but then raises the caught signal again with the
@@ -116,6 +127,8 @@ def run_service(app: Any, host: str, port: int, shutdown_timeout_s: float) -> No
         port=port,
         log_config=None,
         access_log=False,
+        http=http,
+        loop=loop,
         timeout_graceful_shutdown=max(1, round(shutdown_timeout_s * HTTP_DRAIN_SHARE)),
     )
     server = uvicorn.Server(config)

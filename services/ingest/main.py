@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
@@ -36,4 +37,13 @@ def run() -> None:
         print("\n".join(exc.lines), file=sys.stderr)
         raise SystemExit(2) from None
     log.info("ingest listening on http://%s:%d", settings.ingest_host, settings.ingest_port)
-    run_service(app, settings.ingest_host, settings.ingest_port, settings.shutdown_timeout_s)
+    # One process, no access log (run_service), httptools + uvloop: a single-event request
+    # costs ~0.4 ms of CPU this way against ~0.6 ms on h11 + asyncio (docs/operations.md).
+    run_service(
+        app,
+        settings.ingest_host,
+        settings.ingest_port,
+        settings.shutdown_timeout_s,
+        http="httptools",
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",  # not on Windows
+    )

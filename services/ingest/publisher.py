@@ -21,7 +21,7 @@ from shared.settings import IngestSettings
 
 log = logging.getLogger("slawatch.ingest.publisher")
 _PARTITIONER = DefaultPartitioner()
-_OWN_BATCH_FROM = 32  # records for one partition in one request
+_OWN_BATCH_FROM = 32  # records (of a request, and of one partition) sent as a batch of their own
 
 
 class BrokerUnavailable(Exception):
@@ -52,11 +52,14 @@ class Publisher:
     async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> float:
         """Send (key, value) records; return once every one is acked, else raise.
 
-        Records are grouped per partition (the producer's own partitioner, so a ticket
-        lands where a plain `send` would put it). Large groups go as record batches of
-        their own: one future per batch instead of one per event, which halves the
-        producer's per-event cost; small groups go through `send`, so that concurrent
-        small requests share produce requests while the producer lingers.
+        Small requests (the webhook case: one event) go through ``send``, whose record
+        lands in the batch the producer is filling for that partition, so concurrent
+        requests share produce requests. Requests with many records for one partition
+        (grouped with the producer's own partitioner, so a ticket lands where a plain
+        ``send`` would put it) go as record batches of their own: one future per batch
+        instead of one per event, which halves the producer's per-event cost.
+        All sends are issued before the first ack is awaited, so a request waits for one
+        round of produce requests, never one per record.
         Returns the seconds from first send to last ack.
         """
         timeout = self.settings.ingest_publish_timeout_s
@@ -65,33 +68,45 @@ class Publisher:
         pending: list[asyncio.Future] = []
         try:
             async with asyncio.timeout(timeout):
-                partitions = sorted(await producer.partitions_for(self.topic))
-                by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-                for key, value in records:
-                    by_partition[_PARTITIONER(key, partitions, partitions)].append((key, value))
-                for partition, items in by_partition.items():
-                    if len(items) < _OWN_BATCH_FROM:
-                        # Small groups coalesce with other requests' records during linger.
-                        for key, value in items:
-                            pending.append(await producer.send(self.topic, value, key=key, partition=partition))
-                        continue
-                    batch = producer.create_batch()
-                    for key, value in items:
-                        if batch.append(key=key, value=value, timestamp=None) is None:
-                            pending.append(
-                                await producer.send_batch(batch, self.topic, partition=partition)
-                            )
-                            batch = producer.create_batch()
-                            batch.append(key=key, value=value, timestamp=None)
-                    pending.append(
-                        await producer.send_batch(batch, self.topic, partition=partition)
-                    )
+                if len(records) < _OWN_BATCH_FROM:
+                    for key, value in records:
+                        pending.append(await producer.send(self.topic, value, key=key))
+                else:
+                    await self._send_grouped(producer, records, pending)
                 await asyncio.gather(*pending)
         except (TimeoutError, KafkaError, OSError) as exc:
             for future in pending:
                 future.cancel()
             raise BrokerUnavailable(f"broker did not ack: {type(exc).__name__}") from None
         return time.perf_counter() - started
+
+    async def _send_grouped(
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[tuple[bytes, bytes]],
+        pending: list[asyncio.Future],
+    ) -> None:
+        partitions = sorted(await producer.partitions_for(self.topic))
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for key, value in records:
+            by_partition[_PARTITIONER(key, partitions, partitions)].append((key, value))
+        for partition, items in by_partition.items():
+            if len(items) < _OWN_BATCH_FROM:
+                # Small groups coalesce with other requests' records in the open batch.
+                for key, value in items:
+                    pending.append(
+                        await producer.send(self.topic, value, key=key, partition=partition)
+                    )
+                continue
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    pending.append(
+                        await producer.send_batch(batch, self.topic, partition=partition)
+                    )
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            pending.append(await producer.send_batch(batch, self.topic, partition=partition))
 
     async def start(self) -> None:
         """Best effort at boot: a broker that is down now must not stop the service."""

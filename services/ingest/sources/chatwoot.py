@@ -1,9 +1,16 @@
 """Chatwoot: an account webhook (Settings > Integrations > Webhooks) with a secret.
 
-Signature (Chatwoot from v4.12, as the issue records it and as third-party receivers of
-Chatwoot webhooks verify it): ``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256(secret,
-X-Chatwoot-Timestamp + "." + raw body)>``, ``X-Chatwoot-Timestamp`` in Unix seconds (the
-replay window), ``X-Chatwoot-Delivery`` a delivery id.
+Signature, confirmed from Chatwoot's source (chatwoot/chatwoot ``lib/webhooks/trigger.rb``,
+``Webhooks::Trigger#request_headers``): when the webhook has a secret, Chatwoot sends
+``X-Chatwoot-Timestamp: <Unix seconds>`` and ``X-Chatwoot-Signature: sha256=<hex
+HMAC-SHA256(secret, "<timestamp>.<body>")>``, the body being exactly the JSON it posts
+(``payload.to_json``). ``X-Chatwoot-Delivery`` is sent when the job has a delivery id: a
+UUID the listener draws when it enqueues the job (``delivery_id: SecureRandom.uuid``), so a
+retry of the job repeats it (account webhooks are not retried: chatwoot/chatwoot issue
+15920); without the header a hash of the body stands in. Account webhooks are signed from
+Chatwoot v4.11.2 (pull request 13573; a maintainer dates it in issue 13862), API-inbox and
+agent-bot webhooks from v4.13.0 (pull request 13892). Chatwoot waits 5 s for an answer
+(``WEBHOOK_TIMEOUT``).
 
 Payloads are Chatwoot's (app/listeners/webhook_listener.rb: ``event`` plus the
 conversation's ``webhook_data`` — Conversations::EventDataPresenter#push_data — or the

@@ -27,6 +27,7 @@ from services.ingest.app import (
     _problem,
     _read_body,
     _stamp,
+    serve_directly,
 )
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import BrokerUnavailable, Publisher
@@ -141,6 +142,7 @@ def mount_sources(
 
             return route
 
+        endpoint = make()
         app.post(
             f"/v1/sources/{system}",
             status_code=202,
@@ -154,4 +156,5 @@ def mount_sources(
             },
             summary=f"{adapter.title}'s own webhook (see docs/sources.md)",
             tags=["sources"],
-        )(make())
+        )(endpoint)
+        serve_directly(app, endpoint)
