@@ -1,11 +1,21 @@
-"""Ingest throughput beside a raw aiokafka producer, same broker, same payloads, same run.
+"""Ingest throughput and latency beside a raw aiokafka producer, same broker, same run.
 
-The ingest service runs as its own `slawatch ingest` process (as in production); HTTP
-clients post pre-encoded bodies so the client's cost stays small. The baseline is a raw
-aiokafka producer with the same durability (acks=all, wait for every ack of a batch
-before the next), so the ratio is the price of HTTP + validation + stamping.
+The ingest service runs as its own `slawatch ingest` process (as in production). The
+baseline is a raw aiokafka producer built by the same `make_producer` ingest publishes
+with (acks=all, linger 5 ms), awaiting every ack, with as many concurrent senders as the
+HTTP scenario has clients; so a ratio is the price of HTTP + auth + validation +
+stamping (+ signature check and mapping for the helpdesk endpoints) at equal concurrency.
 
-    python bench/ingest.py [--events 40000] [--clients 4] [--json out.json]
+Client and server share this machine's cores, so the HTTP client must cost little: it is
+a minimal HTTP/1.1 keep-alive client on asyncio streams (below), one connection per
+concurrent client, requests pre-encoded (webhook signatures computed per request, as a
+helpdesk does). httpx costs ~3 ms of CPU per request here, which starved the server and
+measured the client (and, paced, queued requests in the client's own event loop). The
+bench reports both processes' CPU per request. Each scenario runs `--repeat` rounds
+(raw and ingest alternating within a round, so other load on the machine hits both); the
+figures are the medians over rounds, ratios the median of each round's ratio.
+
+    python bench/ingest.py [--repeat 3] [--clients 4] [--json out.json]
 """
 
 from __future__ import annotations
@@ -17,17 +27,22 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.ingest.sources import ADAPTERS  # noqa: E402
 from shared.devstack import Broker, free_port  # noqa: E402
 from shared.kafka import ensure_topics, make_producer  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
@@ -35,6 +50,7 @@ from tests.sources import payloads  # noqa: E402
 from tests.sources.rsa import TestKey, jwks_server  # noqa: E402
 
 TOKEN = "bench-token"
+SINGLE_CLIENTS_FACTOR = 4  # single-event scenarios: clients x 4 concurrent requests
 
 
 def make_events(n: int, run: str) -> list[dict]:
@@ -73,13 +89,100 @@ def make_events(n: int, run: str) -> list[dict]:
     return events
 
 
+class Http1Client:
+    """HTTP/1.1 over keep-alive connections to one host: write the request, read the status
+    line, headers and a Content-Length body (what uvicorn answers). A request takes an idle
+    connection or opens one, so an open-loop sender is never held back by the pool.
+    Connections idle longer than uvicorn keeps them (5 s) are not reused; one the server
+    closed idle before reading a request is replaced once, as any keep-alive client does."""
+
+    MAX_IDLE_S = 3.0
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self._all: list[asyncio.StreamWriter] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if time.monotonic() - since < self.MAX_IDLE_S:
+                return reader, writer, True
+            writer.close()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self._all.append(writer)
+        return reader, writer, False
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = head.encode() + b"\r\n" + body
+        while True:
+            reader, writer, reused = await self._connection()
+            writer.write(request)
+            try:
+                raw = await reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                writer.close()
+                if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                    raise
+        lines = raw.split(b"\r\n")
+        status, length = int(lines[0].split(b" ", 2)[1]), 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        answer = await reader.readexactly(length)
+        self._idle.append((reader, writer, time.monotonic()))
+        return status, answer
+
+    async def close(self) -> None:
+        for writer in self._all:
+            writer.close()
+        self._all, self._idle = [], []
+
+
+@dataclass
+class Cpu:
+    """CPU seconds of this process (the client and the raw producer) and of the ingest
+    process, so a figure can say what each side spent per request."""
+
+    server_pid: int
+    _client: float = 0.0
+    _server: float = 0.0
+
+    def _server_now(self) -> float:
+        fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        self._client, self._server = time.process_time(), self._server_now()
+
+    def per_request_us(self, requests: int) -> tuple[float, float]:
+        client = time.process_time() - self._client
+        server = self._server_now() - self._server
+        return client / requests * 1e6, server / requests * 1e6
+
+
+def _p(latencies: list[float], q: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
+
 async def raw_producer(
-    settings: CommonSettings, topic: str, events: list[dict], batch: int, clients: int
+    settings: CommonSettings,
+    topic: str,
+    events: list[dict],
+    batch: int,
+    clients: int,
+    **producer_options: object,
 ) -> float:
     """Events/s for a raw producer awaiting every ack of each batch, `clients` at once."""
     records = [(e["ticket_id"].encode(), json.dumps(e).encode()) for e in events]
     chunks = [records[i : i + batch] for i in range(0, len(records), batch)]
-    producer = make_producer(settings)
+    producer = make_producer(settings, **producer_options)
     await producer.start()
     try:
         queue: asyncio.Queue = asyncio.Queue()
@@ -99,33 +202,48 @@ async def raw_producer(
         await producer.stop()
 
 
-async def through_ingest(url: str, events: list[dict], batch: int, clients: int) -> float:
-    if batch == 1:
-        bodies = [json.dumps(e).encode() for e in events]
-    else:
-        bodies = [
-            json.dumps({"events": events[i : i + batch]}).encode()
-            for i in range(0, len(events), batch)
-        ]
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+async def closed_loop(
+    url: str,
+    path: str,
+    bodies: list[bytes],
+    clients: int,
+    headers_for: Callable[[bytes], dict[str, str]],
+    expect: int = 202,
+) -> tuple[float, list[float]]:
+    """Requests/s and latencies: `clients` connections, each sending its next request as
+    soon as the previous one was answered (`expect`ed: every request must be accepted)."""
+    client = Http1Client(url)
+    pending = iter(bodies)
+    latencies: list[float] = []
 
-        async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                response = await client.post("/v1/events", content=body, headers=headers)
-                if response.status_code != 202:
-                    raise RuntimeError(
-                        f"ingest answered {response.status_code}: {response.text[:200]}"
-                    )
+    async def worker() -> None:
+        for body in pending:
+            headers = headers_for(body)
+            sent = time.perf_counter()
+            status, answer = await client.post(path, body, headers)
+            latencies.append(time.perf_counter() - sent)
+            if status != expect:
+                raise RuntimeError(f"{path} answered {status}: {answer[:200]!r}")
 
+    try:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
-        return len(events) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+    finally:
+        await client.close()
+    return len(bodies) / elapsed, latencies
+
+
+def _events_headers(_body: bytes) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+def event_bodies(events: list[dict], batch: int) -> list[bytes]:
+    if batch == 1:
+        return [json.dumps(e).encode() for e in events]
+    return [
+        json.dumps({"events": events[i : i + batch]}).encode() for i in range(0, len(events), batch)
+    ]
 
 
 _NATIVE_ID = {  # where each system's creation webhook carries the ticket's id
@@ -138,81 +256,71 @@ _NATIVE_ID = {  # where each system's creation webhook carries the ticket's id
 }
 
 
-def source_bodies(system: str, n: int) -> list[bytes]:
+def source_bodies(system: str, n: int, first: int) -> list[bytes]:
     """n creation webhooks of `system`, one ticket each (the native shapes of tests/sources)."""
     template = payloads.LIVES[system][0](datetime.now(UTC))[0].raw()
     out = []
     for i in range(n):
         document = json.loads(template)
-        _NATIVE_ID[system](document, 10_000_000 + i)
+        _NATIVE_ID[system](document, first + i)
         out.append(json.dumps(document, separators=(",", ":")).encode())
     return out
 
 
-async def through_source(
-    url: str, system: str, bodies: list[bytes], clients: int, key: TestKey
-) -> tuple[float, float]:
-    """Requests/s and p99 latency (ms) of signed single-event webhooks, `clients` at once;
-    each request is signed when sent, as the helpdesk does."""
-    queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+def source_headers(system: str, key: TestKey) -> Callable[[bytes], dict[str, str]]:
+    """Each request signed when sent, as the helpdesk does. Zoho's token does not cover the
+    body: one token per round (signing RSA in Python would measure the client, not
+    ingest); ingest still verifies it on every request."""
+    if system == "zoho-desk":
+        token = {**payloads.zoho_sign(key, datetime.now(UTC)), "Content-Type": "application/json"}
+        return lambda _body: dict(token)
+    sign = payloads.LIVES[system][1]
+
+    def headers(body: bytes) -> dict[str, str]:
+        out = sign(body, payloads.SECRET, datetime.now(UTC))
+        out["Content-Type"] = "application/json"
+        return out
+
+    return headers
+
+
+async def paced(url: str, events: list[dict], rate: float) -> dict[str, float]:
+    """Single-event POST /v1/events at a fixed rate (open loop): latency percentiles, the
+    rate reached, and how late the client itself sent (its own scheduling lag)."""
+    client = Http1Client(url)
+    bodies = [json.dumps(e).encode() for e in events]
+    headers = _events_headers(b"")
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    # Zoho's token does not cover the body: one token (signing RSA in Python on this
-    # machine would measure the client, not ingest); ingest still verifies it each time.
-    zoho_headers = payloads.zoho_sign(key, datetime.now(UTC)) if system == "zoho-desk" else {}
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    lags: list[float] = []
 
-        async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                now = datetime.now(UTC)
-                if system == "zoho-desk":
-                    headers = dict(zoho_headers)
-                else:
-                    headers = payloads.LIVES[system][1](body, payloads.SECRET, now)
-                headers["Content-Type"] = "application/json"
-                sent = time.perf_counter()
-                response = await client.post(f"/v1/sources/{system}", content=body, headers=headers)
-                latencies.append(time.perf_counter() - sent)
-                if response.status_code != 202:
-                    raise RuntimeError(
-                        f"{system} answered {response.status_code}: {response.text[:200]}"
-                    )
+    async def one(body: bytes, due: float) -> None:
+        sent = time.perf_counter()
+        lags.append(sent - due)
+        status, _ = await client.post("/v1/events", body, headers)
+        latencies.append(time.perf_counter() - sent)
+        if status != 202:
+            raise RuntimeError(f"ingest answered {status}")
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return len(bodies) / elapsed, latencies[int(len(latencies) * 0.99) - 1] * 1000
-
-
-async def paced(url: str, events: list[dict], rate: float) -> float:
-    """p99 latency (ms) of single-event POST /v1/events sent at a fixed rate (open loop)."""
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    latencies: list[float] = []
-    async with httpx.AsyncClient(
-        base_url=url, timeout=60, limits=httpx.Limits(max_connections=200)
-    ) as client:
-
-        async def one(body: bytes) -> None:
-            sent = time.perf_counter()
-            response = await client.post("/v1/events", content=body, headers=headers)
-            latencies.append(time.perf_counter() - sent)
-            if response.status_code != 202:
-                raise RuntimeError(f"ingest answered {response.status_code}")
-
-        tasks = []
-        start = time.perf_counter()
-        for i, event in enumerate(events):
-            delay = start + i / rate - time.perf_counter()
+    tasks = []
+    start = time.perf_counter()
+    try:
+        for i, body in enumerate(bodies):
+            due = start + i / rate
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(json.dumps(event).encode())))
+            tasks.append(asyncio.create_task(one(body, due)))
         await asyncio.gather(*tasks)
-    latencies.sort()
-    return latencies[int(len(latencies) * 0.99) - 1] * 1000
+        elapsed = time.perf_counter() - start
+    finally:
+        await client.close()
+    return {
+        "rate": len(bodies) / elapsed,
+        "p50_ms": _p(latencies, 0.50),
+        "p99_ms": _p(latencies, 0.99),
+        "max_ms": max(latencies) * 1000,
+        "client_lag_p99_ms": _p(lags, 0.99),
+    }
 
 
 @contextlib.contextmanager
@@ -244,31 +352,105 @@ def ingest_process(bootstrap: str, topic: str, jwks_url: str = "http://127.0.0.1
             time.sleep(0.1)
         else:
             raise RuntimeError("ingest did not become ready")
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(10)
+
+
+@dataclass
+class Rounds:
+    """Every round's figures by name; the report takes the median of each."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+    def spread(self, name: str) -> str:
+        got = self.values[name]
+        return f"{min(got):,.2f}-{max(got):,.2f}"
+
+
+async def one_round(
+    r: Rounds, args: argparse.Namespace, settings: CommonSettings, url: str, cpu: Cpu, n: int
+) -> None:
+    topic, run = settings.topic_events, f"{uuid.uuid4().hex[:6]}"
+    for batch, count in ((500, args.events), (100, args.events)):
+        events = make_events(count, f"{run}-{batch}")
+        raw = await raw_producer(settings, topic, events, batch, args.clients)
+        eps, _ = await closed_loop(
+            url, "/v1/events", event_bodies(events, batch), args.clients, _events_headers
+        )
+        eps *= batch
+        r.add(f"raw{batch}", raw)
+        r.add(f"ingest{batch}", eps)
+        r.add(f"ratio{batch}", eps / raw)
+
+    clients = args.clients * SINGLE_CLIENTS_FACTOR
+    events = make_events(args.single_events, f"{run}-1")
+    raw = await raw_producer(settings, topic, events, 1, clients)
+    raw_unlingered = await raw_producer(settings, topic, events, 1, clients, linger_ms=0)
+    cpu.start()
+    eps, latencies = await closed_loop(
+        url, "/v1/events", event_bodies(events, 1), clients, _events_headers
+    )
+    client_us, server_us = cpu.per_request_us(len(events))
+    r.add("raw1", raw)
+    r.add("raw1_linger0", raw_unlingered)
+    r.add("ingest1", eps)
+    r.add("ratio1", eps / raw)
+    r.add("ratio1_linger0", eps / raw_unlingered)
+    r.add("p99_1", _p(latencies, 0.99))
+    r.add("client_us", client_us)
+    r.add("server_us", server_us)
+
+    key = args.key
+    for i, system in enumerate(payloads.LIVES):
+        bodies = source_bodies(system, args.source_requests, 10_000_000 * (n + 1) + i * 100_000)
+        rps, latencies = await closed_loop(
+            url,
+            f"/v1/sources/{system}",
+            bodies,
+            clients,
+            source_headers(system, key),
+            ADAPTERS[system].accepted_status,
+        )
+        r.add(f"{system}_rps", rps)
+        r.add(f"{system}_ratio", rps / raw)
+        r.add(f"{system}_p99", _p(latencies, 0.99))
+
+    result = await paced(
+        url, make_events(int(args.rate * args.paced_seconds), f"{run}-paced"), args.rate
+    )
+    for name, value in result.items():
+        r.add(f"paced_{name}", value)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=40_000, help="events per batched scenario")
     parser.add_argument(
-        "--single-events", type=int, default=3_000, help="events for the single-event scenario"
+        "--single-events", type=int, default=4_000, help="events for the single-event scenario"
     )
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--source-requests", type=int, default=1_000, help="webhooks per source")
-    parser.add_argument(
-        "--rate", type=float, default=200, help="requests/s of the paced latency run"
-    )
+    parser.add_argument("--source-requests", type=int, default=1_500, help="webhooks per source")
+    parser.add_argument("--rate", type=float, default=200, help="requests/s of the paced run")
+    parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    args.key = TestKey.make()
 
     broker = None
     bootstrap = os.environ.get("SLAWATCH_KAFKA_BOOTSTRAP")
     if not bootstrap:
         broker = Broker().start()
         bootstrap = broker.bootstrap
+    r = Rounds()
     try:
         run = uuid.uuid4().hex[:6]
         settings = CommonSettings(
@@ -280,71 +462,109 @@ async def main() -> None:
         )
         await ensure_topics(settings)
         topic = settings.topic_events
-        rows, sources = [], []
-        key = TestKey.make()
-        with jwks_server(key) as (jwks_url, _), ingest_process(bootstrap, topic, jwks_url) as url:
-            # Warm both paths (connections, metadata, JIT-free but cache-warm) before timing.
-            await raw_producer(settings, topic, make_events(2_000, run + "w"), 500, args.clients)
-            await through_ingest(url, make_events(2_000, run + "x"), 500, args.clients)
-            for batch, count in ((500, args.events), (100, args.events), (1, args.single_events)):
-                events = make_events(count, f"{run}-{batch}")
-                raw = await raw_producer(
-                    settings, topic, events, batch, args.clients * (4 if batch == 1 else 1)
-                )
-                ingest = await through_ingest(
-                    url, events, batch, args.clients * (4 if batch == 1 else 1)
-                )
-                rows.append(
-                    {
-                        "batch": batch,
-                        "events": count,
-                        "raw_eps": raw,
-                        "ingest_eps": ingest,
-                        "ratio": ingest / raw,
-                    }
-                )
-            single_raw = rows[-1]["raw_eps"]
-            for system in payloads.LIVES:
-                rps, p99 = await through_source(
-                    url, system, source_bodies(system, args.source_requests), args.clients * 4, key
-                )
-                sources.append(
-                    {
-                        "source": system,
-                        "requests": args.source_requests,
-                        "rps": rps,
-                        "p99_ms": p99,
-                        "ratio": rps / single_raw,
-                    }
-                )
-            paced_p99 = await paced(
-                url, make_events(int(args.rate * 10), f"{run}-paced"), args.rate
-            )
+        with (
+            jwks_server(args.key) as (jwks_url, _),
+            ingest_process(bootstrap, topic, jwks_url) as (url, pid),
+        ):
+            # Warm both paths (connections, metadata, caches) before timing.
+            warm = make_events(2_000, run + "w")
+            await raw_producer(settings, topic, warm, 500, args.clients)
+            await closed_loop(url, "/v1/events", event_bodies(warm, 1), 16, _events_headers)
+            cpu = Cpu(pid)
+            for n in range(args.repeat):
+                await one_round(r, args, settings, url, cpu, n)
     finally:
         if broker:
             broker.stop()
 
-    print(
-        f"\ningest benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    clients = args.clients * SINGLE_CLIENTS_FACTOR
+    m = r.median
+    rows: list[dict] = [
+        {
+            "scenario": f"POST /v1/events, batches of {b} ({args.clients} clients)",
+            "raw_eps": m(f"raw{b}"),
+            "ingest_eps": m(f"ingest{b}"),
+            "ratio": m(f"ratio{b}"),
+            "p99_ms": None,
+        }
+        for b in (500, 100)
+    ]
+    rows.append(
+        {
+            "scenario": f"POST /v1/events, single events ({clients} clients)",
+            "raw_eps": m("raw1"),
+            "ingest_eps": m("ingest1"),
+            "ratio": m("ratio1"),
+            "p99_ms": m("p99_1"),
+        }
     )
-    print(f"{'batch':>6} {'events':>8} {'raw aiokafka ev/s':>18} {'ingest ev/s':>12} {'ratio':>7}")
-    for r in rows:
-        print(
-            f"{r['batch']:>6} {r['events']:>8} {r['raw_eps']:>18,.0f} {r['ingest_eps']:>12,.0f} {r['ratio']:>7.2f}"
+    for system in payloads.LIVES:
+        rows.append(
+            {
+                "scenario": f"POST /v1/sources/{system}, signed, one event each ({clients} clients)",
+                "raw_eps": m("raw1"),
+                "ingest_eps": m(f"{system}_rps"),
+                "ratio": m(f"{system}_ratio"),
+                "p99_ms": m(f"{system}_p99"),
+            }
         )
-    print(
-        f"{'source':>10} {'requests':>8} {'req/s (1 event)':>16} {'p99 ms':>7} {'ratio vs raw single':>20}"
+    rows.append(
+        {
+            "scenario": f"POST /v1/events, single events paced at {args.rate:.0f} req/s, open loop",
+            "raw_eps": None,
+            "ingest_eps": m("paced_rate"),
+            "ratio": None,
+            "p99_ms": m("paced_p99_ms"),
+        }
     )
-    for r in sources:
+    rows.append(
+        {
+            "scenario": "context: single events vs a raw producer with linger_ms=0",
+            "raw_eps": m("raw1_linger0"),
+            "ingest_eps": m("ingest1"),
+            "ratio": m("ratio1_linger0"),
+            "p99_ms": None,
+        }
+    )
+    single_ratios = [m("ratio1")] + [m(f"{s}_ratio") for s in payloads.LIVES]
+    met = m("ratio500") >= 0.5 and min(single_ratios) >= 0.5 and m("paced_p99_ms") <= 50
+    notes = [
+        f"medians of {args.repeat} rounds in one run; raw producer and ingest alternate "
+        "within a round. Client: a minimal HTTP/1.1 keep-alive client on asyncio in the "
+        "bench process, one connection per concurrent client, requests pre-encoded and "
+        "webhooks signed per request; ingest is its own `slawatch ingest` process "
+        "(uvicorn, httptools, uvloop, one worker); broker: Tansu on the same host.",
+        f"single events: client {m('client_us'):,.0f} us CPU/request, ingest "
+        f"{m('server_us'):,.0f} us CPU/request (median). The raw baseline awaits each send "
+        f"with {clients} senders and make_producer's linger_ms=5, the settings ingest "
+        "publishes with; the last row shows the same ingest figure against an unlingered "
+        "raw producer, for context.",
+        f"paced: p50 {m('paced_p50_ms'):.1f} ms, p99 {m('paced_p99_ms'):.1f} ms, max "
+        f"{m('paced_max_ms'):.1f} ms; client's own send lag p99 "
+        f"{m('paced_client_lag_p99_ms'):.1f} ms. Ratio spread over rounds, single events: "
+        f"{r.spread('ratio1')}.",
+    ]
+
+    print(
+        f"\ningest benchmark - {datetime.now(UTC):%Y-%m-%d %H:%M} UTC - {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"{'scenario':<78} {'raw ev/s':>9} {'ingest':>9} {'ratio':>6} {'p99 ms':>7}")
+    for row in rows:
+
+        def cell(v: float | None, fmt: str) -> str:
+            return "-" if v is None else format(v, fmt)
+
         print(
-            f"{r['source']:>10} {r['requests']:>8} {r['rps']:>16,.0f} {r['p99_ms']:>7.1f} {r['ratio']:>20.2f}"
+            f"{row['scenario']:<78} {cell(row['raw_eps'], ',.0f'):>9} "
+            f"{cell(row['ingest_eps'], ',.0f'):>9} {cell(row['ratio'], '.2f'):>6} "
+            f"{cell(row['p99_ms'], '.1f'):>7}"
         )
+    for note in notes:
+        print("- " + note)
     print(
-        f"POST /v1/events single events at {args.rate:.0f} req/s for 10 s: p99 {paced_p99:.1f} ms (goal <= 50 ms)"
-    )
-    goal = next(r for r in rows if r["batch"] == 500)["ratio"]
-    print(
-        f"goal: ratio >= 0.50 for batches of 500 -> {goal:.2f} {'MET' if goal >= 0.5 else 'NOT MET'}"
+        "goals: batches of 500 >= 0.5x, every single-event row >= 0.5x, paced p99 <= 50 ms -> "
+        + ("MET" if met else "NOT MET")
     )
     if args.json:
         args.json.write_text(
@@ -352,10 +572,15 @@ async def main() -> None:
                 {
                     "benchmark": "ingest",
                     "rows": rows,
-                    "sources": sources,
-                    "paced_p99_ms": paced_p99,
-                    "goal": {"ratio_batch_500": 0.5},
-                    "met": goal >= 0.5,
+                    "notes": notes,
+                    "rounds": r.values,
+                    "goal": {
+                        "ratio_batch_500": 0.5,
+                        "ratio_single_event": 0.5,
+                        "paced_p99_ms": 50,
+                        "paced_rate": args.rate,
+                    },
+                    "met": met,
                 },
                 indent=2,
             )
