@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -930,12 +931,15 @@ def zammad_life(t0: datetime) -> list[Step]:
 
 
 def chatwoot_sign(body: bytes, secret: str, now: datetime) -> dict[str, str]:
+    """As Webhooks::Trigger#request_headers (chatwoot/chatwoot lib/webhooks/trigger.rb)
+    builds them: the HMAC covers "<timestamp>.<body>"; the delivery id is a UUID (here
+    derived from the body, so a test's retry repeats it as Chatwoot's job retry does)."""
     stamp = str(int(now.timestamp()))
     digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return {
         "X-Chatwoot-Signature": f"sha256={digest}",
         "X-Chatwoot-Timestamp": stamp,
-        "X-Chatwoot-Delivery": hashlib.sha1(body).hexdigest(),
+        "X-Chatwoot-Delivery": str(uuid.UUID(bytes=hashlib.sha1(body).digest()[:16], version=4)),
     }
 
 

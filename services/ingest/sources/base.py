@@ -82,6 +82,9 @@ class Adapter:
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Bytes -> bytes before JSON parsing, for a system known to write one thing wrong.
     prepare: Callable[[bytes], bytes] | None = None
+    # The answer once the broker acked: 202, unless the system counts anything but one
+    # particular success status as a failed delivery.
+    accepted_status: int = 202
 
 
 # ------------------------------------------------------------------ payload helpers

@@ -1,6 +1,7 @@
 """``POST /v1/sources/{system}``: one route per helpdesk, mounted on the ingest app.
 
-Answers (docs/sources.md): 202 ``{"accepted": n}`` once the broker acked every event; 200
+Answers (docs/sources.md): 202 ``{"accepted": n}`` once the broker acked every event (200
+for a system that counts anything else as a failed delivery: Zoho Desk); 200
 ``{"accepted": 0, "ignored": "<event type>"}`` for a delivery slawatch has no use for (so
 the helpdesk keeps the webhook); 401 when the request is not provably from the system;
 400/413/415/422 for bodies that cannot be used (nothing published); 503 + Retry-After when
@@ -53,8 +54,16 @@ class Ignored(BaseModel):
 
 
 def _responses(system: str) -> dict[int | str, dict[str, Any]]:
+    ignored = {"model": Ignored, "description": "Acknowledged; nothing in it that slawatch uses."}
+    if ADAPTERS[system].accepted_status == 200:
+        # The route's model (Accepted) documents both: an ignored body is also an Accepted.
+        ignored = {
+            "description": "Accepted once the broker acked every event (`accepted` > 0), or "
+            "acknowledged with nothing slawatch uses (`accepted` 0 and `ignored`): this system "
+            "counts any other success status as a failed delivery.",
+        }
     return {
-        200: {"model": Ignored, "description": "Acknowledged; nothing in it that slawatch uses."},
+        200: ignored,
         400: {"model": Problem, "description": "Body is not JSON, or nested too deep."},
         401: {"model": Problem, "description": f"Not provably from {ADAPTERS[system].title}."},
         413: {"model": Problem, "description": "Body too large."},
@@ -105,7 +114,9 @@ def mount_sources(
             for type_, count in Counter(e.type for e in result.events).items():
                 metrics.accepted.labels(type_, system).inc(count)
             outcome = "accepted"
-            return JSONResponse({"accepted": len(result.events)}, status_code=202)
+            return JSONResponse(
+                {"accepted": len(result.events)}, status_code=ADAPTERS[system].accepted_status
+            )
         except Unauthorized as exc:
             outcome = "unauthorized"
             log.info("refused a %s request: %s", system, exc, extra={"source": system})
@@ -145,7 +156,7 @@ def mount_sources(
         endpoint = make()
         app.post(
             f"/v1/sources/{system}",
-            status_code=202,
+            status_code=adapter.accepted_status,
             response_model=Accepted,
             responses=_responses(system),
             openapi_extra={

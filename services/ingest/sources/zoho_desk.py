@@ -5,9 +5,13 @@ key of the key set it publishes (``https://desk.zoho.com/.well-known/jwks.json``
 centre), with issuer ``orgId:<org id>``, audience ``webhookId:<webhook id>`` and a short
 expiry (as the issue records it, and as third-party receivers of Zoho Desk webhooks verify
 it). The token does not cover the body: a captured token could be replayed with another
-body until it expires, which the replay window bounds. Zoho expects an answer within 5 s
-and deletes a subscription that answers 410 (Zoho Desk "Webhook Documentation",
-https://desk.zoho.com/support/WebhookDocument.do); slawatch never answers 410.
+body until it expires, which the replay window bounds. What Zoho's own "Desk Webhook
+Documentation" (https://desk.zoho.com/support/WebhookDocument.do) confirms: a delivery
+counts as received only if answered 200 OK (so accepted deliveries are answered 200, not
+202) within 5 s (10 s in a later version of the page), and a 410 removes the subscription
+(slawatch never answers 410). The header, RS256, the claims and the key set URL above are
+NOT confirmed from a Zoho source: the pages of Zoho's documentation stored here stop before
+them, and only third-party receivers of Zoho Desk webhooks agree on them.
 
 Body: a JSON array of events ``{eventType, eventTime (ms), orgId, payload, prevState}``;
 one delivery may carry several. Ticket_Add, Ticket_Update (with ``includePrevState``),
@@ -254,4 +258,14 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
     return Translation(events, None if events else ", ".join(sorted(set(ignored)))[:200] or "empty")
 
 
-ADAPTER = Adapter("zoho-desk", "Zoho Desk", verify, translate, body_kind="array", defaults=DEFAULTS)
+# "the callback URL must send a 200 OK response back. Event receipt is considered failed if
+# the callback URL sends a response other than 200 OK" (Zoho Desk Webhook Documentation).
+ADAPTER = Adapter(
+    "zoho-desk",
+    "Zoho Desk",
+    verify,
+    translate,
+    body_kind="array",
+    defaults=DEFAULTS,
+    accepted_status=200,
+)
