@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -40,7 +40,7 @@ from services.notifier.stages.retry import RetryPolicy
 from services.notifier.stages.silences import Silence, SilenceSet
 from services.notifier.store import SILENCE_MATCHER_FIELDS, NotifierStore, PgDeliverySink
 from services.notifier.templates import Renderer
-from shared.auth import ApiKeys, bearer_token
+from shared.auth import ApiKeys, OperatorKey, access_from, require_role
 from shared.kafka import client_options, make_producer
 from shared.tasks import cancel_all, supervise
 
@@ -248,24 +248,13 @@ def create_app(
 
     app = FastAPI(title="slawatch notifier", version="1", lifespan=lifespan)
     app.state.notifier = notifier
-
-    def author(request: Request) -> str:
-        """The API key's name, or 401/403: silences change who gets told about breaches."""
-        if api_keys is None:
-            raise HTTPException(
-                403, detail="silences are read-only here: set SLAWATCH_NOTIFIER_API_KEYS"
-            )
-        token = bearer_token(request.headers.get("authorization"))
-        name = api_keys.identify(token) if token else None
-        if name is None:
-            raise HTTPException(
-                401, detail="missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return name
+    # shared/auth.py: reads need `viewer`; silences (they change who gets told) `operator`.
+    app.state.access = access_from(settings, api_keys)
+    viewer = [Depends(require_role("viewer"))]
 
     @app.post("/v1/silences", status_code=201, summary="Silence matching notifications for a while.")
-    async def create_silence(body: SilenceIn, request: Request) -> dict[str, Any]:
-        who = author(request)
+    async def create_silence(body: SilenceIn, principal: OperatorKey) -> dict[str, Any]:
+        who = principal.name
         now = datetime.now(UTC)
         silence = build_silence(body, who, now)
         assert notifier.store and notifier.dispatcher
@@ -280,7 +269,7 @@ def create_app(
         )
         return silence_json(silence, now)
 
-    @app.get("/v1/silences", summary="Silences, newest last; filter by state.")
+    @app.get("/v1/silences", summary="Silences, newest last; filter by state.", dependencies=viewer)
     async def list_silences(
         state: Literal["active", "pending", "expired"] | None = None,
     ) -> dict[str, Any]:
@@ -291,7 +280,7 @@ def create_app(
             items = [item for item in items if item["state"] == state]
         return {"silences": items}
 
-    @app.get("/v1/silences/{silence_id}")
+    @app.get("/v1/silences/{silence_id}", dependencies=viewer)
     async def get_silence(silence_id: str) -> dict[str, Any]:
         assert notifier.store
         silence = await notifier.store.silence(silence_id)
@@ -300,8 +289,8 @@ def create_app(
         return silence_json(silence, datetime.now(UTC))
 
     @app.delete("/v1/silences/{silence_id}", summary="Expire a silence now (kept for the record).")
-    async def expire_silence(silence_id: str, request: Request) -> dict[str, Any]:
-        who = author(request)
+    async def expire_silence(silence_id: str, principal: OperatorKey) -> dict[str, Any]:
+        who = principal.name
         assert notifier.store and notifier.dispatcher
         now = datetime.now(UTC)
         silence = await notifier.store.expire_silence(silence_id, now)
@@ -311,7 +300,7 @@ def create_app(
         log.info("silence %s expired by %s", silence_id, who)
         return silence_json(silence, now)
 
-    @app.get("/v1/notifications", summary="The delivery log, newest first.")
+    @app.get("/v1/notifications", summary="The delivery log, newest first.", dependencies=viewer)
     async def notifications(
         ticket_id: str | None = None,
         status: Status | None = None,

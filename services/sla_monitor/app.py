@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -28,6 +28,7 @@ from services.sla_monitor.outbox import OutboxDrainer
 from services.sla_monitor.settings import MonitorSettings
 from services.sla_monitor.store import Store
 from services.sla_monitor.worker import Worker
+from shared.auth import access_from, require_role
 from shared.kafka import client_options, make_producer
 from shared.tasks import cancel_all, supervise
 
@@ -149,10 +150,13 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
 
     app = FastAPI(title="slawatch monitor", version="1", lifespan=lifespan)
     app.state.monitor = monitor
+    app.state.access = access_from(settings)  # shared/auth.py: read routes need `viewer`
+    viewer = [Depends(require_role("viewer"))]
 
     @app.get(
         "/v1/tickets/{ticket_id}/sla",
         summary="The SLA status of one ticket, and why its policy applies.",
+        dependencies=viewer,
     )
     async def ticket_sla(ticket_id: str) -> dict[str, Any]:
         assert monitor.store
@@ -163,7 +167,7 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
             engine_port.load(states[ticket_id], monitor.policies), datetime.now(UTC)
         )
 
-    @app.get("/v1/sla/at-risk", summary="Open targets due soonest.")
+    @app.get("/v1/sla/at-risk", summary="Open targets due soonest.", dependencies=viewer)
     async def at_risk(
         within: str = Query("30m", description="Window, e.g. 30m, 2h."),
         limit: int = Query(50, ge=1, le=500),
@@ -184,6 +188,7 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     @app.get(
         "/v1/reports/compliance",
         summary="SLA compliance and service KPIs for tickets created in [from, to).",
+        dependencies=viewer,
     )
     async def compliance(
         from_: str | None = Query(None, alias="from"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -19,6 +20,10 @@ from aiokafka import AIOKafkaProducer
 from shared.devstack import free_port
 
 FAST_POLICIES = Path(__file__).with_name("fast-policies.yaml")
+# The read API needs a key (shared/auth.py); monitors started here accept this viewer key.
+READ_TOKEN = "monitor-reader-token"
+READ_AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
+READ_KEYS = "reader:viewer:" + hashlib.sha256(READ_TOKEN.encode()).hexdigest()
 
 
 @dataclass
@@ -92,6 +97,7 @@ def monitor_env(
         "SLAWATCH_POLICY_FILE": str(policy_file),
         "SLAWATCH_MONITOR_GROUP_ID": settings.topic_events + ".monitor",
         "SLAWATCH_LOG_LEVEL": "INFO",
+        "SLAWATCH_API_KEYS": READ_KEYS,
         **extra,
     }
 
