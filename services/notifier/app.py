@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -36,12 +36,20 @@ from services.notifier.matchers import MatcherError, Matchers
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Status
 from services.notifier.settings import NotifierSettings
+from services.notifier.stages.repeat import Acknowledgement, Acknowledgements
 from services.notifier.stages.retry import RetryPolicy
 from services.notifier.stages.silences import Silence, SilenceSet
-from services.notifier.store import SILENCE_MATCHER_FIELDS, NotifierStore, PgDeliverySink
+from services.notifier.store import (
+    SILENCE_MATCHER_FIELDS,
+    AckStore,
+    AlreadyAcknowledged,
+    NotifierStore,
+    PgDeliverySink,
+)
 from services.notifier.templates import Renderer
 from shared.auth import ApiKeys, OperatorKey, access_from, require_role
 from shared.kafka import client_options, make_producer
+from shared.sla_events import Target
 from shared.tasks import cancel_all, supervise
 
 log = logging.getLogger("slawatch.notifier")
@@ -65,6 +73,7 @@ class Notifier:
         self.calendars = calendars or {}
         self.metrics = NotifierMetrics()
         self.store: NotifierStore | None = None
+        self.acks: AckStore | None = None
         self.producer = None
         self.kafka: AIOKafkaConsumer | None = None
         self.client: httpx.AsyncClient | None = None
@@ -78,8 +87,10 @@ class Notifier:
         self.store = await NotifierStore.connect(s.database_url)
         self.producer = make_producer(s)
         await self.producer.start()
+        self.acks = AckStore(self.store.pool)
         silences = SilenceSet.of(await self.store.silences(since=datetime.now(UTC)))
-        core = NotifierCore(self.config, calendars=self.calendars, silences=silences)
+        acks = Acknowledgements.of(await self.acks.list(standing_only=True))
+        core = NotifierCore(self.config, calendars=self.calendars, silences=silences, acks=acks)
         # Provider URLs are secrets: never follow a redirect to somewhere else with the body.
         self.client = httpx.AsyncClient(follow_redirects=False)
         self.dispatcher = Dispatcher(
@@ -130,9 +141,12 @@ class Notifier:
             await self.reload_silences()
 
     async def reload_silences(self) -> None:
-        assert self.store and self.dispatcher
+        """Silences and acknowledgements made or ended through other notifier processes."""
+        assert self.store and self.acks and self.dispatcher
         current = await self.store.silences(since=datetime.now(UTC))
         self.dispatcher.core.silences = SilenceSet.of(current)
+        standing = await self.acks.list(standing_only=True)
+        self.dispatcher.core.acks = Acknowledgements.of(standing)
 
     async def stop(self) -> None:
         await cancel_all(self.tasks)
@@ -227,6 +241,41 @@ def build_silence(body: SilenceIn, author: str, now: datetime) -> Silence:
     )
 
 
+# ---------------------------------------------------------------- acknowledgements API
+
+class AcknowledgementIn(BaseModel):
+    """Acknowledge the breach of one SLA clock: its reminders stop; the outcome stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    target: Target
+    cycle: int = Field(0, ge=0, le=1_000_000)
+    comment: str = Field("", max_length=2000, pattern=r"^[^\x00]*$")
+    acknowledged_by: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Default: the API key's name. The console sends the logged-in key's name.",
+    )
+
+
+def ack_json(ack: Acknowledgement) -> dict[str, Any]:
+    return {
+        "id": ack.id,
+        "ticket_id": ack.ticket_id,
+        "target": ack.target,
+        "cycle": ack.cycle,
+        "acknowledged_by": ack.acknowledged_by,
+        "acknowledged_at": ack.acknowledged_at.isoformat(),
+        "comment": ack.comment,
+        "standing": ack.standing,
+        "withdrawn_at": ack.withdrawn_at.isoformat() if ack.withdrawn_at else None,
+        "withdrawn_by": ack.withdrawn_by,
+    }
+
+
 # ---------------------------------------------------------------- app
 
 
@@ -299,6 +348,71 @@ def create_app(
         notifier.dispatcher.core.silences.remove(silence_id)
         log.info("silence %s expired by %s", silence_id, who)
         return silence_json(silence, now)
+
+    @app.post(
+        "/v1/acknowledgements",
+        status_code=201,
+        summary="Acknowledge a breach: its reminders stop; the SLA outcome does not change.",
+        responses={409: {"description": "This breach is already acknowledged."}},
+    )
+    async def acknowledge(body: AcknowledgementIn, principal: OperatorKey) -> dict[str, Any]:
+        assert notifier.acks and notifier.dispatcher
+        ack = Acknowledgement(
+            id=uuid.uuid4().hex,
+            ticket_id=body.ticket_id,
+            target=body.target.value,
+            cycle=body.cycle,
+            acknowledged_by=body.acknowledged_by or principal.name,
+            acknowledged_at=datetime.now(UTC),
+            comment=body.comment,
+        )
+        try:
+            ack = await notifier.acks.put(ack)
+        except AlreadyAcknowledged as exc:
+            raise HTTPException(
+                409,
+                detail=f"already acknowledged by {exc.standing.acknowledged_by} ({exc.standing.id})",
+            ) from None
+        notifier.dispatcher.core.acks.put(ack)
+        log.info(
+            "breach %s/%s#%d acknowledged by %s (key %s)",
+            ack.ticket_id,
+            ack.target,
+            ack.cycle,
+            ack.acknowledged_by,
+            principal.name,
+            extra={"ticket_id": ack.ticket_id},
+        )
+        return ack_json(ack)
+
+    @app.get(
+        "/v1/acknowledgements",
+        summary="Acknowledgements, oldest first; filter by ticket (repeatable).",
+        dependencies=viewer,
+    )
+    async def list_acknowledgements(
+        ticket_id: Annotated[list[str] | None, Query(max_length=500)] = None,
+        standing: Annotated[bool, Query(description="Only those not withdrawn.")] = False,
+    ) -> dict[str, Any]:
+        assert notifier.acks
+        for value in ticket_id or ():
+            if not value or len(value) > 128 or "\x00" in value:
+                raise _unprocessable("ticket_id", "1 to 128 characters, no NUL")
+        acks = await notifier.acks.list(ticket_ids=ticket_id, standing_only=standing)
+        return {"acknowledgements": [ack_json(a) for a in acks]}
+
+    @app.delete(
+        "/v1/acknowledgements/{ack_id}",
+        summary="Withdraw an acknowledgement (kept for the record); reminders resume.",
+    )
+    async def withdraw_acknowledgement(ack_id: str, principal: OperatorKey) -> dict[str, Any]:
+        assert notifier.acks and notifier.dispatcher
+        ack = await notifier.acks.withdraw(ack_id, principal.name, datetime.now(UTC))
+        if ack is None:
+            raise HTTPException(404, detail=f"no acknowledgement {ack_id[:64]!r}")
+        notifier.dispatcher.core.acks.remove(ack)
+        log.info("acknowledgement %s withdrawn by %s", ack.id, principal.name)
+        return ack_json(ack)
 
     @app.get("/v1/notifications", summary="The delivery log, newest first.", dependencies=viewer)
     async def notifications(

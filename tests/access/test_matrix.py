@@ -49,6 +49,9 @@ NOTIFIER = {
     ("GET", "/v1/silences/{silence_id}"): "viewer",
     ("DELETE", "/v1/silences/{silence_id}"): "operator",
     ("GET", "/v1/notifications"): "viewer",
+    ("POST", "/v1/acknowledgements"): "operator",
+    ("GET", "/v1/acknowledgements"): "viewer",
+    ("DELETE", "/v1/acknowledgements/{ack_id}"): "operator",
 }
 BODIES = {
     ("POST", "/v1/silences"): {"match": {"ticket_id": "M-1"}, "duration": "1h"},
