@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.sla_monitor import engine_port, reports
+from services.sla_monitor import board, engine_port, reports
 from services.sla_monitor.metrics import MonitorMetrics
 from services.sla_monitor.outbox import OutboxDrainer
 from services.sla_monitor.settings import MonitorSettings
@@ -152,6 +152,7 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     app.state.monitor = monitor
     app.state.access = access_from(settings)  # shared/auth.py: read routes need `viewer`
     viewer = [Depends(require_role("viewer"))]
+    app.include_router(board.router)  # the console's read routes (board.py)
 
     @app.get(
         "/v1/tickets/{ticket_id}/sla",
