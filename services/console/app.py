@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI, Request
@@ -253,7 +253,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     def prefs(request: Request) -> tuple[str, ZoneInfo, str | None]:
         lang = i18n.choose(request.cookies.get("lang"), request.headers.get("accept-language"))
-        zone_name = request.cookies.get("tz")
+        zone_name = unquote(request.cookies.get("tz") or "")
         zone = zone_of(zone_name)
         return lang, zone or ZoneInfo("UTC"), zone_name if zone else None
 
@@ -549,7 +549,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     async def report_context(request: Request) -> dict[str, Any]:
         q = request.query_params
         _, zone, _ = prefs(request)
-        zone_name = q.get("tz") or request.cookies.get("tz") or "UTC"
+        zone_name = q.get("tz") or unquote(request.cookies.get("tz") or "") or "UTC"
         zone = zone_of(zone_name)
         if zone is None:
             raise Refused(422, "tz: not an IANA time zone")

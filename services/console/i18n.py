@@ -171,7 +171,18 @@ _ZH = {
     "d": "天",
 }
 
-TABLES = {"zh-CN": _ZH}
+# English words for the API's identifiers (the rest of the English text is the key itself).
+_EN = {
+    "first_response": "First response",
+    "next_response": "Next response",
+    "periodic_update": "Periodic update",
+    "resolution": "Resolution",
+    "at_risk": "at risk",
+    "ticket_id": "ticket",
+    "customer_tier": "customer tier",
+}
+
+TABLES = {"zh-CN": _ZH, "en": _EN}
 
 
 def choose(cookie: str | None, accept_language: str | None) -> str:

@@ -7,7 +7,7 @@
     try {
       var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
       if (zone) {
-        document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; samesite=strict";
+        document.cookie = "tz=" + zone.replace(/[^A-Za-z0-9_\/+-]/g, "") + "; path=/; max-age=31536000; samesite=strict";
         if (!sessionStorage.getItem("slawatch-tz-set")) {
           sessionStorage.setItem("slawatch-tz-set", "1");
           location.reload();
