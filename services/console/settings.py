@@ -45,6 +45,15 @@ class ConsoleSettings(CommonSettings):
         "viewer", description="Role of users the proxy authenticated."
     )
 
+    @field_validator("console_at_risk_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        from shared.engine import parse_duration
+
+        if not 0 < parse_duration(value) <= 90 * 86_400:  # raises ValueError naming the problem
+            raise ValueError("between 1s and 90d")
+        return value
+
     @field_validator("console_monitor_url", "console_notifier_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
