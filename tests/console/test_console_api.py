@@ -139,3 +139,86 @@ def test_session_cookies_expire_are_signed_and_end_with_their_key() -> None:
     other = sessions.issue("vera", "viewer", now=1000.0)[1]
     assert not sessions.check_csrf(session, sessions.csrf_token(other))
     assert time.time() > 0 and NAMES["viewer"] == "vera"
+
+
+# Every console route and what it needs; the test fails when a route is added undeclared.
+CONSOLE_ROUTES = {
+    ("GET", "/login"): None,
+    ("POST", "/login"): None,
+    ("POST", "/logout"): "viewer",
+    ("GET", "/prefs"): None,
+    ("GET", "/"): "viewer",
+    ("GET", "/board"): "viewer",
+    ("GET", "/live"): "viewer",
+    ("GET", "/tickets/{ticket_id}"): "viewer",
+    ("POST", "/tickets/{ticket_id}/silence"): "operator",
+    ("POST", "/tickets/{ticket_id}/acknowledge"): "operator",
+    ("GET", "/reports"): "viewer",
+    ("GET", "/reports.csv"): "viewer",
+    ("GET", "/silences"): "viewer",
+    ("POST", "/silences"): "operator",
+    ("POST", "/silences/{silence_id}/expire"): "operator",
+    ("GET", "/notifications"): "viewer",
+    ("GET", "/healthz"): None,
+    ("GET", "/readyz"): None,
+    ("GET", "/metrics"): None,
+}
+LADDER = ("viewer", "operator", "admin")
+
+
+def test_every_console_route_is_declared() -> None:
+    from fastapi.routing import APIRoute
+
+    from services.console.app import create_app
+    from services.console.settings import ConsoleSettings
+
+    app = create_app(ConsoleSettings(console_session_secret="s" * 40))
+    routes = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods - {"HEAD"}
+    }
+    assert routes == set(CONSOLE_ROUTES)
+
+
+async def test_console_routes_by_role(stack) -> None:
+    """With a bearer key (scripts) and with a session cookie (people), for each role."""
+    await stack.post(created("CM-1", customer_tier="gold"))
+    async with httpx.AsyncClient(base_url=stack.url("monitor"), timeout=10) as monitor:
+        async def known():
+            r = await monitor.get("/v1/tickets/CM-1/sla", headers={"Authorization": f"Bearer {TOKENS['viewer']}"})
+            return r.status_code == 200
+
+        await eventually(known)
+    bodies = {
+        "/tickets/{ticket_id}/silence": {"duration": "1h"},
+        "/tickets/{ticket_id}/acknowledge": {"target": "resolution", "cycle": "0"},
+        "/silences": {"field0": "ticket_id", "value0": "CM-1", "duration": "1h"},
+    }
+    for role in LADDER:
+        async with httpx.AsyncClient(base_url=stack.console, timeout=10) as http:
+            csrf = await login(http, role)
+            for (method, path), need in CONSOLE_ROUTES.items():
+                if path in ("/login", "/logout", "/live", "/prefs") or need is None:
+                    continue
+                url = path.replace("{ticket_id}", "CM-1").replace("{silence_id}", "nope")
+                form = {**bodies.get(path, {}), "csrf_token": csrf} if method == "POST" else None
+                answer = await http.request(method, url, data=form)
+                allowed = LADDER.index(role) >= LADDER.index(need)
+                if allowed:
+                    assert answer.status_code in (200, 303, 404, 409), (role, method, path, answer.text[:300])
+                else:
+                    assert answer.status_code == 403, (role, method, path)
+            async with http.stream("GET", "/live") as live:  # the SSE stream opens
+                assert live.status_code == 200
+                assert live.headers["content-type"].startswith("text/event-stream")
+        headers = {"Authorization": f"Bearer {TOKENS[role]}"}
+        async with httpx.AsyncClient(base_url=stack.console, timeout=10, headers=headers) as script:
+            for (method, path), need in CONSOLE_ROUTES.items():
+                if need != "operator":
+                    continue
+                url = path.replace("{ticket_id}", "CM-1").replace("{silence_id}", "nope")
+                answer = await script.request(method, url, data=bodies.get(path, {}))
+                expected_ok = LADDER.index(role) >= 1
+                assert (answer.status_code != 403) is expected_ok, (role, path, answer.status_code)
