@@ -420,7 +420,7 @@ def create_app(
         status: Status | None = None,
         receiver: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=1_000_000),
     ) -> dict[str, Any]:
         assert notifier.store
         entries = await notifier.store.log(

@@ -172,7 +172,7 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     async def at_risk(
         within: str = Query("30m", description="Window, e.g. 30m, 2h."),
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=1_000_000),
     ) -> dict[str, Any]:
         assert monitor.store
         window = parse_window(within, "within")
