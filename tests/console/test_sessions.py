@@ -87,3 +87,18 @@ def test_bad_console_settings_stop_it_with_one_line(env, variable) -> None:
     assert result.returncode == 2, result.stderr
     assert variable in result.stderr
     assert SECRET not in result.stderr
+
+
+async def test_a_service_that_cannot_be_reached_is_shown_plainly() -> None:
+    from shared.devstack import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with client(console_monitor_url=closed, console_notifier_url=closed) as http:
+        headers = {"Authorization": f"Bearer {TOKENS['viewer']}"}
+        page = await http.get("/", headers=headers)
+        assert page.status_code == 502
+        assert "Could not reach the monitor" in page.text
+        zh = await http.get("/", headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9"})
+        assert "无法连接监控服务" in zh.text
+        wrong = await http.get("/", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "nope" not in wrong.text
