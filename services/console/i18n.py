@@ -40,6 +40,7 @@ _ZH = {
     "Overdue": "超时",
     "Status": "状态",
     "tickets": "个工单",
+    "as of": "截至",
     "Nothing at risk, breached or paused.": "没有即将违约、已违约或已暂停的目标。",
     "Latest SLA events": "最新 SLA 事件",
     "No SLA events since this page opened.": "打开本页以来没有 SLA 事件。",

@@ -1,4 +1,5 @@
-"""Fixtures for the console's tests: one real stack for the module, a webhook receiver."""
+"""Fixtures for the console's tests: one real stack shared by every console test module
+(each uses its own ticket ids), and the webhook receiver its notifier posts to."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from tests.helpers import serve
 from tests.notifier.support import HttpSink
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def webhook() -> AsyncIterator[tuple[HttpSink, str]]:
     sink = HttpSink()
     async with serve(sink.app) as url:
         yield sink, url
 
 
-@pytest.fixture(scope="module")
-async def stack(kafka_bootstrap, database_url, webhook, request) -> AsyncIterator[Stack]:
+@pytest.fixture(scope="session")
+async def stack(kafka_bootstrap, database_url, webhook) -> AsyncIterator[Stack]:
     import asyncio
 
     name = "c_" + uuid.uuid4().hex[:12]
@@ -34,7 +35,7 @@ async def stack(kafka_bootstrap, database_url, webhook, request) -> AsyncIterato
         await admin.close()
     url = with_database(database_url, name)
     await asyncio.to_thread(migrate.upgrade, url)
-    folder = ARTEFACTS / request.module.__name__.rsplit(".", 1)[-1]
+    folder = ARTEFACTS / "stack"
     stack = await asyncio.to_thread(start_stack, kafka_bootstrap, url, webhook[1], folder)
     try:
         yield stack

@@ -146,8 +146,10 @@ async def test_live_board_ticket_acknowledgement_and_silence(stack, browser, web
     assert time.monotonic() - warned_at > 2  # the warning was on screen before the breach
     await expect(row.locator(".overdue")).to_be_visible()
     assert await board.evaluate("window.__sameDocument") == "yes"  # never reloaded
-    await expect(board.locator('[data-count="breached"]')).to_have_text("1")
     await shot(board, "board-en")
+    await board.goto(stack.console + "/?assignee=li.na")  # filters are in the URL
+    await expect(board.locator('[data-count="breached"]')).to_have_text("1")
+    await expect(board.locator("input[name='assignee']")).to_have_value("li.na")
 
     # 2. A second ticket, silenced from its page before it breaches.
     await stack.post(created("CB-2", customer_tier="gold", group="billing"))
