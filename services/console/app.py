@@ -18,6 +18,8 @@ import io
 import json
 import logging
 import secrets
+import time as time_
+from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -60,6 +62,8 @@ ZONES = (
     "America/Los_Angeles", "Australia/Sydney",
 )
 PAGE_LIMIT = 50
+LOGIN_FAILURES = 10  # failed logins from one address within LOGIN_WINDOW_S, then 429
+LOGIN_WINDOW_S = 60.0
 # The compliance table: (column of the monitor's report, heading, how it is shown).
 REPORT_COLUMNS = (
     ("tickets", "Tickets", "int"),
@@ -324,6 +328,23 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     # ------------------------------------------------------------ login
 
+    # Failed logins per client address in the last LOGIN_WINDOW_S: guessing keys is slow.
+    failures: dict[str, deque[float]] = {}
+
+    def throttled(address: str, now: float) -> bool:
+        recent = failures.get(address)
+        while recent and recent[0] < now - LOGIN_WINDOW_S:
+            recent.popleft()
+        return bool(recent) and len(recent) >= LOGIN_FAILURES
+
+    def failed(address: str, now: float) -> None:
+        if len(failures) > 10_000:  # bounded: forget the quietest addresses
+            for key in [k for k, v in failures.items() if not v or v[-1] < now - LOGIN_WINDOW_S]:
+                del failures[key]
+            if len(failures) > 10_000:
+                failures.clear()
+        failures.setdefault(address, deque(maxlen=LOGIN_FAILURES)).append(now)
+
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> Response:
         if session_of(request) is not None:
@@ -332,12 +353,20 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     @app.post("/login")
     async def login(request: Request) -> Response:
+        address = request.client.host if request.client else "-"
+        now = time_.monotonic()
+        if throttled(address, now):
+            console.metrics.logins.labels("throttled").inc()
+            return render(
+                request, "login.html", status=429, next="/", throttled=True
+            )
         form = await read_form(request)
         key = str(form.get("key") or "").strip()
         target = safe_next(str(form.get("next") or "/"))
         principal = access.authenticate(key) if key and len(key) <= 512 else None
         if principal is None or principal.role not in LADDER:
             console.metrics.logins.labels("refused").inc()
+            failed(address, now)
             log.info("console: login refused")
             return render(request, "login.html", status=401, next=target, failed=True)
         cookie, _ = console.sessions.issue(principal.name, principal.role)

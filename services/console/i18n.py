@@ -16,6 +16,7 @@ _ZH = {
     "API key": "API 密钥",
     "Log in with an API key of role viewer, operator or admin.": "请使用 viewer、operator 或 admin 角色的 API 密钥登录。",
     "Unknown key.": "密钥无效。",
+    "Too many failed logins; wait a minute.": "登录失败次数过多，请一分钟后再试。",
     "Your session has ended; log in again.": "会话已结束，请重新登录。",
     "Time zone": "时区",
     "Language": "语言",

@@ -30,7 +30,7 @@ class ConsoleMetrics:
             registry=r,
         )
         self.logins = Counter(
-            "slawatch_console_logins", "Logins (ok, refused).", ["outcome"], registry=r
+            "slawatch_console_logins", "Logins (ok, refused, throttled).", ["outcome"], registry=r
         )
         self.backend_errors = Counter(
             "slawatch_console_backend_errors",

@@ -102,3 +102,11 @@ async def test_a_service_that_cannot_be_reached_is_shown_plainly() -> None:
         assert "无法连接监控服务" in zh.text
         wrong = await http.get("/", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and "nope" not in wrong.text
+
+
+async def test_failed_logins_from_one_address_are_throttled() -> None:
+    async with client() as http:
+        for _ in range(10):
+            assert (await http.post("/login", data={"key": "guess"})).status_code == 401
+        blocked = await http.post("/login", data={"key": TOKENS["viewer"]})
+        assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
