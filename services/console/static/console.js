@@ -51,8 +51,8 @@
     var line = function (id, series, unit) {
       var chart = echarts.init(document.getElementById(id), null, { renderer: "svg" });
       chart.setOption({
-        animation: false, tooltip: { trigger: "axis" }, legend: { top: 0 },
-        grid: { left: 50, right: 20, top: 40, bottom: 30 },
+        animation: false, tooltip: { trigger: "axis" }, legend: { bottom: 0 },
+        grid: { left: 50, right: 20, top: 30, bottom: 60 },
         xAxis: { type: "category", data: d.buckets },
         yAxis: { type: "value", name: unit },
         series: series.map(function (s) { return { name: s[0], type: "line", data: s[1], connectNulls: true }; })
