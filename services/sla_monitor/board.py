@@ -139,16 +139,25 @@ async def board(
         counted = await conn.fetchrow(counts_sql, *args)
         rows = await conn.fetch(page_sql, *args, limit, offset)
     items: list[dict[str, Any]] = []
+    now_ms = int(now.timestamp() * 1000)
+    paused_statuses = monitor.policies.pause_statuses
     for row in rows:
         described = engine_port.describe(engine_port.load(row["state"], monitor.policies), now)
         for target in described["targets"]:
             where_on_board = classify(target, now, window)
             if where_on_board is None or (state != "all" and where_on_board != state):
                 continue
+            calendar = monitor.policies.calendars.get(target.get("calendar"))
             items.append(
                 {
                     "ticket_id": described["ticket_id"],
                     "board_state": where_on_board,
+                    # Whether its business clock runs right now (so a countdown may tick):
+                    # the calendar is open and the ticket is not in a pause status.
+                    "clock_running": where_on_board != "paused"
+                    and described["status"] not in paused_statuses
+                    and calendar is not None
+                    and calendar.is_open(now_ms),
                     "ticket_status": described["status"],
                     **{k: v for k, v in described["attributes"].items() if k != "tags"},
                     **target,

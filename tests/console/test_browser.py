@@ -145,6 +145,9 @@ async def test_live_board_ticket_acknowledgement_and_silence(stack, browser, web
     await expect(row).to_have_class(re.compile(r"\bbreached\b"), timeout=20_000)
     assert time.monotonic() - warned_at > 2  # the warning was on screen before the breach
     await expect(row.locator(".overdue")).to_be_visible()
+    before = await row.locator(".overdue").inner_text()
+    await asyncio.sleep(2.2)  # the overdue time counts up between refreshes
+    assert await row.locator(".overdue").inner_text() != before
     assert await board.evaluate("window.__sameDocument") == "yes"  # never reloaded
     await shot(board, "board-en")
     await board.goto(stack.console + "/?assignee=li.na")  # filters are in the URL

@@ -83,6 +83,8 @@ async def test_board_timeline_and_series(kafka_bootstrap, topic_prefix, fresh_da
             assert items[0]["ticket_id"] == "B1" and items[0]["board_state"] == "breached"
             assert items[0]["overdue_seconds"] > 250 and items[0]["group"] == "billing"
             assert items[-1]["ticket_id"] == "P1" and items[-1]["board_state"] == "paused"
+            assert items[0]["clock_running"] is True  # the `always` calendar is open
+            assert items[-1]["clock_running"] is False
             deadlines = [i["deadline"] for i in items if i["board_state"] != "paused"]
             assert deadlines == sorted(deadlines)
             assert "S1" not in {i["ticket_id"] for i in items}

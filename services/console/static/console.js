@@ -17,6 +17,26 @@
     } catch (e) { /* keep UTC */ }
   }
 
+  // Countdowns in business time: the server says which clocks run right now (calendar
+  // open, ticket not paused); those tick here between refreshes (every 20 s, and on events).
+  var duration = function (seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
+    var m = Math.floor(seconds % 3600 / 60), s = seconds % 60, pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (d) return d + "d " + h + "h";
+    if (h) return h + "h " + pad(m) + "m";
+    if (m) return m + "m " + pad(s) + "s";
+    return s + "s";
+  };
+  setInterval(function () {
+    document.querySelectorAll("[data-tick]").forEach(function (cell) {
+      var up = cell.dataset.tick === "up";
+      var seconds = parseFloat(cell.dataset.seconds) + (up ? 1 : -1);
+      cell.dataset.seconds = String(Math.max(0, seconds));
+      cell.textContent = (up ? "+" : "") + duration(seconds);
+    });
+  }, 1000);
+
   document.querySelectorAll("select.autosubmit").forEach(function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
   });
