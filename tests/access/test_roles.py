@@ -123,3 +123,16 @@ def test_extra_service_keys_are_added() -> None:
     access = access_from(CommonSettings(api_keys=f"vera:viewer:{digest('v')}"), ops)
     assert access.check("o", "operator").name == "ops"
     assert access.check("v", "viewer").name == "vera"
+
+
+def test_ingest_keys_must_be_ingest_keys() -> None:
+    from tests.test_settings import run_cli
+
+    result = run_cli(
+        "ingest",
+        SLAWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1",
+        SLAWATCH_INGEST_API_KEYS="bob:viewer:" + "ab" * 32,
+    )
+    assert result.returncode == 2
+    assert "SLAWATCH_INGEST_API_KEYS" in result.stderr and "role viewer" in result.stderr
+    assert "ab" * 8 not in result.stderr
