@@ -213,13 +213,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     )
     app.state.console = console
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    original_publish = console.feed.publish
-
-    def publish(event: dict[str, Any]) -> None:
-        console.metrics.sla_events.inc()
-        original_publish(event)
-
-    console.feed.publish = publish  # type: ignore[method-assign]
+    console.feed.on_event = console.metrics.sla_events.inc
 
     # ------------------------------------------------------------ who is asking
 
@@ -577,7 +571,6 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
 
     async def report_context(request: Request) -> dict[str, Any]:
         q = request.query_params
-        _, zone, _ = prefs(request)
         zone_name = q.get("tz") or unquote(request.cookies.get("tz") or "") or "UTC"
         zone = zone_of(zone_name)
         if zone is None:

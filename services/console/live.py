@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,7 @@ class LiveFeed:
     subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     consumer: AIOKafkaConsumer | None = None
-    received: int = 0
+    on_event: Callable[[], None] | None = None  # e.g. a metric's inc
 
     async def run(self) -> None:
         topic = self.settings.topic_sla
@@ -90,7 +90,8 @@ class LiveFeed:
                 await self.consumer.stop()
 
     def publish(self, event: dict[str, Any]) -> None:
-        self.received += 1
+        if self.on_event is not None:
+            self.on_event()
         self.recent.appendleft(event)
         for queue in self.subscribers:
             if queue.full():

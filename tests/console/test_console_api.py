@@ -116,6 +116,12 @@ async def test_login_sessions_and_roles(stack) -> None:
         wrong = await scripted.get("/", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
 
+    async with httpx.AsyncClient(base_url=stack.console, timeout=10) as anonymous:
+        metrics = (await anonymous.get("/metrics")).text
+    assert 'slawatch_console_state_changes_total{action="silence",outcome="ok"}' in metrics
+    assert 'slawatch_console_logins_total{outcome="refused"}' in metrics
+    for token in TOKENS.values():
+        assert token not in metrics
     logs = "\n".join(s.log() for s in stack.services.values())
     assert "silence" in logs and "by otto" in logs and "login by vera (viewer)" in logs
     for token in TOKENS.values():
