@@ -110,3 +110,18 @@ async def test_failed_logins_from_one_address_are_throttled() -> None:
             assert (await http.post("/login", data={"key": "guess"})).status_code == 401
         blocked = await http.post("/login", data={"key": TOKENS["viewer"]})
         assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
+
+
+async def test_language_and_time_zone_are_chosen_and_kept() -> None:
+    async with client() as http:
+        page = await http.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+        assert '<html lang="zh-CN">' in page.text and "登录" in page.text
+        chosen = await http.get("/prefs", params={"lang": "en", "tz": "Asia/Tokyo", "next": "/login"})
+        assert chosen.status_code == 303 and chosen.headers["location"] == "/login"
+        page = await http.get("/login", headers={"Accept-Language": "zh-CN"})
+        assert '<html lang="en">' in page.text  # the choice wins over the browser's language
+        assert '<option value="Asia/Tokyo" selected>' in page.text
+        ignored = await http.get("/prefs", params={"lang": "xx", "tz": "Mars/Base", "next": "//evil"})
+        assert ignored.headers["location"] == "/"
+        page = await http.get("/login")
+        assert '<html lang="en">' in page.text and '<option value="Asia/Tokyo" selected>' in page.text
