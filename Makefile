@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install engine test-engine-pure prometheus-tools dev demo test test-unit lint format bench clean
+.PHONY: install engine test-engine-pure prometheus-tools chromium vendor dev demo test test-unit lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,13 +40,22 @@ $(NATIVE_BUILT): $(SYNCED) $(wildcard shared/engine/*.py) tools/build_native.py
 prometheus-tools:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || bash .ci/promtool.sh
 
+# Debian's chromium for the console's browser tests (.ci/chromium.sh apt-get installs it).
+chromium:
+	@test -x /usr/bin/chromium || bash .ci/chromium.sh
+
+# The console's front-end libraries, from the npm registry at the versions pinned in
+# tools/vendor.sh, into services/console/static/vendor/ (committed; nothing from a CDN).
+vendor:
+	bash tools/vendor.sh
+
 dev: install
 	$(VENV)/bin/slawatch dev
 
 demo: install
 	$(VENV)/bin/slawatch demo
 
-test: install prometheus-tools
+test: install prometheus-tools chromium
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-engine-pure
 

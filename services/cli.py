@@ -24,6 +24,7 @@ SERVICES: dict[str, tuple[str, str]] = {
         "Kafka consumer keeping SLA clocks; emits SLA events; read API",
     ),
     "notifier": ("services.notifier.main", "routes SLA events to chat, webhooks and e-mail"),
+    "console": ("services.console.main", "the supervisor console: live board, tickets, reports"),
 }
 
 # name -> (module, function taking argv and returning an exit code, help)

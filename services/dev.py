@@ -32,8 +32,9 @@ PORT_VARS = {
     "ingest": "SLAWATCH_INGEST_PORT",
     "monitor": "SLAWATCH_MONITOR_PORT",
     "notifier": "SLAWATCH_NOTIFIER_PORT",
+    "console": "SLAWATCH_CONSOLE_PORT",
 }
-DEFAULT_PORTS = {"ingest": 8080, "monitor": 8081, "notifier": 8082}
+DEFAULT_PORTS = {"ingest": 8080, "monitor": 8081, "notifier": 8082, "console": 8083}
 # Where a running `slawatch dev` says how to reach it (read by `slawatch demo`).
 STATE_FILE = Path(".devstack/dev.json")
 EXAMPLE_FILES = {
@@ -44,6 +45,7 @@ HOST_VARS = {
     "ingest": "SLAWATCH_INGEST_HOST",
     "monitor": "SLAWATCH_MONITOR_HOST",
     "notifier": "SLAWATCH_NOTIFIER_HOST",
+    "console": "SLAWATCH_CONSOLE_HOST",
 }
 
 
@@ -146,6 +148,10 @@ def dev_main(argv: Sequence[str]) -> int:
                 [sys.executable, "-m", "services.cli", "db", "upgrade"], env=env, check=True
             )
 
+        # The console reaches the monitor and notifier where this stack runs them.
+        for name, var in (("monitor", "SLAWATCH_CONSOLE_MONITOR_URL"), ("notifier", "SLAWATCH_CONSOLE_NOTIFIER_URL")):
+            host = env.get(HOST_VARS[name], "127.0.0.1")
+            env.setdefault(var, f"http://{host}:{env.get(PORT_VARS[name], DEFAULT_PORTS[name])}")
         processes: dict[str, subprocess.Popen[bytes]] = {}
         try:
             for name in services:
@@ -156,7 +162,10 @@ def dev_main(argv: Sequence[str]) -> int:
                 # The monitor is ready once its partitions are assigned and caught up.
                 probe = "/readyz" if name == "monitor" else "/healthz"
                 if _wait_healthy(f"http://{host}:{port}{probe}", processes[name], timeout=120):
-                    _say(f"{name:<9} http://{host}:{port}   (/healthz /readyz /metrics /docs)")
+                    if name == "console":
+                        _say(f"{name:<9} http://{host}:{port}   (log in with the dev token below)")
+                    else:
+                        _say(f"{name:<9} http://{host}:{port}   (/healthz /readyz /metrics /docs)")
                 else:
                     _say(f"{name} did not become healthy; see its log above")
                     return 1

@@ -62,6 +62,11 @@ class CommonSettings(BaseSettings):
     policy_file: Path = Field(
         Path("examples/policies.yaml"), description="The SLA policy file (YAML)."
     )
+    api_keys: str | None = Field(
+        None,
+        repr=False,
+        description="`name:role:sha256hex` keys of people and services reading the APIs and the console.",
+    )
     routes_file: Path = Field(
         Path("examples/routes.yaml"), description="The notification routing file (YAML)."
     )

@@ -19,7 +19,10 @@ log = logging.getLogger("slawatch.ingest")
 def api_keys_from(settings: IngestSettings) -> ApiKeys:
     """Keys from SLAWATCH_INGEST_API_KEYS; the documented dev token only when env=dev."""
     keys = api_keys_setting(
-        settings.ingest_api_keys, "SLAWATCH_INGEST_API_KEYS", dev=settings.is_dev
+        settings.ingest_api_keys,
+        "SLAWATCH_INGEST_API_KEYS",
+        dev=settings.is_dev,
+        allowed=frozenset({"ingest"}),  # `name:sha256hex` or `name:ingest:sha256hex`
     )
     if keys is None:
         raise bad_setting("SLAWATCH_INGEST_API_KEYS", "required unless SLAWATCH_ENV=dev")

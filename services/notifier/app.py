@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,15 +41,23 @@ from services.notifier.matchers import (
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Status
 from services.notifier.settings import NotifierSettings
+from services.notifier.stages.repeat import Acknowledgement, Acknowledgements
 from services.notifier.stages.retry import RetryPolicy
 from services.notifier.stages.silences import Silence, SilenceSet
-from services.notifier.store import SILENCE_MATCHER_FIELDS, NotifierStore, PgDeliverySink
+from services.notifier.store import (
+    SILENCE_MATCHER_FIELDS,
+    AckStore,
+    AlreadyAcknowledged,
+    NotifierStore,
+    PgDeliverySink,
+)
 from services.notifier.templates import Renderer
 from shared import http_errors
-from shared.auth import ApiKeys, bearer_token
+from shared.auth import ApiKeys, OperatorKey, access_from, require_role
 from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
 from shared.kafka import client_options, group_options, make_producer, stop_consumer
+from shared.sla_events import Target
 from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
 
 log = logging.getLogger("slawatch.notifier")
@@ -74,6 +82,7 @@ class Notifier:
         self.calendars = calendars or {}
         self.metrics = NotifierMetrics()
         self.store: NotifierStore | None = None
+        self.acks: AckStore | None = None
         self.producer = None
         self.kafka: AIOKafkaConsumer | None = None
         self.client: httpx.AsyncClient | None = None
@@ -88,8 +97,10 @@ class Notifier:
         self.store = await NotifierStore.connect(s.database_url)
         self.producer = make_producer(s)
         await self.producer.start()
+        self.acks = AckStore(self.store.pool)
         silences = SilenceSet.of(await self.store.silences(since=datetime.now(UTC)))
-        core = NotifierCore(self.config, calendars=self.calendars, silences=silences)
+        acks = Acknowledgements.of(await self.acks.list(standing_only=True))
+        core = NotifierCore(self.config, calendars=self.calendars, silences=silences, acks=acks)
         # Provider URLs are secrets: never follow a redirect to somewhere else with the body.
         self.client = httpx.AsyncClient(follow_redirects=False)
         self.dispatcher = Dispatcher(
@@ -142,9 +153,12 @@ class Notifier:
             await self.reload_silences()
 
     async def reload_silences(self) -> None:
-        assert self.store and self.dispatcher
+        """Silences and acknowledgements made or ended through other notifier processes."""
+        assert self.store and self.acks and self.dispatcher
         current = await self.store.silences(since=datetime.now(UTC))
         self.dispatcher.core.silences = SilenceSet.of(current)
+        standing = await self.acks.list(standing_only=True)
+        self.dispatcher.core.acks = Acknowledgements.of(standing)
 
     async def stop(self) -> None:
         """Graceful stop (SIGTERM/SIGINT), bounded by SLAWATCH_SHUTDOWN_TIMEOUT_S: take no
@@ -237,7 +251,9 @@ def build_silence(body: SilenceIn, author: str, now: datetime) -> Silence:
     try:
         matchers = Matchers.parse(body.match, body.match_re, extra_fields=SILENCE_MATCHER_FIELDS)
     except MatcherError as exc:
-        where = "match_re" if exc.field in body.match_re and exc.field not in body.match else "match"
+        where = (
+            "match_re" if exc.field in body.match_re and exc.field not in body.match else "match"
+        )
         raise _unprocessable(f"{where}.{exc.field}", exc.message) from None
     if matchers.empty:
         raise _unprocessable("match", "a silence needs at least one matcher")
@@ -271,6 +287,39 @@ def build_silence(body: SilenceIn, author: str, now: datetime) -> Silence:
     )
 
 
+# ---------------------------------------------------------------- acknowledgements API
+
+
+class AcknowledgementIn(BaseModel):
+    """Acknowledge the breach of one SLA clock: its reminders stop; the outcome stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: Identifier
+    target: Target
+    cycle: int = Field(0, ge=0, le=1_000_000)
+    comment: Annotated[Text, Field(max_length=2000)] = ""
+    acknowledged_by: Annotated[Line, Field(min_length=1, max_length=128)] | None = Field(
+        None,
+        description="Default: the API key's name. The console sends the logged-in key's name.",
+    )
+
+
+def ack_json(ack: Acknowledgement) -> dict[str, Any]:
+    return {
+        "id": ack.id,
+        "ticket_id": ack.ticket_id,
+        "target": ack.target,
+        "cycle": ack.cycle,
+        "acknowledged_by": ack.acknowledged_by,
+        "acknowledged_at": ack.acknowledged_at.isoformat(),
+        "comment": ack.comment,
+        "standing": ack.standing,
+        "withdrawn_at": ack.withdrawn_at.isoformat() if ack.withdrawn_at else None,
+        "withdrawn_by": ack.withdrawn_by,
+    }
+
+
 # ---------------------------------------------------------------- app
 
 
@@ -293,20 +342,9 @@ def create_app(
     app = FastAPI(title="slawatch notifier", version="1", lifespan=lifespan)
     app.state.notifier = notifier
     http_errors.install(app, max_body_bytes=MAX_BODY_BYTES)
-
-    def author(request: Request) -> str:
-        """The API key's name, or 401/403: silences change who gets told about breaches."""
-        if api_keys is None:
-            raise HTTPException(
-                403, detail="silences are read-only here: set SLAWATCH_NOTIFIER_API_KEYS"
-            )
-        token = bearer_token(request.headers.get("authorization"))
-        name = api_keys.identify(token) if token else None
-        if name is None:
-            raise HTTPException(
-                401, detail="missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return name
+    # shared/auth.py: reads need `viewer`; silences (they change who gets told) `operator`.
+    app.state.access = access_from(settings, api_keys)
+    viewer = [Depends(require_role("viewer"))]
 
     @app.post(
         "/v1/silences",
@@ -314,8 +352,8 @@ def create_app(
         summary="Silence matching notifications for a while.",
         responses=responses(400, 401, 403, 413, 422),
     )
-    async def create_silence(body: SilenceIn, request: Request) -> dict[str, Any]:
-        who = author(request)
+    async def create_silence(body: SilenceIn, principal: OperatorKey) -> dict[str, Any]:
+        who = principal.name
         now = datetime.now(UTC)
         silence = build_silence(body, who, now)
         assert notifier.store and notifier.dispatcher
@@ -331,7 +369,10 @@ def create_app(
         return silence_json(silence, now)
 
     @app.get(
-        "/v1/silences", summary="Silences, newest last; filter by state.", responses=responses(422)
+        "/v1/silences",
+        summary="Silences, newest last; filter by state.",
+        responses=responses(401, 403, 422),
+        dependencies=viewer,
     )
     async def list_silences(
         state: Literal["active", "pending", "expired"] | None = None,
@@ -343,7 +384,9 @@ def create_app(
             items = [item for item in items if item["state"] == state]
         return {"silences": items}
 
-    @app.get("/v1/silences/{silence_id}", responses=responses(404, 422))
+    @app.get(
+        "/v1/silences/{silence_id}", responses=responses(401, 403, 404, 422), dependencies=viewer
+    )
     async def get_silence(silence_id: SilenceId) -> dict[str, Any]:
         assert notifier.store
         silence = await notifier.store.silence(silence_id)
@@ -356,8 +399,8 @@ def create_app(
         summary="Expire a silence now (kept for the record).",
         responses=responses(401, 403, 404, 422),
     )
-    async def expire_silence(silence_id: SilenceId, request: Request) -> dict[str, Any]:
-        who = author(request)
+    async def expire_silence(silence_id: SilenceId, principal: OperatorKey) -> dict[str, Any]:
+        who = principal.name
         assert notifier.store and notifier.dispatcher
         now = datetime.now(UTC)
         silence = await notifier.store.expire_silence(silence_id, now)
@@ -367,8 +410,84 @@ def create_app(
         log.info("silence %s expired by %s", silence_id, who)
         return silence_json(silence, now)
 
+    @app.post(
+        "/v1/acknowledgements",
+        status_code=201,
+        summary="Acknowledge a breach: its reminders stop; the SLA outcome does not change.",
+        responses={
+            409: {
+                "model": http_errors.Problem,
+                "description": "This breach is already acknowledged.",
+            },
+            **responses(400, 401, 403, 413, 422),
+        },
+    )
+    async def acknowledge(body: AcknowledgementIn, principal: OperatorKey) -> dict[str, Any]:
+        assert notifier.acks and notifier.dispatcher
+        ack = Acknowledgement(
+            id=uuid.uuid4().hex,
+            ticket_id=body.ticket_id,
+            target=body.target.value,
+            cycle=body.cycle,
+            acknowledged_by=body.acknowledged_by or principal.name,
+            acknowledged_at=datetime.now(UTC),
+            comment=body.comment,
+        )
+        try:
+            ack = await notifier.acks.put(ack)
+        except AlreadyAcknowledged as exc:
+            raise HTTPException(
+                409,
+                detail=f"already acknowledged by {exc.standing.acknowledged_by} ({exc.standing.id})",
+            ) from None
+        notifier.dispatcher.core.acks.put(ack)
+        log.info(
+            "breach %s/%s#%d acknowledged by %s (key %s)",
+            ack.ticket_id,
+            ack.target,
+            ack.cycle,
+            ack.acknowledged_by,
+            principal.name,
+            extra={"ticket_id": ack.ticket_id},
+        )
+        return ack_json(ack)
+
     @app.get(
-        "/v1/notifications", summary="The delivery log, newest first.", responses=responses(422)
+        "/v1/acknowledgements",
+        summary="Acknowledgements, oldest first; filter by ticket (repeatable).",
+        responses=responses(401, 403, 422),
+        dependencies=viewer,
+    )
+    async def list_acknowledgements(
+        ticket_id: Annotated[list[Identifier] | None, Query(max_length=500)] = None,
+        standing: Annotated[bool, Query(description="Only those not withdrawn.")] = False,
+    ) -> dict[str, Any]:
+        assert notifier.acks
+        acks = await notifier.acks.list(ticket_ids=ticket_id, standing_only=standing)
+        return {"acknowledgements": [ack_json(a) for a in acks]}
+
+    @app.delete(
+        "/v1/acknowledgements/{ack_id}",
+        summary="Withdraw an acknowledgement (kept for the record); reminders resume.",
+        responses=responses(401, 403, 404, 422),
+    )
+    async def withdraw_acknowledgement(
+        ack_id: Annotated[Identifier, Path(description="The acknowledgement's id.")],
+        principal: OperatorKey,
+    ) -> dict[str, Any]:
+        assert notifier.acks and notifier.dispatcher
+        ack = await notifier.acks.withdraw(ack_id, principal.name, datetime.now(UTC))
+        if ack is None:
+            raise HTTPException(404, detail=f"no acknowledgement {ack_id[:64]!r}")
+        notifier.dispatcher.core.acks.remove(ack)
+        log.info("acknowledgement %s withdrawn by %s", ack.id, principal.name)
+        return ack_json(ack)
+
+    @app.get(
+        "/v1/notifications",
+        summary="The delivery log, newest first.",
+        responses=responses(401, 403, 422),
+        dependencies=viewer,
     )
     async def notifications(
         ticket_id: Identifier | None = None,
@@ -381,7 +500,9 @@ def create_app(
         entries = await notifier.store.log(
             ticket_id=ticket_id,
             status=status.value if status else None,
-            receiver=receiver, limit=limit, offset=offset
+            receiver=receiver,
+            limit=limit,
+            offset=offset,
         )
         return {
             "items": [entry.as_json() for entry in entries],

@@ -32,7 +32,7 @@ from services.notifier.model import (
 from services.notifier.stages.grouping import Grouper, GroupTiming, Holding
 from services.notifier.stages.inhibit import Inhibitor, supersedes
 from services.notifier.stages.quiet_hours import place
-from services.notifier.stages.repeat import next_reminder
+from services.notifier.stages.repeat import Acknowledgements, next_reminder, stopped_by
 from services.notifier.stages.silences import SilenceSet
 from shared.sla_events import SlaEvent, SlaKind
 
@@ -57,11 +57,13 @@ class NotifierCore:
         calendars: Mapping[str, Calendar] | None = None,
         silences: SilenceSet | None = None,
         inhibitor: Inhibitor | None = None,
+        acks: Acknowledgements | None = None,
     ) -> None:
         self.config = config
         self.calendars: Mapping[str, Calendar] = calendars or {}
         self.silences = silences if silences is not None else SilenceSet()
         self.inhibitor = inhibitor if inhibitor is not None else Inhibitor()
+        self.acks = acks if acks is not None else Acknowledgements()
         self.holding = Holding()
         self.grouper = Grouper()
         self.inflight: dict[NoticeKey, Notice] = {}
@@ -179,7 +181,10 @@ class NotifierCore:
     def schedule_reminders(self, reminders: Iterable[Notice], now: datetime) -> list[StatusChange]:
         changes = []
         for reminder in reminders:
-            if self.inhibitor.is_stale(reminder.event):
+            ack = stopped_by(reminder, self.acks)
+            if ack is not None:
+                changes.append(self._acknowledged(reminder, ack.acknowledged_by, now))
+            elif self.inhibitor.is_stale(reminder.event):
                 changes.append(
                     StatusChange(
                         reminder, Status.inhibited, "the breach was met or superseded", now
@@ -206,6 +211,11 @@ class NotifierCore:
         for batch in self.grouper.due(now):
             keep = []
             for notice in batch.notices:
+                ack = stopped_by(notice, self.acks)
+                if ack is not None:
+                    self._unindex(notice)
+                    changes.append(self._acknowledged(notice, ack.acknowledged_by, now))
+                    continue
                 silence = self.silences.match(notice.event, notice.receiver, now)
                 if silence is not None:
                     self._unindex(notice)
@@ -229,7 +239,7 @@ class NotifierCore:
             self._unindex(notice)
             if status is Status.sent:
                 receiver = self.receiver_of(notice)
-                reminder = next_reminder(notice, receiver, now) if receiver else None
+                reminder = next_reminder(notice, receiver, now, self.acks) if receiver else None
                 if reminder is not None:
                     reminders.append(reminder)
         return reminders
@@ -262,6 +272,10 @@ class NotifierCore:
         return dropped
 
     # ---------------------------------------------------------------- internals
+
+    @staticmethod
+    def _acknowledged(notice: Notice, by: str, now: datetime) -> StatusChange:
+        return StatusChange(notice, Status.acknowledged, f"acknowledged by {by}", now)
 
     def _queue(self, notice: Notice) -> None:
         self._by_target[notice.target_key].add(notice.key)

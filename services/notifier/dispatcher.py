@@ -357,6 +357,7 @@ class Dispatcher:
             Status.silenced: self.metrics.silenced,
             Status.inhibited: self.metrics.inhibited,
             Status.cleared: self.metrics.cleared,
+            Status.acknowledged: self.metrics.acknowledged,
         }
         for change in changes:
             counter = counters.get(change.status)

@@ -10,7 +10,7 @@ from services.notifier.app import create_app
 from services.notifier.calendars import CalendarsUnavailable, load_calendars
 from services.notifier.config import RoutesError, load_routes
 from services.notifier.settings import NotifierSettings
-from shared.auth import api_keys_setting
+from shared.auth import PEOPLE_ROLES, api_keys_setting
 from shared.logs import configure_logging
 from shared.settings import bad_setting, load_settings, require
 from shared.tasks import run_service
@@ -40,11 +40,14 @@ def run() -> None:
                 "SLAWATCH_ROUTES_FILE",
                 f"calendar(s) {', '.join(missing)} not in the policy file {settings.policy_file}",
             )
+    # `name:sha256hex` here (as before roles) means an operator: these keys make silences.
     keys = api_keys_setting(
-        settings.notifier_api_keys, "SLAWATCH_NOTIFIER_API_KEYS", dev=settings.is_dev
+        settings.notifier_api_keys,
+        "SLAWATCH_NOTIFIER_API_KEYS",
+        dev=False,
+        default_role="operator",
+        allowed=PEOPLE_ROLES,
     )
-    if keys is None:
-        log.warning("SLAWATCH_NOTIFIER_API_KEYS is unset: the silences API is read-only")
     app = create_app(settings, config, calendars, keys)
     integrations = sum(len(r.integrations) for r in config.receivers.values())
     log.info(

@@ -74,6 +74,12 @@ class NotifierMetrics:
             LABELS,
             registry=r,
         )
+        self.acknowledged = Counter(
+            "slawatch_notifier_acknowledged",
+            "Reminders not sent because someone acknowledged the breach.",
+            LABELS,
+            registry=r,
+        )
         self.deduplicated = Counter(
             "slawatch_notifier_deduplicated",
             "Notifications not sent again because the delivery log already had them.",

@@ -26,6 +26,7 @@ class Status(StrEnum):
     silenced = "silenced"  # a silence matched when it was due
     inhibited = "inhibited"  # superseded by a stronger event of the same ticket target
     cleared = "cleared"  # the target was met or the breach retracted before it went out
+    acknowledged = "acknowledged"  # a reminder of a breach someone acknowledged
     deduplicated = "deduplicated"  # the same key was seen again (a metric, not a row)
 
     @property

@@ -8,7 +8,7 @@ restarted notifier finds its rows still ``queued`` and sends them.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, func
+from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import metadata
@@ -53,4 +53,31 @@ silences = Table(
     Column("comment", Text, nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+acknowledgements = Table(
+    "acknowledgements",
+    metadata,
+    # One supervisor saying "I have this breach": it stops the breach's reminders
+    # (repeat_interval). It never changes the SLA outcome, which is the monitor's.
+    Column("id", String(64), primary_key=True),
+    # The SLA clock whose breach is acknowledged (services.notifier.model.TargetKey).
+    Column("ticket_id", String(128), nullable=False, index=True),
+    Column("target", String(32), nullable=False),
+    Column("cycle", Integer, nullable=False, server_default="0"),
+    Column("acknowledged_by", String(128), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Set when withdrawn (kept for the record); reminders resume from then on.
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("withdrawn_by", String(128), nullable=True),
+    # At most one standing acknowledgement per SLA clock.
+    Index(
+        "ux_acknowledgements_standing",
+        "ticket_id",
+        "target",
+        "cycle",
+        unique=True,
+        postgresql_where=text("withdrawn_at IS NULL"),
+    ),
 )

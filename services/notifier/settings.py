@@ -21,7 +21,7 @@ class NotifierSettings(CommonSettings):
     notifier_api_keys: str | None = Field(
         None,
         repr=False,
-        description="`name:sha256hex` pairs allowed to create and expire silences.",
+        description="More keys for the notifier; `name:sha256hex` means an operator (silences, acks).",
     )
     notifier_retry_max_attempts: int = Field(
         8, ge=1, le=100, description="Delivery attempts per notification before it is dead-lettered."

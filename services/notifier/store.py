@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.notifier.matchers import Matchers
 from services.notifier.model import Notice, NoticeKey, Status, StatusChange
+from services.notifier.stages.repeat import Acknowledgement
 from services.notifier.stages.silences import Silence
 from shared.db import asyncpg_dsn
 from shared.kafka import send_confirmed
@@ -284,6 +285,94 @@ class NotifierStore:
             at,
         )
         return silence_from_row(row) if row else None
+
+
+def ack_from_row(row: asyncpg.Record) -> Acknowledgement:
+    return Acknowledgement(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        target=row["target"],
+        cycle=row["cycle"],
+        acknowledged_by=row["acknowledged_by"],
+        acknowledged_at=row["acknowledged_at"],
+        comment=row["comment"],
+        withdrawn_at=row["withdrawn_at"],
+        withdrawn_by=row["withdrawn_by"],
+    )
+
+
+class AlreadyAcknowledged(Exception):
+    def __init__(self, standing: Acknowledgement) -> None:
+        super().__init__(standing.id)
+        self.standing = standing
+
+
+class AckStore:
+    """Acknowledgements of breaches (table ``acknowledgements``), on the notifier's pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def put(self, ack: Acknowledgement) -> Acknowledgement:
+        """Store a new acknowledgement; :class:`AlreadyAcknowledged` if one stands."""
+        row = await self.pool.fetchrow(
+            """
+            INSERT INTO acknowledgements
+                (id, ticket_id, target, cycle, acknowledged_by, comment, acknowledged_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (ticket_id, target, cycle) WHERE withdrawn_at IS NULL DO NOTHING
+            RETURNING *
+            """,
+            ack.id,
+            ack.ticket_id,
+            ack.target,
+            ack.cycle,
+            ack.acknowledged_by,
+            ack.comment,
+            ack.acknowledged_at,
+        )
+        if row is None:
+            standing = await self.pool.fetchrow(
+                "SELECT * FROM acknowledgements WHERE ticket_id = $1 AND target = $2"
+                " AND cycle = $3 AND withdrawn_at IS NULL",
+                ack.ticket_id,
+                ack.target,
+                ack.cycle,
+            )
+            if standing is None:  # withdrawn in between: try once more
+                return await self.put(ack)
+            raise AlreadyAcknowledged(ack_from_row(standing))
+        return ack_from_row(row)
+
+    async def list(
+        self, *, ticket_ids: Sequence[str] | None = None, standing_only: bool = False
+    ) -> list[Acknowledgement]:
+        rows = await self.pool.fetch(
+            """
+            SELECT * FROM acknowledgements
+            WHERE ($1::text[] IS NULL OR ticket_id = ANY($1::text[]))
+              AND (NOT $2 OR withdrawn_at IS NULL)
+            ORDER BY acknowledged_at, id
+            """,
+            list(ticket_ids) if ticket_ids is not None else None,
+            standing_only,
+        )
+        return [ack_from_row(row) for row in rows]
+
+    async def withdraw(self, ack_id: str, by: str, at: datetime) -> Acknowledgement | None:
+        """Withdraw (kept for the record); one already withdrawn is left as it is."""
+        row = await self.pool.fetchrow(
+            """
+            UPDATE acknowledgements SET
+                withdrawn_at = COALESCE(withdrawn_at, $3),
+                withdrawn_by = COALESCE(withdrawn_by, $2)
+            WHERE id = $1 RETURNING *
+            """,
+            ack_id,
+            by,
+            at,
+        )
+        return ack_from_row(row) if row else None
 
 
 def dead_letter_record(notice: Notice, reason: str) -> bytes:

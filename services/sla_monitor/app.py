@@ -18,18 +18,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaConsumer
-from fastapi import FastAPI, HTTPException, Path, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import Field, TypeAdapter, ValidationError
 
-from services.sla_monitor import engine_port, reports
+from services.sla_monitor import board, engine_port, reports
 from services.sla_monitor.metrics import MonitorMetrics
 from services.sla_monitor.outbox import OutboxDrainer
 from services.sla_monitor.settings import MonitorSettings
 from services.sla_monitor.store import Store
 from services.sla_monitor.worker import Worker
 from shared import http_errors
+from shared.auth import access_from, require_role
 from shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
 from shared.kafka import client_options, group_options, make_producer, stop_consumer
@@ -198,11 +199,15 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     app = FastAPI(title="slawatch monitor", version="1", lifespan=lifespan)
     app.state.monitor = monitor
     http_errors.install(app, max_body_bytes=MAX_BODY_BYTES)
+    app.state.access = access_from(settings)  # shared/auth.py: read routes need `viewer`
+    viewer = [Depends(require_role("viewer"))]
+    app.include_router(board.router)  # the console's read routes (board.py)
 
     @app.get(
         "/v1/tickets/{ticket_id}/sla",
         summary="The SLA status of one ticket, and why its policy applies.",
-        responses=responses(404, 422),
+        responses=responses(401, 403, 404, 422),
+        dependencies=viewer,
     )
     async def ticket_sla(
         ticket_id: Annotated[Identifier, Path(description="The ticket's id.")],
@@ -215,7 +220,12 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
             engine_port.load(states[ticket_id], monitor.policies), datetime.now(UTC)
         )
 
-    @app.get("/v1/sla/at-risk", summary="Open targets due soonest.", responses=responses(422))
+    @app.get(
+        "/v1/sla/at-risk",
+        summary="Open targets due soonest.",
+        responses=responses(401, 403, 422),
+        dependencies=viewer,
+    )
     async def at_risk(
         within: Annotated[str, Field(max_length=64)] = Query(
             "30m", description="Window, e.g. 30m, 2h; at most 3650d."
@@ -240,8 +250,9 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
         summary="SLA compliance and service KPIs for tickets created in [from, to).",
         responses={
             200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-            **responses(422),
+            **responses(401, 403, 422),
         },
+        dependencies=viewer,
     )
     async def compliance(
         from_: Annotated[str, Field(max_length=64)] | None = Query(

@@ -24,6 +24,7 @@ from shared.engine import (
     next_due,
     parse_duration,
     serialise,
+    timeline,
 )
 from shared.engine import advance as _advance
 from shared.engine import apply as _apply
@@ -47,6 +48,7 @@ __all__ = [
     "load_policies",
     "next_due",
     "parse_duration",
+    "timeline",
 ]
 
 

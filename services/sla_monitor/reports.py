@@ -25,7 +25,7 @@ GROUP_COLUMNS = {
 
 _COMPLIANCE_SQL = """
 WITH f AS (
-  SELECT coalesce({column}, '(none)') AS key, solved_at,
+  SELECT {key} AS key, solved_at,
          (facts->>'targets_met')::int AS met, (facts->>'targets_breached')::int AS breached,
          (facts->>'first_response_seconds')::float AS frt, (facts->>'resolution_seconds')::float AS rt,
          (facts->>'public_agent_replies')::int AS replies,
@@ -55,11 +55,30 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
+BUCKETS = ("day", "week")
+
+
 async def compliance(
     store: Store, start: datetime, end: datetime, group_by: str
 ) -> list[dict[str, Any]]:
     column = GROUP_COLUMNS[group_by]  # a fixed list: never interpolate user input
-    rows = await store.pool.fetch(_COMPLIANCE_SQL.format(column=column), start, end)
+    key = f"coalesce({column}, '(none)')"
+    rows = await store.pool.fetch(_COMPLIANCE_SQL.format(key=key), start, end)
+    return _groups(rows, group_by)
+
+
+async def compliance_series(
+    store: Store, start: datetime, end: datetime, bucket: str, timezone: str
+) -> list[dict[str, Any]]:
+    """The same figures per day or week (ISO weeks, from Monday) of ticket creation, the
+    buckets cut in ``timezone`` (an IANA name the caller has checked)."""
+    assert bucket in BUCKETS  # a fixed list: never interpolate user input
+    key = f"to_char(date_trunc('{bucket}', created_at AT TIME ZONE $3), 'YYYY-MM-DD')"
+    rows = await store.pool.fetch(_COMPLIANCE_SQL.format(key=key), start, end, timezone)
+    return _groups(rows, bucket)
+
+
+def _groups(rows: list[Any], group_by: str) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         finished = r["targets_met"] + r["targets_breached"]

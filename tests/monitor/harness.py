@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -18,6 +19,10 @@ from shared.devstack import free_port
 from tests.helpers import wait_ready, wait_ready_sync
 
 FAST_POLICIES = Path(__file__).with_name("fast-policies.yaml")
+# The read API needs a key (shared/auth.py); monitors started here accept this viewer key.
+READ_TOKEN = "monitor-reader-token"
+READ_AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
+READ_KEYS = "reader:viewer:" + hashlib.sha256(READ_TOKEN.encode()).hexdigest()
 
 
 @dataclass
@@ -97,6 +102,7 @@ def monitor_env(
         "SLAWATCH_LOG_LEVEL": "INFO",
         # Tansu holds a group's first join for half the session timeout: 3 s, not 5 s.
         "SLAWATCH_KAFKA_SESSION_TIMEOUT_S": "6",
+        "SLAWATCH_API_KEYS": READ_KEYS,
         **extra,
     }
 

@@ -19,6 +19,7 @@ from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings
 from tests.monitor.harness import (
+    READ_AUTH,
     MonitorProcess,
     agent_reply,
     created,
@@ -84,7 +85,7 @@ async def test_read_api_reports_replay_and_policy_reload(
                 created("Q3", t0 - timedelta(seconds=700)),
             ],
         )
-        async with httpx.AsyncClient(base_url=monitor.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=monitor.url, timeout=10, headers=READ_AUTH) as client:
             for _ in range(100):
                 response = await client.get("/v1/tickets/Q3/sla")
                 if (

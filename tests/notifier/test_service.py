@@ -38,7 +38,7 @@ from tests.notifier.support import sla_event
 pytestmark = pytest.mark.integration
 
 TOKEN = "ops-token-" + uuid.uuid4().hex
-KEYS = ApiKeys.parse("ops:" + hashlib.sha256(TOKEN.encode()).hexdigest())
+KEYS = ApiKeys.parse("ops:" + hashlib.sha256(TOKEN.encode()).hexdigest(), "operator")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -130,7 +130,7 @@ async def publish(settings: NotifierSettings, *records: SlaEvent | bytes) -> Non
 
 
 async def log_rows(client: httpx.AsyncClient, **params: str) -> list[dict]:
-    response = await client.get("/v1/notifications", params=params)
+    response = await client.get("/v1/notifications", params=params, headers=AUTH)
     assert response.status_code == 200, response.text
     return response.json()["items"]
 
@@ -302,7 +302,7 @@ async def test_silences_api_suppresses_matching_notifications(settings, http_sin
         silence = created.json()
         assert silence["state"] == "active" and silence["created_by"] == "ops"
         assert silence["match"] == {"ticket_id": [quiet]}
-        listed = (await client.get("/v1/silences", params={"state": "active"})).json()["silences"]
+        listed = (await client.get("/v1/silences", params={"state": "active"}, headers=AUTH)).json()["silences"]
         assert [s["id"] for s in listed] == [silence["id"]]
 
         await publish(settings, sla_event(ticket=quiet), sla_event(ticket=loud))
@@ -315,7 +315,7 @@ async def test_silences_api_suppresses_matching_notifications(settings, http_sin
         expired = await client.delete(f"/v1/silences/{silence['id']}", headers=AUTH)
         assert expired.status_code == 200 and expired.json()["state"] == "expired"
         assert (await client.delete("/v1/silences/nope", headers=AUTH)).status_code == 404
-        assert (await client.get(f"/v1/silences/{silence['id']}")).json()["state"] == "expired"
+        assert (await client.get(f"/v1/silences/{silence['id']}", headers=AUTH)).json()["state"] == "expired"
         await publish(settings, sla_event("sla.escalated", ticket=quiet, level=1))
         await sink.wait_for(path, 2)
         assert sink.at(path)[-1].json()["events"][0]["ticket_id"] == quiet
@@ -326,9 +326,10 @@ async def test_silences_api_suppresses_matching_notifications(settings, http_sin
 async def test_delivery_log_api_validates_its_parameters(settings, http_sink, tmp_path) -> None:
     _, url = http_sink
     async with notifier(settings, routes_file(tmp_path, url + "/x")) as client:
-        assert (await client.get("/v1/notifications", params={"status": "lost"})).status_code == 422
-        assert (await client.get("/v1/notifications", params={"limit": 0})).status_code == 422
-        assert (await client.get("/v1/notifications")).json()["items"] == []
+        get = lambda params: client.get("/v1/notifications", params=params, headers=AUTH)  # noqa: E731
+        assert (await get({"status": "lost"})).status_code == 422
+        assert (await get({"limit": 0})).status_code == 422
+        assert (await get({})).json()["items"] == []
         assert (await client.get("/healthz")).status_code == 200
 
 
@@ -342,6 +343,7 @@ def notifier_process(settings: NotifierSettings, routes: Path, port: int, log: P
             env[f"SLAWATCH_{name.upper()}"] = str(value)
     env.update(SLAWATCH_ROUTES_FILE=str(routes), SLAWATCH_NOTIFIER_PORT=str(port), SLAWATCH_ENV="prod")
     env["SLAWATCH_KAFKA_SESSION_TIMEOUT_S"] = "6"  # Tansu's first join waits half of it
+    env["SLAWATCH_API_KEYS"] = "ops:operator:" + hashlib.sha256(TOKEN.encode()).hexdigest()
     env["SLAWATCH_NOTIFIER_RETRY_MAX_ATTEMPTS"] = "100"
     env["SLAWATCH_NOTIFIER_RETRY_BUDGET_S"] = "600"
     return subprocess.Popen(

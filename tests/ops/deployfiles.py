@@ -31,8 +31,13 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 
 # The scrape job of each service, as the rules, the dashboard and the scrape configs name it.
-JOBS = {"ingest": "slawatch-ingest", "monitor": "slawatch-monitor", "notifier": "slawatch-notifier"}
-PORTS = {"ingest": 8080, "monitor": 8081, "notifier": 8082}
+JOBS = {
+    "ingest": "slawatch-ingest",
+    "monitor": "slawatch-monitor",
+    "notifier": "slawatch-notifier",
+    "console": "slawatch-console",
+}
+PORTS = {"ingest": 8080, "monitor": 8081, "notifier": 8082, "console": 8083}
 
 METRIC_RE = re.compile(r"\bslawatch_[a-z0-9_]+")
 # `up{...}` selectors; the job matcher inside is checked against the scrape configs.

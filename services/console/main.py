@@ -1,0 +1,43 @@
+"""`slawatch console`: run the supervisor console, configured by SLAWATCH_* variables."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.console.app import create_app
+from services.console.settings import ConsoleSettings
+from shared.logs import configure_logging
+from shared.settings import bad_setting, load_settings, require
+
+log = logging.getLogger("slawatch.console")
+
+
+def run() -> None:
+    settings = load_settings(ConsoleSettings)
+    configure_logging(settings)
+    require(settings, "kafka_bootstrap")
+    if not settings.is_dev:
+        if not settings.console_session_secret:
+            raise bad_setting(
+                "SLAWATCH_CONSOLE_SESSION_SECRET", "required unless SLAWATCH_ENV=dev (32+ characters)"
+            )
+        if not settings.console_service_token:
+            raise bad_setting(
+                "SLAWATCH_CONSOLE_SERVICE_TOKEN",
+                "required unless SLAWATCH_ENV=dev (a token of an operator key of the monitor and notifier)",
+            )
+        if not settings.api_keys:
+            raise bad_setting("SLAWATCH_API_KEYS", "required: the keys people log in with")
+    app = create_app(settings)
+    log.info("console on http://%s:%d", settings.console_host, settings.console_port)
+    uvicorn.run(
+        app,
+        host=settings.console_host,
+        port=settings.console_port,
+        log_config=None,
+        access_log=False,
+        # Live boards hold a connection open; on SIGTERM give them this long, then close.
+        timeout_graceful_shutdown=3,
+    )

@@ -1,0 +1,237 @@
+"""Read routes for the supervisor console: the live board, a ticket's SLA timeline and the
+compliance figures over time. Kept apart from app.py so the console's needs grow here.
+
+Every figure comes from the engine (``describe``, ``timeline``: the same calls as the
+ticket API and `slawatch replay`) and from reports.py; nothing here re-derives an SLA rule.
+The board's SQL only narrows and orders candidates by columns the worker already writes
+(``ticket_state.deadline``, the earliest running deadline, and ``ticket_facts``); each
+target on a page is then classified by the engine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from services.sla_monitor import engine_port, reports
+from shared.auth import require_role
+from shared.events import parse_event
+
+router = APIRouter(dependencies=[Depends(require_role("viewer"))])
+
+BoardState = Literal["all", "at_risk", "breached", "paused"]
+FILTERS = ("policy", "customer_tier", "priority", "channel", "group", "assignee")
+# Filter -> SQL expression over ticket_facts f (a fixed list: never interpolate input).
+FILTER_SQL = {
+    "policy": "f.policy",
+    "customer_tier": "f.customer_tier",
+    "priority": "f.priority",
+    "channel": "f.channel",
+    "group": "f.facts->>'group'",
+    "assignee": "f.facts->>'assignee'",
+}
+# p: $1 now, $2 now + window, $3 the pause statuses; $4.. the filters.
+PARAMS = "WITH p AS (SELECT $1::timestamptz AS now, $2::timestamptz AS horizon, $3::text[] AS pause) "
+STATE_SQL = {
+    "breached": "s.deadline <= p.now",
+    "at_risk": "s.deadline > p.now AND s.deadline <= p.horizon",
+    # in a pause status: its pausable targets are paused (first response may still run)
+    "paused": "f.facts->>'status' = ANY(p.pause)",
+}
+STATE_SQL["all"] = "(s.deadline <= p.horizon OR ({}))".format(STATE_SQL["paused"])
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"field": field, "message": message}])
+
+
+def _text(value: str | None, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > 256 or any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise _unprocessable(field, "at most 256 characters, no control characters")
+    return value
+
+
+def _window(text: str) -> timedelta:
+    try:
+        seconds = engine_port.parse_duration(text)
+    except ValueError as exc:
+        raise _unprocessable("within", str(exc)) from None
+    if not 0 < seconds <= 90 * 86400:
+        raise _unprocessable("within", "between 1s and 90d")
+    return timedelta(seconds=seconds)
+
+
+def classify(target: dict[str, Any], now: datetime, window: timedelta) -> str | None:
+    """Where a described target shows on the board, if at all."""
+    if target["status"] == "breached":
+        return "breached"
+    if target["status"] == "paused":
+        return "paused"
+    deadline = target.get("deadline")
+    if target["status"] == "running" and deadline is not None:
+        if datetime.fromisoformat(deadline) <= now + window:
+            return "at_risk"
+    return None
+
+
+@router.get(
+    "/v1/board",
+    summary="Open targets at risk (due within `within`), breached or paused, soonest first; "
+    "counts of tickets per state (by their soonest running target; paused: in a pause "
+    "status); filters by ticket attributes.",
+)
+async def board(
+    request: Request,
+    state: BoardState = "all",
+    within: Annotated[str, Query(description="At-risk window, e.g. 30m, 2h.")] = "30m",
+    policy: str | None = None,
+    customer_tier: str | None = None,
+    priority: str | None = None,
+    channel: str | None = None,
+    group: str | None = None,
+    assignee: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Tickets per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    monitor = request.app.state.monitor
+    assert monitor.store
+    window = _window(within)
+    given = {
+        "policy": policy,
+        "customer_tier": customer_tier,
+        "priority": priority,
+        "channel": channel,
+        "group": group,
+        "assignee": assignee,
+    }
+    filters = {name: _text(value, name) for name, value in given.items()}
+    now = datetime.now(UTC)
+    pause = sorted(monitor.policies.pause_statuses)
+    args: list[Any] = [now, now + window, pause]
+    where = ["s.open"]
+    for name in FILTERS:
+        if filters[name] is not None:
+            args.append(filters[name])
+            where.append(f"{FILTER_SQL[name]} = ${len(args)}")
+    base = (
+        "FROM p CROSS JOIN ticket_state s LEFT JOIN ticket_facts f ON f.ticket_id = s.ticket_id "
+        "WHERE " + " AND ".join(where)
+    )
+    counts_sql = (
+        PARAMS
+        + "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE {STATE_SQL[k]}) AS {k}" for k in STATE_SQL)
+        + " "
+        + base
+    )
+    page_sql = PARAMS + (
+        f"SELECT s.ticket_id, s.state {base} AND {STATE_SQL[state]} "
+        f"ORDER BY s.deadline NULLS LAST, s.ticket_id "
+        f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}"
+    )
+    async with monitor.store.pool.acquire() as conn:
+        counted = await conn.fetchrow(counts_sql, *args)
+        rows = await conn.fetch(page_sql, *args, limit, offset)
+    items: list[dict[str, Any]] = []
+    now_ms = int(now.timestamp() * 1000)
+    paused_statuses = monitor.policies.pause_statuses
+    for row in rows:
+        described = engine_port.describe(engine_port.load(row["state"], monitor.policies), now)
+        for target in described["targets"]:
+            where_on_board = classify(target, now, window)
+            if where_on_board is None or (state != "all" and where_on_board != state):
+                continue
+            calendar = monitor.policies.calendars.get(target.get("calendar"))
+            items.append(
+                {
+                    "ticket_id": described["ticket_id"],
+                    "board_state": where_on_board,
+                    # Whether its business clock runs right now (so a countdown may tick):
+                    # the calendar is open and the ticket is not in a pause status.
+                    "clock_running": where_on_board != "paused"
+                    and described["status"] not in paused_statuses
+                    and calendar is not None
+                    and calendar.is_open(now_ms),
+                    "ticket_status": described["status"],
+                    **{k: v for k, v in described["attributes"].items() if k != "tags"},
+                    **target,
+                }
+            )
+    rank = {"breached": 0, "at_risk": 0, "paused": 1}
+    items.sort(key=lambda i: (rank[i["board_state"]], i.get("deadline") or "", i["ticket_id"]))
+    return {
+        "as_of": now.isoformat(),
+        "within_seconds": window.total_seconds(),
+        "state": state,
+        "filters": {k: v for k, v in filters.items() if v is not None},
+        "counts": {k: counted[k] for k in ("at_risk", "breached", "paused")},
+        "total": counted[state],
+        "items": items,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": offset + limit if len(rows) == limit else None,
+    }
+
+
+@router.get(
+    "/v1/tickets/{ticket_id}/timeline",
+    summary="What the ticket's SLA clocks did, in event-time order (as `slawatch replay`).",
+)
+async def ticket_timeline(ticket_id: str, request: Request) -> dict[str, Any]:
+    monitor = request.app.state.monitor
+    assert monitor.store
+    if len(ticket_id) > 128 or "\x00" in ticket_id:
+        raise _unprocessable("ticket_id", "1 to 128 characters, no NUL")
+    payloads = await monitor.store.retained_events(ticket_id)
+    if not payloads:
+        raise HTTPException(404, detail=f"no retained events for ticket {ticket_id!r}")
+    now = datetime.now(UTC)
+    lines = engine_port.timeline([parse_event(p) for p in payloads], monitor.policies, now)
+    return {"ticket_id": ticket_id, "as_of": now.isoformat(), "lines": lines}
+
+
+@router.get(
+    "/v1/reports/compliance/series",
+    summary="The compliance figures per day or week of ticket creation, in a time zone.",
+)
+async def compliance_series(
+    request: Request,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    bucket: Literal["day", "week"] = "day",
+    tz: Annotated[str, Query(description="IANA time zone of the buckets.")] = "UTC",
+) -> dict[str, Any]:
+    from services.sla_monitor.app import parse_instant
+
+    monitor = request.app.state.monitor
+    assert monitor.store
+    try:
+        if len(tz) > 64 or "\x00" in tz:
+            raise ZoneInfoNotFoundError(tz)
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _unprocessable("tz", "not an IANA time zone, e.g. Asia/Shanghai") from None
+    now = datetime.now(UTC)
+    end = parse_instant(to, "to") or now + timedelta(days=1)
+    start = parse_instant(from_, "from") or end - timedelta(days=30)
+    if end <= start:
+        raise _unprocessable("to", "must be after from")
+    if end - start > timedelta(days=3660):
+        raise _unprocessable("from", "at most ten years")
+    try:
+        rows = await reports.compliance_series(monitor.store, start, end, bucket, tz)
+    except asyncpg.InvalidParameterValueError:
+        raise _unprocessable("tz", "a time zone the database does not know") from None
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "bucket": bucket,
+        "tz": tz,
+        "series": rows,
+    }
