@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -118,10 +118,55 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI, *, max_body_bytes: int) -> None:
-    """The shared validation-error handler and body limits, on one app."""
+    """The shared validation-error handler and body limits, on one app.
+
+    Call it before adding routes: the unknown-query-parameter check is a router-wide
+    dependency, which FastAPI attaches to the routes added (or included) after it.
+    """
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes)
+    app.router.dependencies.append(Depends(refuse_unknown_query))
+
+
+_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+
+
+def _known_query(route: Any) -> frozenset[str]:
+    known = _KNOWN_QUERY.get(id(route))
+    if known is None:
+        names: set[str] = set()
+        pending = [route.dependant]
+        while pending:  # the route's own parameters and its dependencies'
+            dependant = pending.pop()
+            names.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        known = frozenset(names)
+        _KNOWN_QUERY[id(route)] = known
+    return known
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take, as the event contract refuses an
+    unknown field: a misspelt filter (``?asignee=``) must not silently widen a listing.
+    Routes that take no query parameters ignore the query string."""
+    route = request.scope.get("route")
+    if route is None or not hasattr(route, "dependant"):
+        return
+    known = _known_query(route)
+    if not known:
+        return
+    for name in request.query_params:
+        if name not in known:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": "unknown query parameter",
+                        "type": "extra_forbidden",
+                    }
+                ]
+            )
 
 
 class BodyLimits:

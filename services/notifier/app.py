@@ -297,7 +297,7 @@ class AcknowledgementIn(BaseModel):
 
     ticket_id: Identifier
     target: Target
-    cycle: int = Field(0, ge=0, le=1_000_000)
+    cycle: int = Field(0, ge=0, le=1_000_000, strict=True)
     comment: Annotated[Text, Field(max_length=2000)] = ""
     acknowledged_by: Annotated[Line, Field(min_length=1, max_length=128)] | None = Field(
         None,

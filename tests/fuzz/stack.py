@@ -107,6 +107,8 @@ def stack_env(
         "SLAWATCH_NOTIFIER_GROUP_ID": settings.topic_sla + ".notifier",
         "SLAWATCH_INGEST_API_KEYS": KEYS,
         "SLAWATCH_NOTIFIER_API_KEYS": KEYS,
+        # The read APIs (monitor, notifier) need a role: the fuzzer may do everything.
+        "SLAWATCH_API_KEYS": "fuzz:admin:" + KEYS.split(":", 1)[1],
         # The helpdesk sources, so that fuzzed bodies also reach parsing and mapping.
         **{f"SLAWATCH_SOURCE_{name}_SECRET": SOURCE_SECRET for name in SIGNED_SOURCES},
         "SLAWATCH_SOURCE_ZOHO_DESK_ORG_ID": "60001234",
