@@ -52,14 +52,32 @@ BOARD_STATES = ("all", "at_risk", "breached", "paused")
 GROUP_BYS = ("policy", "customer_tier", "channel", "priority")
 STATUSES = ("queued", "sent", "failed", "dlq", "silenced", "inhibited", "cleared", "acknowledged")
 SILENCE_FIELDS = (
-    "ticket_id", "group", "customer_tier", "priority", "channel", "policy", "target", "kind",
-    "assignee", "receiver",
+    "ticket_id",
+    "group",
+    "customer_tier",
+    "priority",
+    "channel",
+    "policy",
+    "target",
+    "kind",
+    "assignee",
+    "receiver",
 )
 DURATIONS = (("1h", "1 hour"), ("4h", "4 hours"), ("1d", "1 day"), ("1w", "1 week"))
 ZONES = (
-    "UTC", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Singapore", "Asia/Tokyo", "Asia/Kolkata",
-    "Europe/London", "Europe/Berlin", "Europe/Paris", "America/New_York", "America/Chicago",
-    "America/Los_Angeles", "Australia/Sydney",
+    "UTC",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Asia/Kolkata",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Australia/Sydney",
 )
 PAGE_LIMIT = 50
 LOGIN_FAILURES = 10  # failed logins from one address within LOGIN_WINDOW_S, then 429
@@ -208,7 +226,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             await console.backend.close()
 
     app = FastAPI(
-        title="slawatch console", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+        title="slawatch console",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         openapi_url=None,
     )
     app.state.console = console
@@ -255,9 +277,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         zone = zone_of(zone_name)
         return lang, zone or ZoneInfo("UTC"), zone_name if zone else None
 
-    def render(
-        request: Request, template: str, status: int = 200, **context: Any
-    ) -> HTMLResponse:
+    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang, zone, zone_name = prefs(request)
         session: Session | None = getattr(request.state, "session", None)
         t = i18n.translator(lang)
@@ -351,9 +371,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         now = time_.monotonic()
         if throttled(address, now):
             console.metrics.logins.labels("throttled").inc()
-            return render(
-                request, "login.html", status=429, next="/", throttled=True
-            )
+            return render(request, "login.html", status=429, next="/", throttled=True)
         form = await read_form(request)
         key = str(form.get("key") or "").strip()
         target = safe_next(str(form.get("next") or "/"))
@@ -505,9 +523,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         standing = {(a["ticket_id"], a["target"], a["cycle"]): a for a in acks if a["standing"]}
         for target in described["targets"]:
             target["ack"] = standing.get((ticket_id, target["target"], target["cycle"]))
-        mine = [
-            s for s in silences if ticket_id in (s.get("match") or {}).get("ticket_id", [])
-        ]
+        mine = [s for s in silences if ticket_id in (s.get("match") or {}).get("ticket_id", [])]
         return render(
             request,
             "ticket.html",
@@ -537,9 +553,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             changed("silence", session, f"ticket {ticket_id}", "refused")
             raise
         changed("silence", session, f"{made['id']} for ticket {ticket_id} ({duration})")
-        return RedirectResponse(
-            f"/tickets/{_q(ticket_id)}?notice=silenced", status_code=303
-        )
+        return RedirectResponse(f"/tickets/{_q(ticket_id)}?notice=silenced", status_code=303)
 
     @app.post("/tickets/{ticket_id}/acknowledge")
     async def acknowledge(request: Request, ticket_id: str) -> Response:
@@ -593,7 +607,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             raise Refused(422, "bucket: day or week")
         window = {
             "from": datetime.combine(start, time(), zone).astimezone(UTC).isoformat(),
-            "to": datetime.combine(end + timedelta(days=1), time(), zone).astimezone(UTC).isoformat(),
+            "to": datetime.combine(end + timedelta(days=1), time(), zone)
+            .astimezone(UTC)
+            .isoformat(),
         }
         table, by_tier, by_policy, series = await asyncio.gather(
             console.backend.compliance({**window, "group_by": group_by}),
@@ -617,8 +633,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             "policies": [[g["policy"], g["targets_breached"]] for g in by_policy["groups"]],
         }
         params = {
-            "from": start.isoformat(), "to": end.isoformat(), "group_by": group_by,
-            "bucket": bucket, "tz": zone_name,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "group_by": group_by,
+            "bucket": bucket,
+            "tz": zone_name,
         }
         return {
             "params": params,
@@ -720,7 +739,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             page = max(1, min(int(q.get("page") or 1), 100_000))
         except ValueError:
             raise Refused(422, "page: a whole number") from None
-        params = {k: v for k, v in {"status": status, "receiver": receiver, "ticket_id": ticket_id}.items() if v}
+        params = {
+            k: v
+            for k, v in {"status": status, "receiver": receiver, "ticket_id": ticket_id}.items()
+            if v
+        }
         result = await console.backend.notifications(
             {**params, "limit": PAGE_LIMIT, "offset": (page - 1) * PAGE_LIMIT}
         )
@@ -730,7 +753,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             items=result["items"],
             filters=params,
             statuses=STATUSES,
-            previous="/notifications?" + urlencode({**params, "page": page - 1}) if page > 1 else None,
+            previous="/notifications?" + urlencode({**params, "page": page - 1})
+            if page > 1
+            else None,
             next_url="/notifications?" + urlencode({**params, "page": page + 1})
             if result["next_offset"] is not None
             else None,

@@ -75,7 +75,9 @@ class Backend:
         return await self.call("monitor", "GET", "/v1/board", params=params)
 
     async def ticket(self, ticket_id: str) -> dict[str, Any] | None:
-        return await self.call("monitor", "GET", _path("/v1/tickets/", ticket_id, "/sla"), allow=(404,))
+        return await self.call(
+            "monitor", "GET", _path("/v1/tickets/", ticket_id, "/sla"), allow=(404,)
+        )
 
     async def timeline(self, ticket_id: str) -> dict[str, Any] | None:
         return await self.call(

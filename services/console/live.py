@@ -28,8 +28,20 @@ from shared.settings import CommonSettings
 log = logging.getLogger("slawatch.console")
 
 SUMMARY_FIELDS = (
-    "id", "kind", "ticket_id", "target", "cycle", "policy", "occurred_at", "level", "fraction",
-    "customer_tier", "priority", "channel", "group", "assignee",
+    "id",
+    "kind",
+    "ticket_id",
+    "target",
+    "cycle",
+    "policy",
+    "occurred_at",
+    "level",
+    "fraction",
+    "customer_tier",
+    "priority",
+    "channel",
+    "group",
+    "assignee",
 )
 QUEUE_SIZE = 256
 

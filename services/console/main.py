@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 from shared.logs import configure_logging
 from shared.settings import bad_setting, load_settings, require
+from shared.tasks import run_service
 
 log = logging.getLogger("slawatch.console")
 
@@ -21,7 +20,8 @@ def run() -> None:
     if not settings.is_dev:
         if not settings.console_session_secret:
             raise bad_setting(
-                "SLAWATCH_CONSOLE_SESSION_SECRET", "required unless SLAWATCH_ENV=dev (32+ characters)"
+                "SLAWATCH_CONSOLE_SESSION_SECRET",
+                "required unless SLAWATCH_ENV=dev (32+ characters)",
             )
         if not settings.console_service_token:
             raise bad_setting(
@@ -32,12 +32,6 @@ def run() -> None:
             raise bad_setting("SLAWATCH_API_KEYS", "required: the keys people log in with")
     app = create_app(settings)
     log.info("console on http://%s:%d", settings.console_host, settings.console_port)
-    uvicorn.run(
-        app,
-        host=settings.console_host,
-        port=settings.console_port,
-        log_config=None,
-        access_log=False,
-        # Live boards hold a connection open; on SIGTERM give them this long, then close.
-        timeout_graceful_shutdown=3,
-    )
+    # SIGTERM/SIGINT: stop accepting, close the live boards' streams and open requests
+    # within the shutdown budget (SLAWATCH_SHUTDOWN_TIMEOUT_S), exit 0 (shared/tasks.py).
+    run_service(app, settings.console_host, settings.console_port, settings.shutdown_timeout_s)

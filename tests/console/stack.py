@@ -12,13 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from shared.devstack import free_port
+from tests.processes import ServiceProcess, stop_all
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / ".build" / "test-artefacts" / "console"
 
@@ -74,55 +74,7 @@ routes:
 """
 
 
-@dataclass
-class Service:
-    name: str
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Service:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
-        env.update(self.env)
-        env[f"SLAWATCH_{'MONITOR' if self.name == 'monitor' else self.name.upper()}_PORT"] = str(
-            self.port
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", self.name],
-            env=env,
-            stdout=open(self.log_path, "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def wait(self, probe: str = "/healthz", timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process and self.process.poll() is None, self.log()
-            try:
-                if httpx.get(self.url + probe, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"{self.name} not up:\n{self.log()}"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+Service = ServiceProcess
 
 
 @dataclass
@@ -148,8 +100,7 @@ class Stack:
             assert response.status_code == 202, response.text
 
     def stop(self) -> None:
-        for service in reversed(list(self.services.values())):
-            service.stop()
+        stop_all(list(self.services.values()))
 
 
 def start_stack(kafka_bootstrap: str, database_url: str, webhook_url: str, folder: Path) -> Stack:
@@ -205,9 +156,9 @@ def start_stack(kafka_bootstrap: str, database_url: str, webhook_url: str, folde
     }
     for service in services.values():
         service.start()
-    services["monitor"].wait("/readyz")
-    services["notifier"].wait("/readyz")
-    services["ingest"].wait()
+    services["monitor"].wait_ready()
+    services["notifier"].wait_ready()
+    services["ingest"].wait_ready("/healthz")
     console = Service(
         "console",
         {
@@ -221,7 +172,7 @@ def start_stack(kafka_bootstrap: str, database_url: str, webhook_url: str, folde
         folder / "console.log",
     )
     services["console"] = console.start()
-    console.wait("/readyz")
+    console.wait_ready()
     return Stack(services, topics, path)
 
 

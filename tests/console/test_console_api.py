@@ -86,12 +86,19 @@ async def test_login_sessions_and_roles(stack) -> None:
             assert (await operator.post(path, data=form)).status_code == 403, path  # no CSRF
             bad = await operator.post(path, data={**form, "csrf_token": csrf[:-2] + "xx"})
             assert bad.status_code == 403
-        silence = await operator.post("/tickets/CA-1/silence", data={**ACTIONS["silence ticket"][1], "csrf_token": csrf})
-        assert silence.status_code == 303 and silence.headers["location"].endswith("notice=silenced")
-        made = await operator.post("/silences", data={**ACTIONS["new silence"][1], "csrf_token": csrf})
+        silence = await operator.post(
+            "/tickets/CA-1/silence", data={**ACTIONS["silence ticket"][1], "csrf_token": csrf}
+        )
+        assert silence.status_code == 303 and silence.headers["location"].endswith(
+            "notice=silenced"
+        )
+        made = await operator.post(
+            "/silences", data={**ACTIONS["new silence"][1], "csrf_token": csrf}
+        )
         assert made.status_code == 303
         bad_silence = await operator.post(
-            "/silences", data={"field0": "group", "value0": "x", "duration": "soon", "csrf_token": csrf}
+            "/silences",
+            data={"field0": "group", "value0": "x", "duration": "soon", "csrf_token": csrf},
         )
         assert bad_silence.status_code == 422 and "duration" in bad_silence.text
         async with httpx.AsyncClient(
@@ -192,8 +199,11 @@ async def test_console_routes_by_role(stack) -> None:
     """With a bearer key (scripts) and with a session cookie (people), for each role."""
     await stack.post(created("CM-1", customer_tier="gold"))
     async with httpx.AsyncClient(base_url=stack.url("monitor"), timeout=10) as monitor:
+
         async def known():
-            r = await monitor.get("/v1/tickets/CM-1/sla", headers={"Authorization": f"Bearer {TOKENS['viewer']}"})
+            r = await monitor.get(
+                "/v1/tickets/CM-1/sla", headers={"Authorization": f"Bearer {TOKENS['viewer']}"}
+            )
             return r.status_code == 200
 
         await eventually(known)
@@ -213,7 +223,12 @@ async def test_console_routes_by_role(stack) -> None:
                 answer = await http.request(method, url, data=form)
                 allowed = LADDER.index(role) >= LADDER.index(need)
                 if allowed:
-                    assert answer.status_code in (200, 303, 404, 409), (role, method, path, answer.text[:300])
+                    assert answer.status_code in (200, 303, 404, 409), (
+                        role,
+                        method,
+                        path,
+                        answer.text[:300],
+                    )
                 else:
                     assert answer.status_code == 403, (role, method, path)
             async with http.stream("GET", "/live") as live:  # the SSE stream opens

@@ -45,14 +45,26 @@ def test_monitor_api_never_answers_5xx(case, stack) -> None:
 @NOTIFIER.parametrize()
 @FUZZ
 def test_notifier_api_never_answers_5xx(case, stack) -> None:
-    case.call_and_validate(base_url=stack.url("notifier"), headers=AUTH, checks=[not_a_server_error])
+    case.call_and_validate(
+        base_url=stack.url("notifier"), headers=AUTH, checks=[not_a_server_error]
+    )
 
 
 # The console's pages and forms, with arbitrary parameters: never a 5xx (a refused value
 # is a 4xx page naming it; a service's refusal is passed on as its 4xx).
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 PAGES = {
-    "/": ("state", "within", "policy", "customer_tier", "priority", "channel", "group", "assignee", "page"),
+    "/": (
+        "state",
+        "within",
+        "policy",
+        "customer_tier",
+        "priority",
+        "channel",
+        "group",
+        "assignee",
+        "page",
+    ),
     "/board": ("state", "within", "group", "page"),
     "/reports": ("from", "to", "group_by", "bucket", "tz"),
     "/reports.csv": ("from", "to", "group_by", "bucket", "tz"),
@@ -91,7 +103,9 @@ def test_console_pages_never_answer_5xx(stack, request) -> None:
 
 
 @FUZZ
-@given(request=form_request(), ticket=TEXT.filter(lambda t: "/" not in t and t not in ("", ".", "..")))
+@given(
+    request=form_request(), ticket=TEXT.filter(lambda t: "/" not in t and t not in ("", ".", ".."))
+)
 def test_console_forms_never_answer_5xx(stack, request, ticket) -> None:
     path, form = request
     path = path.replace("CF-1", ticket) if ticket.strip() else path

@@ -15,9 +15,7 @@ SECRET = "s" * 40
 
 
 def client(base: str = "http://console.test", **settings) -> httpx.AsyncClient:
-    app = create_app(
-        ConsoleSettings(api_keys=API_KEYS, console_session_secret=SECRET, **settings)
-    )
+    app = create_app(ConsoleSettings(api_keys=API_KEYS, console_session_secret=SECRET, **settings))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base)
 
 
@@ -52,13 +50,16 @@ async def test_login_refuses_bad_input_plainly() -> None:
 
 
 async def test_single_sign_on_through_a_proxy_header() -> None:
-    async with client(console_proxy_user_header="X-Forwarded-Email", console_proxy_role="operator") as http:
+    async with client(
+        console_proxy_user_header="X-Forwarded-Email", console_proxy_role="operator"
+    ) as http:
         signed_in = await http.get("/login", headers={"X-Forwarded-Email": "li.na@example.com"})
         assert signed_in.status_code == 303
         assert (await http.get("/login")).status_code == 200  # no header: the login page
         # a proxy user still needs the CSRF token to change anything
         refused = await http.post(
-            "/silences", data={"field0": "group", "value0": "x"},
+            "/silences",
+            data={"field0": "group", "value0": "x"},
             headers={"X-Forwarded-Email": "li.na@example.com"},
         )
         assert refused.status_code == 403
@@ -116,12 +117,18 @@ async def test_language_and_time_zone_are_chosen_and_kept() -> None:
     async with client() as http:
         page = await http.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
         assert '<html lang="zh-CN">' in page.text and "登录" in page.text
-        chosen = await http.get("/prefs", params={"lang": "en", "tz": "Asia/Tokyo", "next": "/login"})
+        chosen = await http.get(
+            "/prefs", params={"lang": "en", "tz": "Asia/Tokyo", "next": "/login"}
+        )
         assert chosen.status_code == 303 and chosen.headers["location"] == "/login"
         page = await http.get("/login", headers={"Accept-Language": "zh-CN"})
         assert '<html lang="en">' in page.text  # the choice wins over the browser's language
         assert '<option value="Asia/Tokyo" selected>' in page.text
-        ignored = await http.get("/prefs", params={"lang": "xx", "tz": "Mars/Base", "next": "//evil"})
+        ignored = await http.get(
+            "/prefs", params={"lang": "xx", "tz": "Mars/Base", "next": "//evil"}
+        )
         assert ignored.headers["location"] == "/"
         page = await http.get("/login")
-        assert '<html lang="en">' in page.text and '<option value="Asia/Tokyo" selected>' in page.text
+        assert (
+            '<html lang="en">' in page.text and '<option value="Asia/Tokyo" selected>' in page.text
+        )

@@ -18,6 +18,7 @@ from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.fuzz.stack import ROUTES, Service, stack_env
 from tests.helpers import topic_settings
+from tests.processes import stop_all
 from tests.sources.rsa import TestKey, jwks_server
 
 
@@ -68,7 +69,8 @@ def stack(kafka_bootstrap: str, database_url: str, tmp_path_factory) -> Iterator
             service.wait_ready()
         yield stack
     finally:
-        for service in stack.services:
-            service.stop()
-        served.__exit__(None, None, None)
-        asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            stop_all(list(stack.services))  # after the fuzzing, each must still stop cleanly
+        finally:
+            served.__exit__(None, None, None)
+            asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -4,16 +4,9 @@ started the way `slawatch <service>` starts them, with API keys (SLAWATCH_ENV=pr
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from shared.devstack import free_port
+from tests.processes import ServiceProcess
 
 TOKEN = "fuzz-token-not-a-secret"
 KEYS = "fuzz:" + hashlib.sha256(TOKEN.encode()).hexdigest()
@@ -32,61 +25,7 @@ routes:
 """
 
 
-@dataclass
-class Service:
-    name: str  # ingest, monitor, notifier
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Service:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
-        env.update(self.env)
-        env[f"SLAWATCH_{self.name.upper()}_PORT"] = str(self.port)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", self.name],
-            env=env,
-            stdout=open(self.log_path, "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while True:
-            assert self.process and self.process.poll() is None, (
-                f"{self.name} exited:\n{self.log()}"
-            )
-            try:
-                response = httpx.get(self.url + "/readyz", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            assert time.monotonic() < deadline, f"{self.name} not ready ({last}):\n{self.log()}"
-            time.sleep(0.1)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+Service = ServiceProcess  # the three services of the fuzzed stack
 
 
 def stack_env(
