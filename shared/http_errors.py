@@ -14,7 +14,8 @@ parsing is where deep nesting does its harm (recursion).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -129,19 +130,34 @@ def install(app: FastAPI, *, max_body_bytes: int) -> None:
     app.router.dependencies.append(Depends(refuse_unknown_query))
 
 
-_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+# route -> (every query parameter it takes, those that take one value only)
+_KNOWN_QUERY: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
 
 
-def _known_query(route: Any) -> frozenset[str]:
+def _takes_many(annotation: Any) -> bool:
+    """``list[str]``, ``list[str] | None``, ``Annotated[list[...], ...]``: repeatable."""
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    return origin in (Union, UnionType) and any(_takes_many(a) for a in get_args(annotation))
+
+
+def _known_query(route: Any) -> tuple[frozenset[str], frozenset[str]]:
     known = _KNOWN_QUERY.get(id(route))
     if known is None:
         names: set[str] = set()
+        single: set[str] = set()
         pending = [route.dependant]
         while pending:  # the route's own parameters and its dependencies'
             dependant = pending.pop()
-            names.update(param.alias for param in dependant.query_params)
+            for param in dependant.query_params:
+                names.add(param.alias)
+                if not _takes_many(param.field_info.annotation):
+                    single.add(param.alias)
             pending.extend(dependant.dependencies)
-        known = frozenset(names)
+        known = (frozenset(names), frozenset(single))
         _KNOWN_QUERY[id(route)] = known
     return known
 
