@@ -30,9 +30,9 @@ from services.notifier.providers import (
     Kind,
     RateLimit,
 )
-from services.notifier.yamlsource import Issue, Located, describe, load_located
 from shared.bounds import MAX_DURATION_DAYS, MAX_DURATION_SECONDS, text_problem
 from shared.sla_events import SlaEvent
+from shared.yamlsource import Issue, Located, describe, load_located
 
 LANGUAGES = ("en", "zh")
 GROUP_BY_FIELDS = (
@@ -276,6 +276,10 @@ def parse_routes(
     allow_unset_env: bool = False,
 ) -> RoutingConfig:
     doc = load_located(text, os.environ if env is None else env, allow_unset_env=allow_unset_env)
+    for path, key, line in doc.duplicate_keys:
+        doc.issues.append(Issue(line, f"duplicate key `{key}` in {describe(path)}"))
+    for _path, _key, line in doc.bad_keys:
+        doc.issues.append(Issue(line, "mapping keys must be plain strings"))
     if doc.issues and doc.data is None:
         raise RoutesError(source, doc.issues)
     config = _Validator(doc, source, calendars).run()
