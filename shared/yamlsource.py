@@ -36,6 +36,13 @@ M = TypeVar("M", bound=BaseModel)
 _SUBST = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
 
 
+class Unresolved(str):
+    """A string that referenced an unset ``${VAR}``: already reported (or deliberately
+    allowed), so checks of its value would only add noise."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Issue:
     line: int | None
@@ -152,7 +159,8 @@ class _Converter:
             self.result.issue(path, f"{describe(path)}: environment variable {name} is not set")
             return ""
 
-        return _SUBST.sub(replace, text)
+        result = _SUBST.sub(replace, text)
+        return Unresolved(result) if path in self.result.unresolved else result
 
 
 def load_located(

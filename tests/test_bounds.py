@@ -97,12 +97,12 @@ def test_longer_durations_are_refused(text: str) -> None:
 def test_one_grammar_everywhere() -> None:
     """Policies, routes, silences and ?within= read durations with the same parser."""
     from services.notifier import app as notifier_app
-    from services.notifier import config as notifier_config
+    from services.notifier import routes_file
     from services.sla_monitor import app as monitor_app
     from shared import durations
 
     assert parse_duration is durations.parse_duration
-    assert notifier_config.parse_duration is durations.parse_duration
+    assert routes_file.parse_duration is durations.parse_duration
     assert notifier_app.parse_duration is durations.parse_duration
     assert monitor_app.parse_duration is durations.parse_duration
 
