@@ -18,7 +18,6 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -43,23 +42,13 @@ from services.notifier.matchers import (
 )
 from services.notifier.providers import COMMON_FIELDS, PROVIDERS, Kind, RateLimit
 from services.notifier.secret import Secret
-from shared.bounds import MAX_DURATION_DAYS, text_problem
+from shared.bounds import MAX_DURATION_DAYS, is_time_zone, text_problem
 from shared.durations import _SCHEMA as DURATION_SCHEMA
 from shared.durations import DurationError, parse_duration
 from shared.yamlsource import Issue, Located, Refusal, Unresolved, describe, fields_at
 
 LANGUAGES = ("en", "zh")
-GROUP_BY_FIELDS = (
-    "kind",
-    "target",
-    "policy",
-    "customer_tier",
-    "priority",
-    "channel",
-    "group",
-    "ticket_id",
-    "assignee",
-)
+GROUP_BY_FIELDS = tuple(name for name in STRING_FIELDS if name != "tags")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 NAME_SCHEMA = {"type": "string", "pattern": NAME_RE.pattern}
 NEVER = (None, "never", "0", 0, False)  # repeat_interval values that mean "never repeat"
@@ -143,14 +132,8 @@ def _group_by(value: Any) -> tuple[str, ...]:
 
 
 def _zone(value: Any) -> str:
-    try:
-        if not isinstance(value, str):
-            raise ValueError
-        ZoneInfo(value)
-    except (ValueError, ZoneInfoNotFoundError):
-        raise _refuse(
-            _KEY, f"must be an IANA zone name such as Asia/Shanghai, not {value!r}"
-        ) from None
+    if not is_time_zone(value):
+        raise _refuse(_KEY, f"must be an IANA zone name such as Asia/Shanghai, not {value!r}")
     return value
 
 

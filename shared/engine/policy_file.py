@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 from pydantic import (
@@ -25,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.bounds import text_problem
+from shared.bounds import is_time_zone, text_problem
 from shared.durations import Duration, PositiveDuration
 from shared.engine.calendar import WEEKDAYS, check_day, parse_interval
 from shared.events import Channel, Priority, Status
@@ -96,12 +95,10 @@ def _date(value: Any) -> date:
 
 
 def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_time_zone(value):
         raise _refuse(
             _AFTER_COLON, f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
-        ) from None
+        )
     return value
 
 
@@ -321,16 +318,24 @@ class Targets(_Section):
 TARGETS: tuple[str, ...] = tuple(Targets.model_fields)
 
 
+CalendarName = Annotated[Name, Field(description="A name from `calendars`.")]
+WarnAt = Annotated[
+    list[Fraction], BeforeValidator(_one_or_many), AfterValidator(_distinct_percents)
+]
+Escalations = Annotated[
+    list[Duration],
+    BeforeValidator(_one_or_many),
+    AfterValidator(_increasing),
+    Field(description="Offsets after the breach (business time) of escalation levels 1..n."),
+]
+
+
 class Common(_Section):
     """What defaults give every policy, and a policy may set for itself."""
 
-    calendar: Name | None = Field(None, description="A name from `calendars`.")
-    warn_at: Annotated[
-        list[Fraction], BeforeValidator(_one_or_many), AfterValidator(_distinct_percents)
-    ] = []
-    escalations: Annotated[
-        list[Duration], BeforeValidator(_one_or_many), AfterValidator(_increasing)
-    ] = Field([], description="Offsets after the breach (business time) of escalation levels 1..n.")
+    calendar: CalendarName | None = None
+    warn_at: WarnAt = []
+    escalations: Escalations = []
     pause_first_response: Flag = False
 
 
@@ -344,14 +349,10 @@ class PolicyEntry(_Section):
     id: Name
     description: Description | None = None
     match: Match | None = None
-    calendar: Name | None = Field(None, description="A name from `calendars`.")
+    calendar: CalendarName | None = None
     targets: Targets
-    warn_at: Annotated[
-        list[Fraction], BeforeValidator(_one_or_many), AfterValidator(_distinct_percents)
-    ] = []
-    escalations: Annotated[
-        list[Duration], BeforeValidator(_one_or_many), AfterValidator(_increasing)
-    ] = Field([], description="Offsets after the breach (business time) of escalation levels 1..n.")
+    warn_at: WarnAt = []
+    escalations: Escalations = []
     pause_first_response: Flag = False
 
 
