@@ -108,6 +108,7 @@ Text = Annotated[
 IDENTIFIER_MAX = 128
 Identifier = Annotated[Line, Field(min_length=1, max_length=IDENTIFIER_MAX)]
 
+
 def is_time_zone(name: object) -> bool:
     """Whether ``name`` is an IANA time zone this machine knows (``Asia/Shanghai``)."""
     if not isinstance(name, str):

@@ -74,7 +74,9 @@ def parse_duration(text: str) -> timedelta:
             "shape",
             _shown(text),
         )
-    ms = sum(int(part) * size for part, (_, size) in zip(match.groups(), _UNIT_MS, strict=True) if part)
+    ms = sum(
+        int(part) * size for part, (_, size) in zip(match.groups(), _UNIT_MS, strict=True) if part
+    )
     if ms > MAX_DURATION_SECONDS * 1000:
         raise DurationError(
             f"duration {_shown(text)} is longer than the maximum, {MAX_DURATION_DAYS}d",

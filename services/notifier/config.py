@@ -164,9 +164,7 @@ def _build(file: routes_file.RoutesFile, doc: Located, source: str) -> RoutingCo
         }
         names = routes_file.integration_names(spec.integrations)
         integrations = []
-        for position, (integration, name) in enumerate(
-            zip(spec.integrations, names, strict=True)
-        ):
+        for position, (integration, name) in enumerate(zip(spec.integrations, names, strict=True)):
             ipath = path + ("integrations", position)
             provider = PROVIDERS[integration.type]
             options = {
@@ -182,7 +180,9 @@ def _build(file: routes_file.RoutesFile, doc: Located, source: str) -> RoutingCo
                     type=integration.type,
                     name=name,
                     options=options,
-                    timeout=integration.timeout if integration.timeout is not None else DEFAULT_TIMEOUT_S,
+                    timeout=integration.timeout
+                    if integration.timeout is not None
+                    else DEFAULT_TIMEOUT_S,
                     rate_limits=integration.rate_limit
                     if integration.rate_limit is not None
                     else provider.rate_limits,

@@ -151,9 +151,7 @@ def _version(value: Any) -> int:
 
 def _receiver_name(value: Any) -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
-        raise _refuse(
-            _PARENT, "`name` is required: letters, digits, `_`, `-`, `.` (at most 64)"
-        )
+        raise _refuse(_PARENT, "`name` is required: letters, digits, `_`, `-`, `.` (at most 64)")
     return value
 
 
@@ -325,9 +323,9 @@ class ReceiverSettings(_Section):
     ) = 12
     group_by: _value(_group_by, {"type": "array", "items": {"enum": list(GROUP_BY_FIELDS)}}) = ()
     send_resolved: _value(_flag, {"type": "boolean"}) = False
-    timezone: _value(
-        _zone, {"type": "string", "description": "IANA zone, e.g. Asia/Shanghai"}
-    ) = "UTC"
+    timezone: _value(_zone, {"type": "string", "description": "IANA zone, e.g. Asia/Shanghai"}) = (
+        "UTC"
+    )
 
 
 SETTINGS = tuple(ReceiverSettings.model_fields)
@@ -628,7 +626,12 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
             continue
         quiet = item.get("quiet_hours") if isinstance(item.get("quiet_hours"), dict) else {}
         calendar = quiet.get("calendar")
-        if isinstance(calendar, str) and calendar and calendars is not None and calendar not in calendars:
+        if (
+            isinstance(calendar, str)
+            and calendar
+            and calendars is not None
+            and calendar not in calendars
+        ):
             known = ", ".join(sorted(calendars)) or "none"
             doc.issue(
                 path + ("quiet_hours", "calendar"),
@@ -655,7 +658,8 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
                 doc.issues.append(
                     Issue(
                         line,
-                        f"receiver {name!r}: fallbacks form a loop: " + " -> ".join([*seen, current]),
+                        f"receiver {name!r}: fallbacks form a loop: "
+                        + " -> ".join([*seen, current]),
                     )
                 )
                 break
@@ -669,9 +673,7 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
             doc.issue(path + ("receiver",), f"{describe(path)}: unknown receiver {receiver!r}")
     default = data.get("default_receiver")
     if isinstance(default, str) and default not in receivers:
-        doc.issue(
-            ("default_receiver",), f"`default_receiver` names unknown receiver {default!r}"
-        )
+        doc.issue(("default_receiver",), f"`default_receiver` names unknown receiver {default!r}")
 
 
 def integration_names(integrations: list[Any]) -> list[str | None]:
@@ -685,7 +687,9 @@ def integration_names(integrations: list[Any]) -> list[str | None]:
             continue
         counts[kind] = counts.get(kind, 0) + 1
         given = item.get("name") if isinstance(item, dict) else item.name
-        names.append(given if given is not None else kind if counts[kind] == 1 else f"{kind}-{counts[kind]}")
+        names.append(
+            given if given is not None else kind if counts[kind] == 1 else f"{kind}-{counts[kind]}"
+        )
     return names
 
 
@@ -703,4 +707,3 @@ def _integration_names(doc: Located, raw: Any, path: tuple) -> None:
                 f"{describe(ipath)}: integration name {name!r} is used twice in this receiver; set `name`",
             )
         seen.add(name)
-

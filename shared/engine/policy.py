@@ -272,9 +272,7 @@ def _compile_policy(
     line: int,
 ) -> Policy:
     warn_at = tuple(options["warn_at"])
-    escalations_ms = tuple(
-        offset // timedelta(milliseconds=1) for offset in options["escalations"]
-    )
+    escalations_ms = tuple(offset // timedelta(milliseconds=1) for offset in options["escalations"])
     pause_first = bool(options["pause_first_response"])
     specs: dict[str, TargetSpec] = {}
     for name in TARGETS:

@@ -175,7 +175,9 @@ Interval = Annotated[tuple[int, int], BeforeValidator(_interval), WithJsonSchema
 Intervals = Annotated[list[Interval], BeforeValidator(_one_or_many), AfterValidator(_day)]
 Day = Annotated[date, BeforeValidator(_date)]
 Fraction = Annotated[
-    float, BeforeValidator(_fraction), Field(json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1})
+    float,
+    BeforeValidator(_fraction),
+    Field(json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1}),
 ]
 PriorityName = Annotated[
     str,
@@ -312,7 +314,9 @@ class Targets(_Section):
         return self
 
     def ms(self) -> dict[str, int]:
-        return {name: length // timedelta(milliseconds=1) for name, length in self if length is not None}
+        return {
+            name: length // timedelta(milliseconds=1) for name, length in self if length is not None
+        }
 
 
 TARGETS: tuple[str, ...] = tuple(Targets.model_fields)
@@ -397,7 +401,9 @@ def where(doc: Located, path: tuple, kind: str = "") -> str:
         index = path[1]
         entry = doc.data["policies"][index] if _is_list_at(doc.data, index) else None
         pid = entry.get("id") if isinstance(entry, dict) else None
-        usable = isinstance(pid, str | int | float) and not isinstance(pid, bool) and str(pid).strip()
+        usable = (
+            isinstance(pid, str | int | float) and not isinstance(pid, bool) and str(pid).strip()
+        )
         if (kind == "extra_forbidden" and not rest) or rest == ["id"] or not usable:
             what = f"policy #{index + 1}"
         else:
@@ -408,7 +414,11 @@ def where(doc: Located, path: tuple, kind: str = "") -> str:
 
 
 def _is_list_at(data: Any, index: int) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("policies"), list) and index < len(data["policies"])
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("policies"), list)
+        and index < len(data["policies"])
+    )
 
 
 def word(doc: Located, refusal: Refusal) -> Issue:
@@ -457,7 +467,9 @@ def cross_check(doc: Located, file: PolicyFile) -> list[Issue]:
         if name is not None and name not in file.calendars:
             known = ", ".join(declared) or "none defined"
             issues.append(
-                Issue(doc.line(path) or 0, f"{what}: unknown calendar {name!r} (calendars: {known})")
+                Issue(
+                    doc.line(path) or 0, f"{what}: unknown calendar {name!r} (calendars: {known})"
+                )
             )
 
     known_calendar(file.defaults.calendar, ("defaults", "calendar"), "defaults")
@@ -486,7 +498,10 @@ def cross_check(doc: Located, file: PolicyFile) -> list[Issue]:
         known_calendar(entry.calendar, item + ("calendar",), what)
         if entry.calendar is None and file.defaults.calendar is None:
             issues.append(
-                Issue(doc.line(item) or 0, f"{what}: missing key 'calendar' (or set defaults.calendar)")
+                Issue(
+                    doc.line(item) or 0,
+                    f"{what}: missing key 'calendar' (or set defaults.calendar)",
+                )
             )
     if catch_all is None:
         issues.append(
@@ -510,4 +525,7 @@ def options(file: PolicyFile, entry: PolicyEntry) -> dict[str, Any]:
 
 def json_schema() -> dict[str, Any]:
     """The policy file's JSON Schema, generated from the models."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **PolicyFile.model_json_schema()}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **PolicyFile.model_json_schema(),
+    }
