@@ -26,6 +26,7 @@ from shared.bounds import MAX_DURATION_DAYS, MAX_DURATION_SECONDS
 
 __all__ = [
     "DURATION_PATTERN",
+    "DURATION_SCHEMA",
     "Duration",
     "DurationError",
     "PositiveDuration",
@@ -119,15 +120,15 @@ def _positive(value: Any) -> timedelta:
     return length
 
 
-_SCHEMA = {
+DURATION_SCHEMA = {
     "type": "string",
     "pattern": DURATION_PATTERN,
     "maxLength": 64,
     "description": f"Whole numbers with units d, h, m, s, ms, largest first ({_EXAMPLES}); at most {MAX_DURATION_DAYS}d.",
 }
-Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(_SCHEMA)]
+Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
 PositiveDuration = Annotated[
     timedelta,
     BeforeValidator(_positive),
-    WithJsonSchema({**_SCHEMA, "not": {"pattern": r"^(0+(d|h|m|s|ms))+$"}}),
+    WithJsonSchema({**DURATION_SCHEMA, "not": {"pattern": r"^(0+(d|h|m|s|ms))+$"}}),
 ]

@@ -43,8 +43,7 @@ from services.notifier.matchers import (
 from services.notifier.providers import COMMON_FIELDS, PROVIDERS, Kind, RateLimit
 from services.notifier.secret import Secret
 from shared.bounds import MAX_DURATION_DAYS, is_time_zone, text_problem
-from shared.durations import _SCHEMA as DURATION_SCHEMA
-from shared.durations import DurationError, parse_duration
+from shared.durations import DURATION_SCHEMA, DurationError, parse_duration
 from shared.yamlsource import Issue, Located, Refusal, Unresolved, describe, fields_at
 
 LANGUAGES = ("en", "zh")
