@@ -25,6 +25,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -47,6 +48,7 @@ __all__ = [
     "check_instant",
     "check_line",
     "check_text",
+    "is_time_zone",
     "json_depth",
     "shift",
 ]
@@ -105,6 +107,18 @@ Text = Annotated[
 # Ticket ids, event ids, silence ids: what a URL path carries and the database keys on.
 IDENTIFIER_MAX = 128
 Identifier = Annotated[Line, Field(min_length=1, max_length=IDENTIFIER_MAX)]
+
+
+def is_time_zone(name: object) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows (``Asia/Shanghai``)."""
+    if not isinstance(name, str):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
 
 # ---------------------------------------------------------------------------- instants
 

@@ -1,4 +1,5 @@
-"""Export the event contracts as JSON Schema (docs/schemas/), generated from the models.
+"""Export the event contracts and the configuration files as JSON Schema (docs/schemas/),
+generated from the models (`slawatch schemas`).
 
 The files under docs/schemas/ are generated, never hand-edited; a test fails when they
 drift from the models, so the published contract is always the enforced one.
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.engine.policy_file import PolicyFile
 from shared.events import ticket_event_adapter
 from shared.sla_events import SlaEvent
 
@@ -37,11 +39,21 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     },
     "ingest-batch.schema.json": _batch_schema,
     "sla-event.schema.json": lambda: SlaEvent.model_json_schema(),
+    "policy.schema.json": lambda: PolicyFile.model_json_schema(),
+    "routes.schema.json": lambda: _routes_schema(),
     "source-mapping.schema.json": lambda: _mapping_schema(),
 }
 
 
+def _routes_schema() -> dict[str, Any]:
+    # The routing file is the notifier's: imported only when its schema is written.
+    from services.notifier.routes_file import json_schema
+
+    return json_schema()
+
+
 def _mapping_schema() -> dict[str, Any]:
+    # A helpdesk mapping file is ingest's: imported only when its schema is written.
     from services.ingest.sources.mapping import mapping_json_schema
 
     return mapping_json_schema()

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier.calendars import Calendar
-from services.notifier.config import RoutingConfig, parse_duration
+from services.notifier.config import RoutingConfig
 from services.notifier.consumer import SlaConsumer
 from services.notifier.core import NotifierCore
 from services.notifier.dispatcher import Dispatcher, lanes_for
@@ -55,6 +55,7 @@ from services.notifier.templates import Renderer
 from shared import http_errors
 from shared.auth import ApiKeys, OperatorKey, access_from, require_role
 from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
+from shared.durations import parse_duration
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
 from shared.kafka import client_options, group_options, make_producer, stop_consumer
 from shared.sla_events import Target

@@ -32,6 +32,7 @@ from services.sla_monitor.worker import Worker
 from shared import http_errors
 from shared.auth import access_from, require_role
 from shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
+from shared.durations import parse_duration
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
 from shared.kafka import client_options, group_options, make_producer, stop_consumer
 from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
@@ -41,9 +42,9 @@ MAX_BODY_BYTES = 64 * 1024  # the read API takes no bodies; anything posted is r
 
 
 def parse_window(text: str, field: str) -> timedelta:
-    """A window in the policy files' duration grammar (``30m``, ``2h``), at most 3650d."""
+    """A window in slawatch's one duration grammar (``30m``, ``2h``, shared/durations.py)."""
     try:
-        return timedelta(seconds=engine_port.parse_duration(text))
+        return parse_duration(text)
     except ValueError as exc:
         raise HTTPException(422, detail=[{"field": field, "message": str(exc)}]) from None
 

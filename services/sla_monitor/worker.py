@@ -20,6 +20,11 @@ Guarantees, and where they come from:
 - a database outage (connection refused or lost, timeout, shutdown) pauses progress: the
   batch is re-fetched (seek back) and retried with backoff; nothing is committed meanwhile.
 - a stop (SIGTERM) ends the loop between two batches: the batch in hand is committed.
+
+The loop, the rebalance listener and lock, the backoff, the dead-letter headers and the
+offset commit are the shared partitioned-consumer runtime's (shared/consumer.py). Applying
+events, firing deadlines and recomputing after a policy reload all go through one
+:meth:`Worker.step` of a ticket: load -> engine -> dump -> rows.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -49,10 +54,10 @@ from services.sla_monitor.store import (
     TicketRow,
 )
 from services.sla_monitor.timers import DeadlineHeap
+from shared.consumer import Batches, DeadLetter, DeadLetterFailed, PartitionedConsumer, Round
 from shared.engine import SlaRecord
 from shared.events import TicketEvent, parse_event
-from shared.failures import describe, is_data_error, reason_label
-from shared.kafka import send_confirmed
+from shared.failures import describe, is_data_error
 
 log = logging.getLogger("slawatch.monitor")
 
@@ -60,12 +65,6 @@ log = logging.getLogger("slawatch.monitor")
 # left is an outage (or a fault of the schema): pause and retry, never dead-letter.
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 AT_RISK_WINDOW_S = 30 * 60
-
-DeadLetter = tuple[bytes | None, bytes, str]  # key, value, reason
-
-
-class DeadLetterFailed(Exception):
-    """The dead-letter topic did not ack: nothing of the batch may be committed."""
 
 
 @dataclass
@@ -82,31 +81,23 @@ class PartitionState:
         return now if self.caught_up else min(now, self.last_timestamp)
 
 
+@dataclass
+class Step:
+    """One ticket after a step: its rows (None when nothing was applied) and what it emitted."""
+
+    row: TicketRow | None = None
+    facts: FactsRow | None = None
+    outbox: list[OutboxRow] = field(default_factory=list)
+    emitted: list[SlaRecord] = field(default_factory=list)
+    retained: list[RetainedEvent] = field(default_factory=list)
+    arrivals: list[str] = field(default_factory=list)  # "duplicate" / "late" events
+
+
 def _epoch(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self.worker.lock:
-            for tp in revoked:
-                self.worker.partitions.pop(tp.partition, None)
-                try:
-                    self.worker.metrics.lag.remove(str(tp.partition))
-                except KeyError:
-                    pass  # never measured
-            self.worker.refresh_gauges()
-        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self.worker.lock:
-            await self.worker.load_partitions(sorted(assigned))
-
-
-class Worker:
+class Worker(PartitionedConsumer):
     def __init__(
         self,
         settings: MonitorSettings,
@@ -117,46 +108,43 @@ class Worker:
         metrics: MonitorMetrics,
         wake_outbox: asyncio.Event,
     ) -> None:
+        super().__init__(
+            consumer,
+            producer,
+            topic=settings.topic_events,
+            dlq_topic=settings.topic_events_dlq,
+            max_batch=settings.monitor_max_batch,
+            dead_lettered=metrics.events_dead_lettered,
+            log=log,
+        )
         self.settings = settings
         self.store = store
-        self.consumer = consumer
-        self.producer = producer
         self.policies = policies
         self.metrics = metrics
         self.wake_outbox = wake_outbox
-        self.topic = settings.topic_events
         self.partitions: dict[int, PartitionState] = {}
-        self.lock = asyncio.Lock()
-        self.ready = asyncio.Event()
-        self.listener = _Listener(self)
-        self.assigned_once = False
+        self.ready = asyncio.Event()  # assigned, loaded and caught up once
         self.recompute_requested = False
-        self.stopping = False  # set by Monitor.stop: finish the batch in hand, then return
         self.db_failing = False  # the last database operation failed (readiness)
-        self._db_backoff = 0.2
 
-    # ------------------------------------------------------------------ assignment
-    async def load_partitions(self, assigned: Sequence[TopicPartition]) -> None:
+    # ------------------------------------------------------------------ ownership
+    async def load(self, partitions: list[int]) -> None:
         started = time.perf_counter()
-        self.assigned_once = True
-        fresh = [tp for tp in assigned if tp.partition not in self.partitions]
-        if not fresh:
-            return
-        numbers = [tp.partition for tp in fresh]
         while True:
             try:
-                offsets = await self.store.offsets(self.topic, numbers)
-                rows = await self.store.load_open_tickets(numbers)
+                offsets = await self.store.offsets(self.topic, partitions)
+                rows = await self.store.load_open_tickets(partitions)
                 break
             except DB_ERRORS as exc:
-                await self._db_failed("loading assigned partitions", exc)
-        self._db_ok()
-        for number in numbers:
+                await self.wait_out("loading assigned partitions", exc)
+        self.recovered()
+        for number in partitions:
             self.partitions[number] = PartitionState()
         for row in rows:
             part = self.partitions[row.partition]
             part.tickets[row.ticket_id] = row.state
             part.heap.schedule(row.ticket_id, _epoch(row.next_due))
+        fresh = [TopicPartition(self.topic, number) for number in partitions]
         # Never-consumed partitions start at their beginning: one ListOffsets request for
         # all of them (seek_to_beginning waits out a fetch round per partition: seconds).
         beginnings = [tp for tp in fresh if tp.partition not in offsets]
@@ -169,44 +157,34 @@ class Worker:
         self.refresh_gauges()
         log.info(
             "partitions assigned: %s (%d open tickets loaded in %.2fs)",
-            numbers,
+            partitions,
             len(rows),
             time.perf_counter() - started,
         )
 
-    # ------------------------------------------------------------------ main loop
-    async def run(self) -> None:
-        """Until stopped: poll, apply and commit, fire what is due. Returns only on stop,
-        between two committed rounds."""
-        while not self.stopping:
-            timeout_ms = self._poll_timeout_ms()
+    async def drop(self, partitions: list[int]) -> None:
+        for number in partitions:
+            self.partitions.pop(number, None)
             try:
-                batches = await self.consumer.getmany(
-                    timeout_ms=timeout_ms, max_records=self.settings.monitor_max_batch
-                )
-            except KafkaError as exc:  # e.g. UNKNOWN_MEMBER_ID mid-rebalance: rejoin and go on
-                log.warning("poll failed, rejoining: %s", exc)
-                await asyncio.sleep(0.2)
-                continue
-            async with self.lock:
-                if batches:
-                    try:
-                        await self.apply_batches(batches)
-                    except BaseException:
-                        # A bug or a cancellation mid-batch: nothing was committed, so make
-                        # sure the batch is fetched again rather than skipped.
-                        self._seek_back(
-                            {tp: recs[0].offset for tp, recs in batches.items() if recs}
-                        )
-                        raise
-                await self._update_caught_up()
-                if self.recompute_requested:
-                    await self.recompute_all()
-                await self.fire_due()
-                if self.assigned_once and all(p.caught_up for p in self.partitions.values()):
-                    self.ready.set()
+                self.metrics.lag.remove(str(number))
+            except KeyError:
+                pass  # never measured
+        self.refresh_gauges()
+        log.info("partitions revoked: %s", partitions)
 
-    def _poll_timeout_ms(self) -> int:
+    # ------------------------------------------------------------------ one round
+    async def process(self, batches: Batches, done: Round) -> None:
+        """Apply and commit what was fetched, then fire what is due."""
+        if batches:
+            await self.apply_batches(batches, done)
+        await self._update_caught_up()
+        if self.recompute_requested:
+            await self.recompute_all()
+        await self.fire_due(done)
+        if self.assigned_once.is_set() and all(p.caught_up for p in self.partitions.values()):
+            self.ready.set()
+
+    def poll_timeout_ms(self) -> int:
         now = time.time()
         soonest = min(
             (due for p in self.partitions.values() if (due := p.heap.next_due()) is not None),
@@ -215,6 +193,14 @@ class Worker:
         if soonest is None:
             return 500
         return int(max(0.0, min(0.5, soonest - now)) * 1000)
+
+    def on_trouble(self, exc: BaseException) -> None:
+        if not isinstance(exc, DeadLetterFailed):  # the broker's trouble, not the database's
+            self.metrics.db_errors.inc()
+            self.db_failing = True
+
+    def on_recovered(self) -> None:
+        self.db_failing = False
 
     async def _update_caught_up(self) -> None:
         for number, part in self.partitions.items():
@@ -254,163 +240,42 @@ class Worker:
             return False, {**body, "status": "lagging", "lagging_partitions": behind}
         return True, {**body, "status": "ready"}
 
-    # ------------------------------------------------------------------ applying events
-    async def apply_batches(self, batches: dict[TopicPartition, list]) -> None:
-        started = time.perf_counter()
-        write = BatchWrite()
-        poison: list[DeadLetter] = []
-        events_by_ticket: dict[str, list[tuple[TicketEvent, bytes]]] = defaultdict(list)
-        records_by_ticket: dict[str, list[tuple[bytes | None, bytes]]] = defaultdict(list)
-        ticket_partition: dict[str, int] = {}
-        last_ts: dict[int, float] = {}
-        first_offsets: dict[TopicPartition, int] = {}
-        for tp, records in batches.items():
-            if tp.partition not in self.partitions:
-                continue  # revoked meanwhile; its new owner re-reads from the stored offset
-            first_offsets[tp] = records[0].offset
-            for record in records:
-                try:
-                    event = parse_event(record.value)
-                except (ValidationError, ValueError, TypeError) as exc:
-                    poison.append((record.key, record.value or b"", _poison_reason(exc)))
-                    continue
-                events_by_ticket[event.ticket_id].append((event, record.value))
-                records_by_ticket[event.ticket_id].append((record.key, record.value))
-                ticket_partition[event.ticket_id] = tp.partition
-            write.offsets[(self.topic, tp.partition)] = records[-1].offset + 1
-            last_ts[tp.partition] = records[-1].timestamp / 1000.0
-        if not write.offsets:
-            return
-
-        def isolate(ticket_id: str, reason: str) -> None:
-            """Take a ticket out of this batch: its records go to the dead-letter topic."""
-            events_by_ticket.pop(ticket_id, None)
-            for key, value in records_by_ticket.pop(ticket_id, ()):
-                poison.append((key, value, reason))
-
-        unknown = [
-            t for t in events_by_ticket if t not in self.partitions[ticket_partition[t]].tickets
-        ]
-        try:
-            stored, unreadable = await self._read_states(unknown)
-        except DB_ERRORS as exc:
-            await self._db_failed("reading ticket states", exc, first_offsets)
-            return
-        for ticket_id, exc in unreadable.items():
-            isolate(ticket_id, "store: " + describe(exc))
-
-        new_memory: dict[str, tuple[int, bytes | None, float | None]] = {}
-        emitted: list[SlaRecord] = []
-        arrivals: dict[str, int] = defaultdict(int)
-        applied = 0
-        now = time.time()
-        for ticket_id in list(events_by_ticket):
-            events = events_by_ticket[ticket_id]
-            partition = ticket_partition[ticket_id]
-            try:
-                computed = self._apply_ticket(ticket_id, partition, events, stored, now)
-            except Exception as exc:  # noqa: BLE001 - one ticket's engine failure is that ticket's
-                log.exception(
-                    "the engine failed on a ticket; its records go to the dead-letter topic",
-                    extra={"ticket_id": ticket_id},
-                )
-                isolate(ticket_id, "engine: " + describe(exc))
-                continue
-            row, facts, retained, outbox, produced, ticket_arrivals = computed
-            write.retained.extend(retained)
-            applied += len(events)
-            for arrival in ticket_arrivals:
-                arrivals[arrival] += 1
-            if row is None:
-                continue
-            write.tickets[ticket_id] = row
-            write.facts[ticket_id] = facts
-            write.outbox.extend(outbox)
-            emitted.extend(produced)
-            new_memory[ticket_id] = (
-                partition,
-                row.state if row.open else None,
-                _epoch(row.next_due),
-            )
-
-        async def dead_letter_refused(refused: Mapping[str, BaseException]) -> None:
-            late = []
-            for ticket_id, exc in refused.items():
-                for key, value in records_by_ticket.get(ticket_id, ()):
-                    late.append((key, value, "store: " + describe(exc)))
-            await self._dead_letter(late)
-
-        committing = time.perf_counter()
-        try:
-            # Poison found so far first: acked before any offset past it is committed.
-            await self._dead_letter(poison)
-            refused = await self._store(write, dead_letter_refused)
-        except DeadLetterFailed as exc:
-            log.warning("dead-letter publish failed; batch will be retried: %s", exc.__cause__)
-            self._seek_back(first_offsets)
-            await asyncio.sleep(0.5)
-            return
-        except DB_ERRORS as exc:
-            await self._db_failed("committing a batch", exc, first_offsets)
-            return
-        self.metrics.commit_seconds.observe(time.perf_counter() - committing)
-        self._db_ok()
-
-        for ticket_id in refused:
-            new_memory.pop(ticket_id, None)
-            applied -= len(events_by_ticket.get(ticket_id, ()))
-        if refused:
-            emitted = [sla for sla in emitted if sla.ticket_id not in refused]
-        for ticket_id, (partition, blob, due) in new_memory.items():
-            part = self.partitions[partition]
-            if blob is None:
-                part.tickets.pop(ticket_id, None)
-                part.heap.cancel(ticket_id)
-            else:
-                part.tickets[ticket_id] = blob
-                part.heap.schedule(ticket_id, due)
-        for partition, ts in last_ts.items():
-            part = self.partitions[partition]
-            part.last_timestamp = max(part.last_timestamp, ts)
-        self._count(emitted)
-        self.metrics.events_applied.inc(applied)
-        self.metrics.events_duplicate.inc(arrivals["duplicate"])
-        self.metrics.events_late.inc(arrivals["late"])
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.refresh_gauges()
-        if write.outbox:
-            self.wake_outbox.set()
-        await self._commit_kafka(write.offsets)
-
-    def _apply_ticket(
+    # ------------------------------------------------------------------ one ticket
+    def step(
         self,
         ticket_id: str,
         partition: int,
-        events: list[tuple[TicketEvent, bytes]],
-        stored: Mapping[str, bytes],
+        blob: bytes | None,
         now: float,
-    ):
-        """One ticket's events through the engine: its rows, or raises (the caller isolates)."""
-        part = self.partitions[partition]
-        blob = part.tickets.get(ticket_id) or stored.get(ticket_id)
+        *,
+        events: Sequence[tuple[TicketEvent, bytes]] = (),
+        until: float | None = None,
+    ) -> Step:
+        """One ticket through the engine: its events applied, or its clocks advanced to
+        ``until`` (a partition's safe instant); then its rows. Raises what the engine
+        raises (the caller isolates the ticket)."""
         state = engine_port.load(blob, self.policies) if blob else None
-        sla_events: list[SlaRecord] = []
-        arrivals: list[str] = []
-        retained: list[RetainedEvent] = []
+        step = Step()
+        produced: list[SlaRecord] = []
         for event, raw in events:
-            state, produced, arrival = engine_port.apply(state, event, self.policies)
+            state, sla_events, arrival = engine_port.apply(state, event, self.policies)
             if arrival != "new":
-                arrivals.append(arrival)
-            sla_events.extend(produced)
+                step.arrivals.append(arrival)
+            produced.extend(sla_events)
             # The record as ingest published it (with received_at and source), for replay.
-            retained.append(
+            step.retained.append(
                 RetainedEvent(ticket_id, event.event_id, event.occurred_at, raw.decode())
             )
         if state is None:
-            return None, None, retained, [], [], arrivals
-        # Deadlines that are already due fire in fire_due() right after this commit,
-        # under the partition's safe instant; applying events emits only what they decide.
-        row = TicketRow(
+            return step
+        if until is not None:
+            state, sla_events = engine_port.advance(
+                state, datetime.fromtimestamp(until, UTC), self.policies
+            )
+            produced.extend(sla_events)
+        # Deadlines already due when events are applied fire in fire_due() right after the
+        # commit, under the partition's safe instant; applying emits only what events decide.
+        step.row = TicketRow(
             ticket_id,
             partition,
             engine_port.dump(state),
@@ -418,9 +283,135 @@ class Worker:
             engine_port.is_open(state),
             engine_port.earliest_deadline(state),
         )
-        facts = engine_port.facts_row(state)
-        outbox, emitted = self._finalise(sla_events, partition, now)
-        return row, facts, retained, outbox, emitted, arrivals
+        step.facts = engine_port.facts_row(state)
+        step.outbox, step.emitted = self._finalise(produced, partition, now)
+        return step
+
+    @staticmethod
+    def _stage(write: BatchWrite, step: Step) -> None:
+        """Add a stepped ticket's rows to the round's write."""
+        write.retained.extend(step.retained)
+        if step.row is not None and step.facts is not None:
+            write.tickets[step.row.ticket_id] = step.row
+            write.facts[step.row.ticket_id] = step.facts
+            write.outbox.extend(step.outbox)
+
+    def _remember(self, write: BatchWrite, refused: Mapping[str, BaseException]) -> None:
+        """After a commit: the committed tickets' states and deadlines in memory."""
+        for ticket_id, row in write.tickets.items():
+            part = self.partitions.get(row.partition)
+            if part is None or ticket_id in refused:
+                continue  # revoked meanwhile, or keeps its last stored state
+            if row.open:
+                part.tickets[ticket_id] = row.state
+                part.heap.schedule(ticket_id, _epoch(row.next_due))
+            else:
+                part.tickets.pop(ticket_id, None)
+                part.heap.cancel(ticket_id)
+        self.refresh_gauges()
+        if write.outbox:
+            self.wake_outbox.set()
+
+    # ------------------------------------------------------------------ applying events
+    async def apply_batches(self, batches: Batches, done: Round) -> None:
+        started = time.perf_counter()
+        write = BatchWrite()
+        poison: list[DeadLetter] = []
+        events_by_ticket: dict[str, list[tuple[TicketEvent, bytes]]] = defaultdict(list)
+        records_by_ticket: dict[str, list] = defaultdict(list)
+        ticket_partition: dict[str, int] = {}
+        last_ts: dict[int, float] = {}
+        first_offsets: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            first_offsets[tp] = records[0].offset
+            for record in records:
+                try:
+                    event = parse_event(record.value)
+                except (ValidationError, ValueError, TypeError) as exc:
+                    poison.append(DeadLetter.of(record, _poison_reason(exc)))
+                    continue
+                events_by_ticket[event.ticket_id].append((event, record.value))
+                records_by_ticket[event.ticket_id].append(record)
+                ticket_partition[event.ticket_id] = tp.partition
+            write.offsets[(self.topic, tp.partition)] = records[-1].offset + 1
+            last_ts[tp.partition] = records[-1].timestamp / 1000.0
+
+        def isolate(ticket_id: str, reason: str) -> None:
+            """Take a ticket out of this batch: its records go to the dead-letter topic."""
+            events_by_ticket.pop(ticket_id, None)
+            for record in records_by_ticket.pop(ticket_id, ()):
+                poison.append(DeadLetter.of(record, reason))
+
+        unknown = [
+            t for t in events_by_ticket if t not in self.partitions[ticket_partition[t]].tickets
+        ]
+        try:
+            stored, unreadable = await self._read_states(unknown)
+        except DB_ERRORS as exc:
+            self.seek_back(first_offsets)
+            done.retry_later("reading ticket states", exc)
+            return
+        for ticket_id, exc in unreadable.items():
+            isolate(ticket_id, "store: " + describe(exc))
+
+        arrivals: dict[str, int] = defaultdict(int)
+        applied: dict[str, int] = {}
+        emitted: list[SlaRecord] = []
+        now = time.time()
+        for ticket_id in list(events_by_ticket):
+            events = events_by_ticket[ticket_id]
+            partition = ticket_partition[ticket_id]
+            blob = self.partitions[partition].tickets.get(ticket_id) or stored.get(ticket_id)
+            try:
+                step = self.step(ticket_id, partition, blob, now, events=events)
+            except Exception as exc:  # noqa: BLE001 - one ticket's engine failure is that ticket's
+                log.exception(
+                    "the engine failed on a ticket; its records go to the dead-letter topic",
+                    extra={"ticket_id": ticket_id},
+                )
+                isolate(ticket_id, "engine: " + describe(exc))
+                continue
+            self._stage(write, step)
+            applied[ticket_id] = len(events)
+            for arrival in step.arrivals:
+                arrivals[arrival] += 1
+            emitted.extend(step.emitted)
+
+        async def dead_letter_refused(refused: Mapping[str, BaseException]) -> None:
+            await self.dead_letter(
+                DeadLetter.of(record, "store: " + describe(exc))
+                for ticket_id, exc in refused.items()
+                for record in records_by_ticket.get(ticket_id, ())
+            )
+
+        committing = time.perf_counter()
+        try:
+            # Poison found so far first: acked before any offset past it is committed.
+            await self.dead_letter(poison)
+            refused = await self._store(write, dead_letter_refused)
+        except DeadLetterFailed as exc:
+            self.seek_back(first_offsets)
+            done.retry_later("publishing to the dead-letter topic", exc)
+            return
+        except DB_ERRORS as exc:
+            self.seek_back(first_offsets)
+            done.retry_later("committing a batch", exc)
+            return
+        self.metrics.commit_seconds.observe(time.perf_counter() - committing)
+        self.recovered()
+        self._remember(write, refused)
+        for partition, ts in last_ts.items():
+            part = self.partitions[partition]
+            part.last_timestamp = max(part.last_timestamp, ts)
+        self._count([sla for sla in emitted if sla.ticket_id not in refused])
+        self.metrics.events_applied.inc(
+            sum(n for ticket_id, n in applied.items() if ticket_id not in refused)
+        )
+        self.metrics.events_duplicate.inc(arrivals["duplicate"])
+        self.metrics.events_late.inc(arrivals["late"])
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        # The database holds the offsets; Kafka gets a mirror for lag tooling.
+        done.commit.update({TopicPartition(t, p): o for (t, p), o in write.offsets.items()})
 
     async def _read_states(
         self, ticket_ids: list[str]
@@ -475,82 +466,71 @@ class Worker:
         return await self.store.write_isolating(parts, rest, before_commit)
 
     # ------------------------------------------------------------------ timers
-    async def fire_due(self) -> None:
-        now = time.time()
+    def _advance_all(
+        self, stage: str, due: Sequence[tuple[int, str, float]], now: float
+    ) -> tuple[BatchWrite, list[SlaRecord], int]:
+        """Advance these (partition, ticket, up-to) clocks; the round's write, what it
+        emitted and how many tickets the engine failed on (logged, counted, skipped)."""
         write = BatchWrite()
-        popped: list[tuple[int, str, float]] = []
         emitted: list[SlaRecord] = []
-        for partition, part in self.partitions.items():
-            horizon = part.safe_instant(now)
-            for ticket_id in part.heap.pop_due(horizon, limit=5000):
-                blob = part.tickets.get(ticket_id)
-                if blob is None:
-                    continue
-                try:
-                    row, facts, outbox, produced = self._advance_ticket(
-                        ticket_id, partition, blob, horizon, now
-                    )
-                except Exception as exc:  # noqa: BLE001 - one ticket must not stop the timers
-                    # Its timer stays popped: a ticket the engine cannot advance would fail
-                    # again on every round. Its next event tries again.
-                    self._ticket_failed("timer", "engine", ticket_id, exc)
-                    continue
-                # Already due: if the commit fails it is retried at `horizon`, still due.
-                popped.append((partition, ticket_id, horizon))
-                write.tickets[ticket_id] = row
-                write.facts[ticket_id] = facts
-                write.outbox.extend(outbox)
-                emitted.extend(produced)
-        if not write:
-            return
+        failed = 0
+        for partition, ticket_id, until in due:
+            part = self.partitions.get(partition)
+            blob = part.tickets.get(ticket_id) if part else None
+            if blob is None:
+                continue  # revoked or closed meanwhile
+            try:
+                step = self.step(ticket_id, partition, blob, now, until=until)
+            except Exception as exc:  # noqa: BLE001 - one ticket must not stop the others
+                self._ticket_failed(stage, "engine", ticket_id, exc)
+                failed += 1
+                continue
+            self._stage(write, step)
+            emitted.extend(step.emitted)
+        return write, emitted, failed
+
+    async def _commit_advanced(
+        self, stage: str, write: BatchWrite, emitted: list[SlaRecord]
+    ) -> tuple[dict[str, BaseException], list[SlaRecord]]:
+        """Store an advancing round (raises DB_ERRORS on an outage); the refused tickets
+        and the emitted events that were committed."""
 
         async def count_refused(refused: Mapping[str, BaseException]) -> None:
             for ticket_id, exc in refused.items():
-                self._ticket_failed("timer", "store", ticket_id, exc)
+                self._ticket_failed(stage, "store", ticket_id, exc)
 
-        try:
-            refused = await self._store(write, count_refused)
-        except DB_ERRORS as exc:
-            for partition, ticket_id, due in popped:
-                if partition in self.partitions:
-                    self.partitions[partition].heap.schedule(ticket_id, due)
-            await self._db_failed("committing fired deadlines", exc)
+        refused = await self._store(write, count_refused)
+        self.recovered()
+        # A refused ticket keeps its last stored state; its timer stays popped (a ticket
+        # that cannot be stored would fail again every round). Its next event tries again.
+        self._remember(write, refused)
+        committed = [sla for sla in emitted if sla.ticket_id not in refused]
+        self._count(committed)
+        return refused, committed
+
+    async def fire_due(self, done: Round) -> None:
+        now = time.time()
+        due = [
+            (partition, ticket_id, horizon)
+            for partition, part in self.partitions.items()
+            for horizon in (part.safe_instant(now),)
+            for ticket_id in part.heap.pop_due(horizon, limit=5000)
+        ]
+        # An engine failure leaves its timer popped: it would fail again on every round.
+        write, emitted, _ = self._advance_all("timer", due, now)
+        if not write:
             return
-        self._db_ok()
-        for ticket_id, row in write.tickets.items():
-            if ticket_id in refused:
-                continue  # keeps its last stored state; its timer stays popped (see above)
-            part = self.partitions[row.partition]
-            if row.open:
-                part.tickets[ticket_id] = row.state
-                part.heap.schedule(ticket_id, _epoch(row.next_due))
-            else:
-                part.tickets.pop(ticket_id, None)
-        emitted = [sla for sla in emitted if sla.ticket_id not in refused]
-        for sla in emitted:
+        try:
+            _, committed = await self._commit_advanced("timer", write, emitted)
+        except DB_ERRORS as exc:
+            # Already due: retried at the same instant, still due.
+            for partition, ticket_id, horizon in due:
+                if ticket_id in write.tickets and partition in self.partitions:
+                    self.partitions[partition].heap.schedule(ticket_id, horizon)
+            done.retry_later("committing fired deadlines", exc)
+            return
+        for sla in committed:
             self.metrics.fire_delay_seconds.observe(max(0.0, now - sla.at_ms / 1000))
-        self._count(emitted)
-        self.refresh_gauges()
-        if write.outbox:
-            self.wake_outbox.set()
-
-    def _advance_ticket(
-        self, ticket_id: str, partition: int, blob: bytes, horizon: float, now: float
-    ) -> tuple[TicketRow, FactsRow, list[OutboxRow], list[SlaRecord]]:
-        state = engine_port.load(blob, self.policies)
-        state, produced = engine_port.advance(
-            state, datetime.fromtimestamp(horizon, UTC), self.policies
-        )
-        row = TicketRow(
-            ticket_id,
-            partition,
-            engine_port.dump(state),
-            engine_port.next_due(state),
-            engine_port.is_open(state),
-            engine_port.earliest_deadline(state),
-        )
-        outbox, emitted = self._finalise(produced, partition, now)
-        return row, engine_port.facts_row(state), outbox, emitted
 
     async def recompute_all(self, chunk: int = 2000) -> None:
         """After a policy reload: recompute every owned open ticket under the new policies.
@@ -561,50 +541,24 @@ class Worker:
         the others go on.
         """
         now = time.time()
-        items = [(p, t) for p, part in self.partitions.items() for t in part.tickets]
+        items = [
+            (p, t, part.safe_instant(now))
+            for p, part in self.partitions.items()
+            for t in part.tickets
+        ]
         failed = 0
         for start in range(0, len(items), chunk):
-            write = BatchWrite()
-            emitted: list[SlaRecord] = []
-            for partition, ticket_id in items[start : start + chunk]:
-                part = self.partitions.get(partition)
-                blob = part.tickets.get(ticket_id) if part else None
-                if part is None or blob is None:
-                    continue  # revoked or closed meanwhile
-                try:
-                    row, facts, outbox, produced = self._advance_ticket(
-                        ticket_id, partition, blob, part.safe_instant(now), now
-                    )
-                except Exception as exc:  # noqa: BLE001 - one ticket must not stop the others
-                    self._ticket_failed("recompute", "engine", ticket_id, exc)
-                    failed += 1
-                    continue
-                write.tickets[ticket_id] = row
-                write.facts[ticket_id] = facts
-                write.outbox.extend(outbox)
-                emitted.extend(produced)
-
-            async def count_refused(refused: Mapping[str, BaseException]) -> None:
-                for ticket_id, exc in refused.items():
-                    self._ticket_failed("recompute", "store", ticket_id, exc)
-
+            write, emitted, engine_failed = self._advance_all(
+                "recompute", items[start : start + chunk], now
+            )
+            failed += engine_failed
             while True:
                 try:
-                    refused = await self._store(write, count_refused)
+                    refused, _ = await self._commit_advanced("recompute", write, emitted)
                     break
                 except DB_ERRORS as exc:
-                    await self._db_failed("recomputing after a policy change", exc)
-            self._db_ok()
+                    await self.wait_out("recomputing after a policy change", exc)
             failed += len(refused)
-            for ticket_id, row in write.tickets.items():
-                part = self.partitions.get(row.partition)
-                if part is None or ticket_id in refused:
-                    continue
-                part.tickets[ticket_id] = row.state
-                part.heap.schedule(ticket_id, _epoch(row.next_due))
-            self._count([sla for sla in emitted if sla.ticket_id not in refused])
-            if write.outbox:
-                self.wake_outbox.set()
         self.recompute_requested = False
         log.info(
             "recomputed %d open tickets under the reloaded policies (%d failed)",
@@ -663,72 +617,6 @@ class Worker:
                     "detected_late": sla.detected_late,
                 },
             )
-
-    async def _dead_letter(self, poison: list[DeadLetter]) -> None:
-        """Publish records to the dead-letter topic and wait for the acks; raises
-        DeadLetterFailed when the broker did not ack (then nothing may be committed)."""
-        if not poison:
-            return
-        try:
-            await send_confirmed(
-                self.producer,
-                self.settings.topic_events_dlq,
-                (
-                    (
-                        key,
-                        value,
-                        [
-                            ("slawatch-error", reason.encode()[:1000]),
-                            ("slawatch-source-topic", self.topic.encode()),
-                        ],
-                    )
-                    for key, value, reason in poison
-                ),
-            )
-        except (TimeoutError, KafkaError, OSError) as exc:
-            raise DeadLetterFailed(str(exc)) from exc
-        for key, _, reason in poison:
-            self.metrics.events_dead_lettered.labels(reason_label(reason)).inc()
-            log.warning(
-                "dead-lettered a record: %s",
-                reason,
-                extra={
-                    "ticket_id": key.decode(errors="replace") if key else None,
-                    "topic": self.topic,
-                },
-            )
-
-    async def _commit_kafka(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Mirror the stored offsets to Kafka for lag tooling; the database stays the truth."""
-        try:
-            await self.consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
-        except (KafkaError, AssertionError) as exc:
-            log.debug("kafka offset commit skipped: %s", exc)
-
-    def _seek_back(self, first_offsets: dict[TopicPartition, int]) -> None:
-        for tp, offset in first_offsets.items():
-            if tp.partition in self.partitions:
-                self.consumer.seek(tp, offset)
-
-    async def _db_failed(
-        self, what: str, exc: BaseException, first_offsets: dict[TopicPartition, int] | None = None
-    ) -> None:
-        self.metrics.db_errors.inc()
-        self.db_failing = True
-        if first_offsets:
-            self._seek_back(first_offsets)
-        log.warning(
-            "database unavailable while %s; retrying in %.1fs: %s",
-            what,
-            self._db_backoff,
-            type(exc).__name__,
-        )
-        await asyncio.sleep(self._db_backoff)
-        self._db_backoff = min(self._db_backoff * 2, 10.0)
-
-    def _db_ok(self) -> None:
-        self.db_failing = False
-        self._db_backoff = 0.2
 
     def refresh_gauges(self) -> None:
         self.metrics.owned_partitions.set(len(self.partitions))

@@ -33,13 +33,14 @@ def cn_office() -> Calendar:
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("4h", 14400), ("1h30m", 5400),
-                                               ("2d", 172800), ("0m", 0), ("1d2h3m4s", 93784)])
-def test_durations(text: str, seconds: int) -> None:
-    assert parse_duration(text) == seconds
-    assert parse_duration(format_duration(seconds)) == seconds
+                                               ("2d", 172800), ("0m", 0), ("1d2h3m4s", 93784), ("250ms", 0.25),
+                                               ("1m1s1ms", 61.001)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == dt.timedelta(seconds=seconds)
+    assert parse_duration(format_duration(seconds)) == dt.timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "15", "m", "1.5h", "30m1h", "2w", "-5m", "1h 30m", 15])
+@pytest.mark.parametrize("bad", ["", "15", "m", "1.5h", "30m1h", "2w", "-5m", "1h 30m", 15, "5ms1s", " 5m", "0"])
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(DurationError):
         parse_duration(bad)  # type: ignore[arg-type]

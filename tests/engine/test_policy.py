@@ -125,4 +125,4 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_published_schema_matches_the_loader() -> None:
     path = ROOT / "docs" / "schemas" / "policy.schema.json"
-    assert json.loads(path.read_text()) == policy_json_schema(), "regenerate: python -m shared.engine.schema"
+    assert json.loads(path.read_text()) == policy_json_schema(), "regenerate: slawatch schemas"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from services.notifier.cli import routes_main
-from services.notifier.config import RoutesError, Secret, parse_duration, parse_rate_limits
+from services.notifier.config import RoutesError, Secret, parse_rate_limits
 from services.notifier.providers import PROVIDERS, RateLimit
+from shared.durations import parse_duration
 from tests.notifier.support import routes, sla_event
 
 FULL = """\
@@ -333,15 +334,16 @@ def test_allow_unset_env_checks_structure_only() -> None:
         ("1h30m", 5400),
         ("250ms", 0.25),
         ("2d", 172800),
-        (15, 15),
-        ("0", 0),
+        ("0s", 0),
+        ("1m30s500ms", 90.5),
     ],
 )
 def test_durations(text, seconds) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5 minutes", "m5", "-1s", True, [1], "1h-5m"])
+# One grammar (shared/durations.py): no bare numbers (seconds? minutes?), no fractions.
+@pytest.mark.parametrize("text", ["", "5 minutes", "m5", "-1s", True, [1], "1h-5m", 15, "0", "1.5h", "30m1h"])
 def test_bad_durations(text) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -433,13 +435,14 @@ def test_example_routes_file_is_valid() -> None:
     assert routes_main(["check", "examples/routes.yaml"]) == 0
 
 
-def test_published_routes_schema_matches_the_loader() -> None:
+def test_published_routes_schema_matches_the_models() -> None:
     import json
 
-    from services.notifier.routes_schema import DEFAULT_PATH, routes_json_schema
+    from shared.schema_export import render
 
-    published = json.loads(Path(DEFAULT_PATH).read_text())
-    assert published == routes_json_schema(), "regenerate: python -m services.notifier.routes_schema"
+    published = Path("docs/schemas/routes.schema.json").read_text()
+    assert published == render("routes.schema.json"), "regenerate: slawatch schemas"
+    assert json.loads(published)["title"] == "slawatch routing file"
 
 
 @pytest.mark.parametrize("source", ["full", "example"])
@@ -447,19 +450,19 @@ def test_routes_schema_knows_every_key_of_valid_files(source: str) -> None:
     """Every key a valid file uses is a property the schema allows, where it is used."""
     import yaml
 
-    from services.notifier.routes_schema import routes_json_schema
+    from services.notifier.routes_file import json_schema
 
     text = FULL if source == "full" else Path("examples/routes.yaml").read_text()
     doc = yaml.safe_load(text)
-    schema = routes_json_schema()
+    schema = json_schema()
     defs = schema["$defs"]
     assert set(doc) <= set(schema["properties"])
     for receiver in doc["receivers"]:
-        assert set(receiver) <= set(defs["receiver"]["properties"]), receiver["name"]
+        assert set(receiver) <= set(defs["Receiver"]["properties"]), receiver["name"]
         for integration in receiver["integrations"]:
-            allowed = defs[f"integration_{integration['type']}"]["properties"]
+            allowed = defs[f"{integration['type'].capitalize()}Integration"]["properties"]
             assert set(integration) <= set(allowed), integration["type"]
     for route in doc.get("routes", []):
-        assert set(route) <= set(defs["route"]["properties"])
-        match = defs["route"]["properties"]["match"]["properties"]
+        assert set(route) <= set(defs["Route"]["properties"])
+        match = defs["Route"]["properties"]["match"]["properties"]
         assert set(route.get("match", {})) <= set(match)
