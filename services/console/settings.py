@@ -48,9 +48,12 @@ class ConsoleSettings(CommonSettings):
     @field_validator("console_at_risk_window")
     @classmethod
     def _window(cls, value: str) -> str:
-        from shared.engine import parse_duration
+        from datetime import timedelta
 
-        if not 0 < parse_duration(value) <= 90 * 86_400:  # raises ValueError naming the problem
+        from shared.durations import parse_duration
+
+        # parse_duration raises ValueError naming the problem
+        if not timedelta(0) < parse_duration(value) <= timedelta(days=90):
             raise ValueError("between 1s and 90d")
         return value
 

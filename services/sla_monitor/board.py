@@ -66,12 +66,12 @@ def _text(value: str | None, field: str) -> str | None:
 
 def _window(text: str) -> timedelta:
     try:
-        seconds = engine_port.parse_duration(text)
+        window = engine_port.parse_duration(text)
     except ValueError as exc:
         raise _unprocessable("within", str(exc)) from None
-    if not 0 < seconds <= 90 * 86400:
-        raise _unprocessable("within", "between 1s and 90d")
-    return timedelta(seconds=seconds)
+    if not timedelta(0) < window <= timedelta(days=90):
+        raise _unprocessable("within", "between 1ms and 90d")
+    return window
 
 
 def classify(target: dict[str, Any], now: datetime, window: timedelta) -> str | None:

@@ -2,7 +2,7 @@
 
 Declared once, as the pydantic model :class:`SourceMapping`; docs/schemas/source-mapping.schema.json
 is generated from it (shared/schema_export.py). Files are read with the notifier's
-line-keeping YAML loader (services/notifier/yamlsource.py), so every problem is reported as
+line-keeping YAML loader (shared/yamlsource.py), so every problem is reported as
 ``FILE:LINE: problem``, all at once, by ``slawatch sources check`` and at ingest start.
 
 Everything here is optional: each adapter has defaults that fit the system out of the box
@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.notifier.yamlsource import Issue, describe, load_located
 from shared.bounds import Line
 from shared.events import Channel, Priority, Status
+from shared.yamlsource import Issue, describe, load_located
 
 SYSTEMS = ("zendesk", "freshdesk", "zoho-desk", "jira", "zammad", "chatwoot")
 
@@ -185,7 +185,10 @@ def parse_mapping(
 ) -> SourceMapping:
     """Validate a mapping file's text; every problem with its line, or the model."""
     located = load_located(text_, os.environ if env is None else env)
-    issues: list[Issue] = list(located.issues)
+    issues: list[Issue] = list(located.issues) + [
+        Issue(line, f"duplicate key `{key}` in {describe(path)}")
+        for path, key, line in located.duplicate_keys
+    ]
     model: SourceMapping | None = None
     if not issues:
         if not isinstance(located.data, dict):
