@@ -130,8 +130,7 @@ def install(app: FastAPI, *, max_body_bytes: int) -> None:
     app.router.dependencies.append(Depends(refuse_unknown_query))
 
 
-# route -> (every query parameter it takes, those that take one value only)
-_KNOWN_QUERY: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+_KNOWN_QUERY = "_slawatch_known_query"  # attribute of a route: its query parameters, cached
 
 
 def _takes_many(annotation: Any) -> bool:
@@ -145,7 +144,8 @@ def _takes_many(annotation: Any) -> bool:
 
 
 def _known_query(route: Any) -> tuple[frozenset[str], frozenset[str]]:
-    known = _KNOWN_QUERY.get(id(route))
+    """(every query parameter the route takes, those that take one value only)"""
+    known = getattr(route, _KNOWN_QUERY, None)
     if known is None:
         names: set[str] = set()
         single: set[str] = set()
@@ -158,31 +158,31 @@ def _known_query(route: Any) -> tuple[frozenset[str], frozenset[str]]:
                     single.add(param.alias)
             pending.extend(dependant.dependencies)
         known = (frozenset(names), frozenset(single))
-        _KNOWN_QUERY[id(route)] = known
+        setattr(route, _KNOWN_QUERY, known)
     return known
 
 
 async def refuse_unknown_query(request: Request) -> None:
     """422 for a query parameter the route does not take, as the event contract refuses an
-    unknown field: a misspelt filter (``?asignee=``) must not silently widen a listing.
+    unknown field: a misspelt filter (``?asignee=``) must not silently widen a listing; and
+    for a one-value parameter given twice (FastAPI would silently keep the last).
     Routes that take no query parameters ignore the query string."""
     route = request.scope.get("route")
     if route is None or not hasattr(route, "dependant"):
         return
-    known = _known_query(route)
+    known, single = _known_query(route)
     if not known:
         return
     for name in request.query_params:
         if name not in known:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("query", name),
-                        "msg": "unknown query parameter",
-                        "type": "extra_forbidden",
-                    }
-                ]
-            )
+            message = "unknown query parameter"
+        elif name in single and len(request.query_params.getlist(name)) > 1:
+            message = "given more than once; it takes one value"
+        else:
+            continue
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": message, "type": "extra_forbidden"}]
+        )
 
 
 class BodyLimits:
