@@ -269,7 +269,7 @@ def source_bodies(system: str, n: int, first: int) -> list[bytes]:
 
 def source_headers(system: str, key: TestKey) -> Callable[[bytes], dict[str, str]]:
     """Each request signed when sent, as the helpdesk does. Zoho's token does not cover the
-    body: one token per round (signing RSA in Python would measure the client, not
+    body: one token per round (signing RSA per request would measure the client, not
     ingest); ingest still verifies it on every request."""
     if system == "zoho-desk":
         token = {**payloads.zoho_sign(key, datetime.now(UTC)), "Content-Type": "application/json"}

@@ -10,7 +10,7 @@ import pytest
 
 from services.ingest.sources import ADAPTERS
 from services.ingest.sources.base import Settings, Unauthorized
-from services.ingest.sources.jwks import KeySet, parse_jwks, rsa_sha256_verify
+from services.ingest.sources.jwks import KeySet, RsaKey, parse_jwks
 from services.ingest.sources.pipeline import delivery
 from tests.sources import payloads
 from tests.sources.payloads import SECRET, ZOHO_ORG
@@ -189,9 +189,17 @@ async def test_zoho_key_set_is_cached_and_refetched_for_a_new_key(zoho_key: Test
 
 def test_rsa_verify_refuses_short_keys_and_bad_lengths(zoho_key: TestKey) -> None:
     signature = zoho_key.sign(b"m")
-    assert rsa_sha256_verify(zoho_key.n, zoho_key.e, b"m", signature)
-    assert not rsa_sha256_verify(zoho_key.n, zoho_key.e, b"m", signature[1:])
-    assert not rsa_sha256_verify(zoho_key.n, zoho_key.e, b"m", b"\xff" * len(signature))
+    key = RsaKey.build(zoho_key.n, zoho_key.e)
+    assert key is not None
+    assert key.verifies(b"m", signature)
+    assert not key.verifies(b"n", signature)
+    assert not key.verifies(b"m", signature[1:])
+    assert not key.verifies(b"m", b"\x00" + signature)
+    assert not key.verifies(b"m", b"\xff" * len(signature))
+    assert not key.verifies(b"m", b"")
     short = TestKey.make(bits=1024)
+    assert RsaKey.build(short.n, short.e) is None
     assert parse_jwks({"keys": [short.jwk()]}) == {}
+    assert RsaKey.build(zoho_key.n, 2) is None
+    assert RsaKey.build(zoho_key.n, 1) is None
     assert list(parse_jwks({"keys": [zoho_key.jwk(), {"kty": "EC"}]})) == [zoho_key.kid]

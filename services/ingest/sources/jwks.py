@@ -1,10 +1,9 @@
 """RS256 JSON Web Tokens checked against a JSON Web Key Set fetched over HTTP (Zoho Desk).
 
-Why by hand: verifying RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), whose
-verification is one modular exponentiation and a byte comparison with the encoding we
-expect (RFC 8017 §8.2.2: encode, then compare; no parsing of the decrypted block, which is
-what keeps it safe from signature-forgery bugs). That is smaller than a new compiled
-dependency for one header; `cryptography` is not among slawatch's dependencies.
+RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3). The check itself is
+`cryptography`'s (OpenSSL underneath): a vetted implementation beats hand-written RSA, and
+is about ten times faster than Python's pow(). Each key's public-key object is built once,
+when the key set is fetched, and kept beside its n and e.
 
 Keys are cached for an hour; an unknown ``kid`` refetches the set, at most once a minute
 (Zoho gives a webhook 5 s to answer, so a key rotation costs one fetch, not one per request).
@@ -15,19 +14,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
 from services.ingest.sources.base import Unauthorized, Unavailable
 
-# DER prefix of DigestInfo for SHA-256 (RFC 8017 §9.2, note 1).
-_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 MIN_MODULUS_BITS = 2048
 MAX_TOKEN_BYTES = 8192
 
@@ -39,26 +38,31 @@ def b64url(segment: str) -> bytes:
         raise Unauthorized("JWT segment is not base64url") from None
 
 
-def rsa_sha256_verify(n: int, e: int, message: bytes, signature: bytes) -> bool:
-    """RSASSA-PKCS1-v1_5-VERIFY with SHA-256 (RFC 8017 §8.2.2)."""
-    k = (n.bit_length() + 7) // 8
-    if len(signature) != k:
-        return False
-    s = int.from_bytes(signature, "big")
-    if s >= n:
-        return False
-    encoded = pow(s, e, n).to_bytes(k, "big")
-    t = _SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
-    if k < len(t) + 11:
-        return False
-    expected = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
-    return hmac.compare_digest(encoded, expected)
-
-
 @dataclass(frozen=True)
 class RsaKey:
+    """One signing key of the set: its numbers, and the public key built from them once."""
+
     n: int
     e: int
+    public_key: RSAPublicKey = field(repr=False, compare=False)
+
+    @classmethod
+    def build(cls, n: int, e: int) -> RsaKey | None:
+        """The key, or None if it is too short (< 2048 bits) or not a valid RSA key."""
+        if n.bit_length() < MIN_MODULUS_BITS or e < 3 or e % 2 == 0:
+            return None
+        try:
+            return cls(n, e, RSAPublicNumbers(e, n).public_key())
+        except ValueError:
+            return None
+
+    def verifies(self, message: bytes, signature: bytes) -> bool:
+        """RSASSA-PKCS1-v1_5-VERIFY with SHA-256 (RFC 8017 §8.2.2)."""
+        try:
+            self.public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return False
+        return True
 
 
 def parse_jwks(document: Any) -> dict[str, RsaKey]:
@@ -76,10 +80,10 @@ def parse_jwks(document: Any) -> dict[str, RsaKey]:
         if not isinstance(kid, str) or not isinstance(n, str) or not isinstance(e, str):
             continue
         try:
-            key = RsaKey(int.from_bytes(b64url(n), "big"), int.from_bytes(b64url(e), "big"))
+            key = RsaKey.build(int.from_bytes(b64url(n), "big"), int.from_bytes(b64url(e), "big"))
         except Unauthorized:
             continue
-        if key.n.bit_length() >= MIN_MODULUS_BITS and key.e >= 3 and key.e % 2 == 1:
+        if key is not None:
             keys[kid] = key
     return keys
 
@@ -141,6 +145,6 @@ async def verify_rs256(token: str, keys: KeySet) -> dict[str, Any]:
         raise Unauthorized("JWT has no key id (kid)")
     key = await keys.key(kid)
     signed = f"{parts[0]}.{parts[1]}".encode()
-    if not rsa_sha256_verify(key.n, key.e, signed, b64url(parts[2])):
+    if not key.verifies(signed, b64url(parts[2])):
         raise Unauthorized("JWT signature does not verify")
     return claims
