@@ -26,9 +26,10 @@ from shared.bounds import text_problem
 from shared.engine.calendar import WEEKDAYS, Calendar, check_day, parse_interval
 from shared.engine.durations import DurationError, parse_duration
 from shared.events import Channel, Priority, Status
+from shared.sla_events import Target
 
 VERSION = 1
-TARGETS: tuple[str, ...] = ("first_response", "next_response", "periodic_update", "resolution")
+TARGETS: tuple[str, ...] = tuple(target.value for target in Target)  # the one list: Target
 MATCH_KEYS: tuple[str, ...] = ("priority", "customer_tier", "channel", "group", "tags")
 TOP_KEYS: tuple[str, ...] = ("version", "calendars", "pause_statuses", "defaults", "policies")
 CALENDAR_KEYS: tuple[str, ...] = (
@@ -57,14 +58,6 @@ PAUSABLE_STATUSES: tuple[str, ...] = ("new", "open", "pending", "on_hold")
 DONE_STATUSES: frozenset[str] = frozenset({Status.solved.value, Status.closed.value})
 # Threshold kinds, in the order they sort at equal elapsed time.
 WARN, BREACH, ESCALATE = 0, 1, 2
-# One-letter codes for targets (state and serialisation use them).
-TARGET_CODES: dict[str, str] = {
-    "first_response": "f",
-    "next_response": "n",
-    "periodic_update": "p",
-    "resolution": "r",
-}
-CODE_TARGETS: dict[str, str] = {code: name for name, code in TARGET_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -93,7 +86,7 @@ class TargetSpec:
     """One target of one policy, ready for the clock: everything in milliseconds."""
 
     name: str
-    code: str
+    target: Target
     policy: str
     ms: int
     calendar: Calendar
@@ -108,7 +101,7 @@ class Policy:
     id: str
     match: Mapping[str, frozenset[str]]
     calendar: Calendar
-    targets: Mapping[str, TargetSpec]  # by target code
+    targets: Mapping[Target, TargetSpec]
     warn_at: tuple[float, ...]
     escalations: tuple[int, ...]  # ms after the breach, in business time
     pause_first_response: bool
@@ -732,7 +725,7 @@ def _compile_policy(
     warn_at: tuple[float, ...] = options.get("warn_at", ())
     escalations_s: tuple[int, ...] = options.get("escalations", ())
     pause_first = bool(options.get("pause_first_response", False))
-    specs: dict[str, TargetSpec] = {}
+    specs: dict[Target, TargetSpec] = {}
     for name in TARGETS:
         if name not in targets_ms:
             continue
@@ -744,10 +737,10 @@ def _compile_policy(
         ]
         thresholds.sort(key=lambda t: (t[0], t[1]))
         breach_index = next(i for i, t in enumerate(thresholds) if t[1] == BREACH)
-        code = TARGET_CODES[name]
-        specs[code] = TargetSpec(
+        target = Target(name)
+        specs[target] = TargetSpec(
             name=name,
-            code=code,
+            target=target,
             policy=pid,
             ms=ms,
             calendar=calendar,
