@@ -31,7 +31,7 @@ import zlib
 from typing import Any, Final
 
 from shared.engine.policy import PolicySet, registered
-from shared.engine.state import Clock, EventKind, LedgerEntry, State
+from shared.engine.state import CREATED, STATUS_CHANGED, Clock, EventKind, LedgerEntry, State
 from shared.engine.ticket_log import STATUS, fold_event
 from shared.sla_events import Target
 
@@ -47,8 +47,6 @@ assert len(_TARGET) == len(_LETTER), (
     "two targets share an initial: the stored format needs another letter"
 )
 _KIND: Final = {kind.value: kind for kind in EventKind}
-_STATUS_CHANGED: Final = EventKind.status_changed
-_CREATED: Final = EventKind.created
 
 
 class StateError(ValueError):
@@ -62,7 +60,7 @@ def serialise(state: State) -> bytes:
     entries: list[Any] = []
     for t, _rank, hashed, kind, fields in log:
         tag = f"{kind}{hashed}{t - base:x}"
-        if kind is _STATUS_CHANGED:
+        if kind is STATUS_CHANGED:
             assert fields is not None
             entries.append(tag + ":" + fields[STATUS])
         else:
@@ -207,7 +205,7 @@ def _read_format_1(doc: list, policies: PolicySet | None) -> State:
             tagged, fields = item
         kind = _KIND[tagged[0]]
         hashed = tagged[1:9]
-        entry = (base + int(tagged[9:], 16), 0 if kind is _CREATED else 1, hashed, kind, fields)
+        entry = (base + int(tagged[9:], 16), 0 if kind is CREATED else 1, hashed, kind, fields)
         log.append(entry)
         hashes.add(hashed)
         fold_event(state, entry)

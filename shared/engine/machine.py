@@ -45,30 +45,35 @@ from typing import Any, Final
 from shared.engine.calendar import from_ms, to_ms
 from shared.engine.policy import BREACH, DONE_STATUSES, WARN, PolicySet, TargetSpec
 from shared.engine.record import SlaRecord
-from shared.engine.state import Clock, EventKind, LedgerEntry, LogEntry, State
+from shared.engine.state import (
+    AGENT_REPLY,
+    ASSIGNED,
+    CREATED,
+    CUSTOMER_MESSAGE,
+    STATUS_CHANGED,
+    UPDATED,
+    Clock,
+    LedgerEntry,
+    LogEntry,
+    State,
+)
 from shared.engine.ticket_log import event_hash, fold_event, log_entry
 from shared.events import TicketEvent
 from shared.sla_events import SlaKind, Target, sla_event_id
 
 NEVER = 1 << 62
-# Module constants: reading an enum member off its class costs a lookup per event.
+_DONE = DONE_STATUSES
+# Module constants: reading a member off its enum class costs a lookup per SLA event.
 _WARNING: Final = SlaKind.warning
 _BREACHED: Final = SlaKind.breached
 _ESCALATED: Final = SlaKind.escalated
 _MET: Final = SlaKind.met
 _RETRACTED: Final = SlaKind.retracted
+_TARGETS: Final = tuple(Target)  # in their order
 _FIRST_RESPONSE: Final = Target.first_response
 _NEXT_RESPONSE: Final = Target.next_response
 _PERIODIC_UPDATE: Final = Target.periodic_update
 _RESOLUTION: Final = Target.resolution
-_TARGETS: Final = tuple(Target)
-_CREATED: Final = EventKind.created
-_UPDATED: Final = EventKind.updated
-_ASSIGNED: Final = EventKind.assigned
-_STATUS_CHANGED: Final = EventKind.status_changed
-_AGENT_REPLY: Final = EventKind.agent_reply
-_CUSTOMER_MESSAGE: Final = EventKind.customer_message
-_DONE = DONE_STATUSES
 
 LedgerKey = tuple[Target, int]
 
@@ -314,14 +319,15 @@ def _emit(
     at: int,
     deadline: int | None,
     elapsed_ms: int,
+    revision: int,
     *,
     fraction: float | None = None,
     level: int | None = None,
     breached: bool | None = None,
-    revision: int = 0,
     retracts: str | None = None,
 ) -> None:
-    """Append the SLA record of one decision: the one place a record is built."""
+    """Append the SLA record of one decision: the one place a record is built. ``revision``
+    tells apart a second occurrence of the same condition (see ``sla_event_id``)."""
     out.append(
         SlaRecord(
             kind=kind,
@@ -356,21 +362,21 @@ def _process(s: State, entry: LogEntry, out: list[SlaRecord]) -> None:
             while due < t:
                 _cross(s, clock, due, out)
                 due = _calc_due(clock)
-    if kind is _AGENT_REPLY:
+    if kind is AGENT_REPLY:
         first = s.first_reply_at is None
         if fold_event(s, entry):
             _agent_reply(s, t, first, out)
-    elif kind is _CUSTOMER_MESSAGE:
+    elif kind is CUSTOMER_MESSAGE:
         if fold_event(s, entry):
             _customer_message(s, t, out)
-    elif kind is _STATUS_CHANGED:
+    elif kind is STATUS_CHANGED:
         old = s.status
         if fold_event(s, entry):
             _status_changed(s, t, old, out)
-    elif kind is _CREATED and s.created_at is None:
+    elif kind is CREATED and s.created_at is None:
         fold_event(s, entry)
         _created(s, t, out)
-    elif kind is _CREATED or kind is _UPDATED or kind is _ASSIGNED:
+    elif kind is CREATED or kind is UPDATED or kind is ASSIGNED:
         # Attributes only (a second ticket.created too): the policy may change.
         before = (s.priority, s.customer_tier, s.group, s.tags)
         fold_event(s, entry)
@@ -777,7 +783,7 @@ def _emit_threshold(
         if entry.warned & bit:
             return
         entry.warned |= bit
-        _emit(s, out, _WARNING, target, spec, cycle, at, deadline, count, fraction=param / 100)
+        _emit(s, out, _WARNING, target, spec, cycle, at, deadline, count, 0, fraction=param / 100)
         if s.journal is not None:
             _note(s, at, "warning", target, cycle, spec.policy, percent=param)
     elif kind == BREACH:
@@ -795,7 +801,7 @@ def _emit_threshold(
         entry.breach_stands = True
         entry.escalation_level = 0
         entry.breach_signature = said
-        _emit(s, out, _BREACHED, target, spec, cycle, at, deadline, count, revision=revision)
+        _emit(s, out, _BREACHED, target, spec, cycle, at, deadline, count, revision)
         if s.journal is not None:
             _note(s, at, "breached", target, cycle, spec.policy)
     else:
@@ -818,20 +824,9 @@ def _emit_threshold(
         else:
             entry.escalation_level = level
         signatures[level - 1] = said
-        entry.sent_level(level, entry.escalation_revision)
-        _emit(
-            s,
-            out,
-            _ESCALATED,
-            target,
-            spec,
-            cycle,
-            at,
-            deadline,
-            count,
-            level=level,
-            revision=entry.escalation_revision,
-        )
+        revision = entry.escalation_revision
+        entry.sent_level(level, revision)
+        _emit(s, out, _ESCALATED, target, spec, cycle, at, deadline, count, revision, level=level)
         if s.journal is not None:
             _note(s, at, "escalated", target, cycle, spec.policy, level=level)
 

@@ -26,7 +26,7 @@ milliseconds of the policy's calendar.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from shared.engine.policy import PolicySet, TargetSpec, registered
 from shared.engine.record import Attributes
@@ -45,6 +45,16 @@ class EventKind(StrEnum):
     other_message = "n"  # an internal note, or a public message by anyone else
     survey = "v"
 
+
+# The kinds as constants: reading a member off its enum class costs a lookup per event.
+CREATED: Final = EventKind.created
+UPDATED: Final = EventKind.updated
+ASSIGNED: Final = EventKind.assigned
+STATUS_CHANGED: Final = EventKind.status_changed
+AGENT_REPLY: Final = EventKind.agent_reply
+CUSTOMER_MESSAGE: Final = EventKind.customer_message
+OTHER_MESSAGE: Final = EventKind.other_message
+SURVEY: Final = EventKind.survey
 
 # A log entry: (occurred_at ms, 0 for ticket.created else 1, event-id hash, kind, fields).
 # Entries sort in event-time order, ticket.created first at equal instants, the hash breaking

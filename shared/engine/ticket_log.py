@@ -17,7 +17,19 @@ import hashlib
 from typing import Any, Final
 
 from shared.engine.policy import DONE_STATUSES
-from shared.engine.state import EventKind, LogEntry, State
+from shared.engine.state import (
+    AGENT_REPLY,
+    ASSIGNED,
+    CREATED,
+    CUSTOMER_MESSAGE,
+    OTHER_MESSAGE,
+    STATUS_CHANGED,
+    SURVEY,
+    UPDATED,
+    EventKind,
+    LogEntry,
+    State,
+)
 from shared.events import (
     AssignedData,
     MessageCreatedData,
@@ -50,15 +62,6 @@ ATTRIBUTES: Final = {
     SUBJECT: "subject",
 }
 
-# Module constants: reading an enum member off its class costs a lookup per event.
-_CREATED: Final = EventKind.created
-_UPDATED: Final = EventKind.updated
-_ASSIGNED: Final = EventKind.assigned
-_STATUS_CHANGED: Final = EventKind.status_changed
-_AGENT_REPLY: Final = EventKind.agent_reply
-_CUSTOMER_MESSAGE: Final = EventKind.customer_message
-_OTHER_MESSAGE: Final = EventKind.other_message
-_SURVEY: Final = EventKind.survey
 _DONE = DONE_STATUSES
 
 
@@ -77,7 +80,7 @@ _blake2b = hashlib.blake2b
 def log_entry(event: TicketEvent, at: int, hashed: str) -> LogEntry:
     """The log's entry for a ticket event that occurred at ``at`` (ms) with id hash ``hashed``."""
     kind, fields = encode(event)
-    return (at, 0 if kind is _CREATED else 1, hashed, kind, fields)
+    return (at, 0 if kind is CREATED else 1, hashed, kind, fields)
 
 
 def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
@@ -85,13 +88,13 @@ def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
     data = event.data
     if isinstance(data, MessageCreatedData):
         if not data.public:
-            return _OTHER_MESSAGE, None
+            return OTHER_MESSAGE, None
         role = data.author_role
         if role == "agent":
-            return _AGENT_REPLY, None
-        return (_CUSTOMER_MESSAGE if role == "customer" else _OTHER_MESSAGE), None
+            return AGENT_REPLY, None
+        return (CUSTOMER_MESSAGE if role == "customer" else OTHER_MESSAGE), None
     if isinstance(data, StatusChangedData):
-        return _STATUS_CHANGED, {STATUS: data.status.value}
+        return STATUS_CHANGED, {STATUS: data.status.value}
     fields: dict[str, Any] = {}
     if isinstance(data, TicketCreatedData):
         fields[PRIORITY] = data.priority.value
@@ -110,7 +113,7 @@ def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
             fields[URL] = data.url
         if data.subject is not None:
             fields[SUBJECT] = data.subject
-        return _CREATED, fields
+        return CREATED, fields
     if isinstance(data, TicketUpdatedData):
         given = data.model_fields_set
         if "priority" in given and data.priority is not None:
@@ -125,20 +128,20 @@ def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
             fields[TAGS] = list(data.tags or ())
         if "url" in given:
             fields[URL] = data.url
-        return _UPDATED, fields or None
+        return UPDATED, fields or None
     if isinstance(data, AssignedData):
         given = data.model_fields_set
         if "assignee" in given:
             fields[ASSIGNEE] = data.assignee
         if "group" in given:
             fields[GROUP] = data.group
-        return _ASSIGNED, fields or None
+        return ASSIGNED, fields or None
     if isinstance(data, SurveyRespondedData):
         if data.csat is not None:
             fields[CSAT] = data.csat
         if data.nps is not None:
             fields[NPS] = data.nps
-        return _SURVEY, fields
+        return SURVEY, fields
     raise ValueError(f"unknown event type {event.type!r}")
 
 
@@ -152,19 +155,19 @@ def fold_event(state: State, entry: LogEntry) -> bool:
     t = entry[0]
     kind = entry[3]
     fields = entry[4]
-    if kind is _AGENT_REPLY:
+    if kind is AGENT_REPLY:
         if state.created_at is None:
             return False
         state.public_agent_replies += 1
         if state.first_reply_at is None:
             state.first_reply_at = t
         return True
-    if kind is _CUSTOMER_MESSAGE:
+    if kind is CUSTOMER_MESSAGE:
         return state.created_at is not None
-    if kind is _STATUS_CHANGED:
+    if kind is STATUS_CHANGED:
         assert fields is not None
         return _fold_status(state, t, fields[STATUS])
-    if kind is _CREATED:
+    if kind is CREATED:
         assert fields is not None
         created = state.created_at is None
         if created:
@@ -176,10 +179,10 @@ def fold_event(state: State, entry: LogEntry) -> bool:
         if created:
             _fold_status(state, t, fields.get(STATUS, "new"))
         return True
-    if kind is _UPDATED or kind is _ASSIGNED:
+    if kind is UPDATED or kind is ASSIGNED:
         fold_attributes(state, fields)
         return True
-    if kind is _SURVEY and fields:
+    if kind is SURVEY and fields:
         csat = fields.get(CSAT)
         if csat is not None:
             state.csat = csat

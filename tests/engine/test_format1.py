@@ -1,5 +1,13 @@
 """States stored in format 1 by the engine before its fields had names still load, say the
-same and carry on the same (fixtures/format1.json: made at 825bb8f by make_format1.py)."""
+same and carry on the same.
+
+fixtures/format1.json was written by the engine at 825bb8f (the script that made it is in
+commit 634b4a4, tests/engine/fixtures/make_format1.py; it read that engine's positional
+ledger rows, so it does not run on a later one): per case a ticket history under
+tests/engine/helpers.py's policy file, the blob that engine stored, and what it said about
+the stored state - describe() and facts() at ``now``, the met/breached counts the monitor
+derived from its ledger, next_due(), and the SLA events a later advance() and a later
+event produced."""
 
 from __future__ import annotations
 
