@@ -31,7 +31,7 @@ import zlib
 from typing import Any, Final
 
 from shared.engine.policy import PolicySet, registered
-from shared.engine.state import CREATED, STATUS_CHANGED, Clock, EventKind, LedgerEntry, State
+from shared.engine.state import STATUS_CHANGED, Clock, EventKind, LedgerEntry, LogEntry, State
 from shared.engine.ticket_log import STATUS, fold_event
 from shared.sla_events import Target
 
@@ -56,30 +56,33 @@ class StateError(ValueError):
 def serialise(state: State) -> bytes:
     """The state's stored form (zlib-compressed above ``COMPRESS_ABOVE`` bytes)."""
     log = state.log
-    base = log[0][0] if log else 0
+    base = log[0].at if log else 0
     entries: list[Any] = []
-    for t, _rank, hashed, kind, fields in log:
-        tag = f"{kind}{hashed}{t - base:x}"
+    for entry in log:
+        kind = entry.kind
+        fields = entry.fields
+        letter: str = kind  # joined as the str it is, not formatted as an enum member
+        tag = f"{letter}{entry.hashed}{entry.at - base:x}"
         if kind is STATUS_CHANGED:
             assert fields is not None
             entries.append(tag + ":" + fields[STATUS])
         else:
             entries.append([tag, fields] if fields else tag)
     ledger = []
-    for (target, cycle), entry in state.ledger.items():
+    for (target, cycle), sent in state.ledger.items():
         values = [
-            entry.breach_revision,
-            int(entry.breach_stands),
-            entry.escalation_level,
-            entry.times_met,
-            entry.escalation_revision,
-            entry.level_revisions,
-            entry.breach_signature,
-            *entry.level_signatures,
+            sent.breach_revision,
+            int(sent.breach_stands),
+            sent.escalation_level,
+            sent.times_met,
+            sent.escalation_revision,
+            sent.level_revisions,
+            sent.breach_signature,
+            *sent.level_signatures,
         ]
         while values and not values[-1]:
             values.pop()
-        percents = ",".join(str(p) for p in _percents(entry.warned))
+        percents = ",".join(str(p) for p in _percents(sent.warned))
         ledger.append(f"{_LETTER[target]}{cycle}|{percents}|{','.join(map(str, values))}")
 
     def rel(ms: int | None) -> int | None:
@@ -203,9 +206,8 @@ def _read_format_1(doc: list, policies: PolicySet | None) -> State:
             fields = {STATUS: status} if status else None
         else:
             tagged, fields = item
-        kind = _KIND[tagged[0]]
         hashed = tagged[1:9]
-        entry = (base + int(tagged[9:], 16), 0 if kind is CREATED else 1, hashed, kind, fields)
+        entry = LogEntry(base + int(tagged[9:], 16), hashed, _KIND[tagged[0]], fields)
         log.append(entry)
         hashes.add(hashed)
         fold_event(state, entry)

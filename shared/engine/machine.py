@@ -102,7 +102,7 @@ def apply(
     last = state.last_entry
     state.called_at = t
     if state.fingerprint == policies.fingerprint and (
-        last is None or (t > state.projected_until and entry > last)
+        last is None or (t > state.projected_until and last < entry)
     ):
         state.policy_set = policies
         state.log.append(entry)
@@ -221,9 +221,10 @@ def _replay(s: State, out: list[SlaRecord], trigger: int) -> None:
     for entry in s.log:
         _process(s, entry, out)
     if s.log:
-        s.last_entry = s.log[-1]
-        if s.log[-1][0] > s.horizon:
-            s.horizon = s.log[-1][0]
+        last = s.log[-1]
+        s.last_entry = last
+        if last.at > s.horizon:
+            s.horizon = last.at
     _project(s, out)
     confirmed = s.confirmed
     for key, sent in s.ledger.items():
@@ -352,8 +353,8 @@ def _emit(
 # ---------------------------------------------------------------------------- one event
 def _process(s: State, entry: LogEntry, out: list[SlaRecord]) -> None:
     """Cross what falls due before the event, fold it into the ticket, apply the SLA rules."""
-    t = entry[0]
-    kind = entry[3]
+    t = entry.at
+    kind = entry.kind
     for clock in s.clocks.values():
         if clock.running:
             due = clock.next_due

@@ -2,11 +2,11 @@
 
 What is kept, and why:
 
-- ``log``: every ticket event applied, reduced to a :data:`LogEntry` (time, event-id hash,
+- ``log``: every ticket event applied, reduced to a :class:`LogEntry` (time, event-id hash,
   :class:`EventKind`, the few fields that matter). It makes duplicates recognisable (same
   hash) and lets the engine recompute the ticket from scratch in event-time order when an
   event arrives late or the policy file changes. Event ids are kept as a 64-bit hash so the
-  size stays bounded whatever the producers' ids look like.
+  size stays bounded whatever the producers' ids look like (48 bits: ticket_log.event_hash).
 - the ticket (created, channel, attributes, status and its history, first reply, replies,
   solve time, survey): folded from the log by ``ticket_log.fold_event``, the one fold both
   the machine and loading a stored state run.
@@ -56,11 +56,33 @@ CUSTOMER_MESSAGE: Final = EventKind.customer_message
 OTHER_MESSAGE: Final = EventKind.other_message
 SURVEY: Final = EventKind.survey
 
-# A log entry: (occurred_at ms, 0 for ticket.created else 1, event-id hash, kind, fields).
-# Entries sort in event-time order, ticket.created first at equal instants, the hash breaking
-# ties (two never tie: a tie is a duplicate). The fields are kept under the short keys of
-# ticket_log (they are stored as they are).
-LogEntry = tuple[int, int, str, EventKind, dict[str, Any] | None]
+
+class LogEntry:
+    """One ticket event as the log keeps it: when it occurred (ms), its event-id hash, its
+    kind and the fields that matter, under ticket_log's short keys (the log is stored as it
+    is). Entries sort in event-time order, ticket.created first at equal instants, the hash
+    breaking ties (two never tie: a tie is a duplicate)."""
+
+    __slots__ = ("at", "rank", "hashed", "kind", "fields")
+
+    def __init__(
+        self, at: int, hashed: str, kind: EventKind, fields: dict[str, Any] | None
+    ) -> None:
+        self.at = at
+        self.rank = 0 if kind is CREATED else 1
+        self.hashed = hashed
+        self.kind = kind
+        self.fields = fields
+
+    def __lt__(self, other: LogEntry) -> bool:
+        if self.at != other.at:
+            return self.at < other.at
+        if self.rank != other.rank:
+            return self.rank < other.rank
+        return self.hashed < other.hashed
+
+    def __repr__(self) -> str:
+        return f"LogEntry({self.at}, {self.hashed!r}, {self.kind.name}, {self.fields!r})"
 
 
 class Clock:

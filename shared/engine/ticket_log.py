@@ -80,7 +80,7 @@ _blake2b = hashlib.blake2b
 def log_entry(event: TicketEvent, at: int, hashed: str) -> LogEntry:
     """The log's entry for a ticket event that occurred at ``at`` (ms) with id hash ``hashed``."""
     kind, fields = encode(event)
-    return (at, 0 if kind is CREATED else 1, hashed, kind, fields)
+    return LogEntry(at, hashed, kind, fields)
 
 
 def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
@@ -152,9 +152,9 @@ def fold_event(state: State, entry: LogEntry) -> bool:
     change before the ticket was created (it waits in the log for the ticket.created that
     sorts before it on the next replay) and for a status the ticket already has. A
     ticket.created folds its initial status as a change from ``new`` at the same instant."""
-    t = entry[0]
-    kind = entry[3]
-    fields = entry[4]
+    t = entry.at
+    kind = entry.kind
+    fields = entry.fields
     if kind is AGENT_REPLY:
         if state.created_at is None:
             return False
