@@ -70,7 +70,7 @@ def apply(
     state, produced = _apply(state, event, policies)
     if len(state.event_hashes) == seen:
         arrival = "duplicate"
-    elif newest is not None and state.last_entry == newest:
+    elif newest is not None and state.last_entry is newest:
         arrival = "late"
     else:
         arrival = "new"

@@ -101,8 +101,9 @@ def apply(
     state.event_hashes.add(hashed)
     last = state.last_entry
     state.called_at = t
+    # In order: after the newest entry (most are strictly later: no comparison of entries).
     if state.fingerprint == policies.fingerprint and (
-        last is None or (t > state.projected_until and last < entry)
+        last is None or (t > state.projected_until and (t > last.at or last < entry))
     ):
         state.policy_set = policies
         state.log.append(entry)
