@@ -67,12 +67,12 @@ def apply(
     id was seen: nothing changed) or `late` (it sorts before the newest applied event, so the
     engine replayed the ticket in event-time order). Read off the state around the call,
     so the event id is hashed once, by the engine."""
-    seen = len(state.ids) if state is not None else 0
-    newest = state.last if state is not None else None
+    seen = len(state.event_hashes) if state is not None else 0
+    newest = state.last_entry if state is not None else None
     state, produced = _apply(state, event, policies)
-    if len(state.ids) == seen:
+    if len(state.event_hashes) == seen:
         arrival = "duplicate"
-    elif newest is not None and state.last == newest:
+    elif newest is not None and state.last_entry is newest:
         arrival = "late"
     else:
         arrival = "new"
@@ -84,20 +84,11 @@ def advance(state: State, now: datetime, policies: PolicySet) -> tuple[State, li
 
 
 def facts_row(state: State) -> FactsRow:
-    """Per-ticket facts for reports; finished targets are counted per (target, cycle):
-    met in time, or breached (a target met late counts as breached)."""
+    """Per-ticket facts for reports (the engine's ``facts``: finished targets counted per
+    (target, cycle), met in time or breached), with the columns reports filter on."""
     f = facts(state)
-    met = breached = 0
-    for led in state.ledger.values():
-        # ledger entry: [warn mask, breach revision, breach stands, escalation level, met count]
-        if led[2]:
-            breached += 1
-        elif led[4]:
-            met += 1
-    f["targets_met"] = met
-    f["targets_breached"] = breached
     return FactsRow(
-        ticket_id=state.tid,
+        ticket_id=f["ticket_id"],
         policy=f["policy"],
         customer_tier=f["customer_tier"],
         channel=f["channel"],

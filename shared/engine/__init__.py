@@ -9,6 +9,12 @@ service is a thin shell around these calls::
     state, sla_events = advance(state, now)             # warnings/breaches/escalations due
     due = next_due(state)                               # when to call advance next
     blob = serialise(state); state = deserialise(blob)  # compact, versioned (<= 1 KB)
+    describe(state, now); facts(state)                  # the read side (views.py)
+
+Modules: machine (the rules), state (the ticket, its clocks and ledger, in named fields),
+ticket_log (what is kept of each event, and the one fold of it), codec (the stored form,
+the only place with short keys), views (describe, facts, timeline), record (SlaRecord),
+calendar, policy, durations.
 
 ``apply`` and ``advance`` mutate the state they are given (and return it).
 """
@@ -21,19 +27,9 @@ from shared.engine import native
 NATIVE = native.check()
 
 from shared.engine.calendar import Calendar, from_ms, to_ms
+from shared.engine.codec import FORMAT_VERSION, StateError, copy_state, deserialise, serialise
 from shared.engine.durations import DurationError, format_duration, parse_duration
-from shared.engine.machine import (
-    advance,
-    apply,
-    copy_state,
-    describe,
-    earliest_deadline,
-    event_hash,
-    facts,
-    is_open,
-    next_due,
-    timeline,
-)
+from shared.engine.machine import advance, apply, earliest_deadline, is_open, next_due
 from shared.engine.policy import (
     Policy,
     PolicyError,
@@ -43,7 +39,9 @@ from shared.engine.policy import (
     policy_json_schema,
 )
 from shared.engine.record import SlaRecord
-from shared.engine.state import FORMAT_VERSION, State, StateError, deserialise, serialise
+from shared.engine.state import State
+from shared.engine.ticket_log import event_hash
+from shared.engine.views import describe, facts, timeline
 
 __all__ = [
     "FORMAT_VERSION",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from shared.engine.durations import format_duration
-from shared.engine.policy import CODE_TARGETS, PolicyError, load_policies
+from shared.engine.policy import PolicyError, load_policies
 
 
 def policy_main(argv: Sequence[str]) -> int:
@@ -51,8 +51,7 @@ def policy_main(argv: Sequence[str]) -> int:
         )
         for policy in policies.policies:
             targets = ", ".join(
-                f"{CODE_TARGETS[code]} {format_duration(spec.ms / 1000)}"
-                for code, spec in policy.targets.items()
+                f"{spec.name} {format_duration(spec.ms / 1000)}" for spec in policy.targets.values()
             )
             match = "; ".join(f"{k} in {sorted(v)}" for k, v in policy.match.items()) or "catch-all"
             print(f"  {policy.id}: {match} -> {targets} ({policy.calendar.name})")

@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 # Compiled together (they share native classes); policy.py and the rest stay Python.
-COMPILED = ("calendar", "machine", "record", "state")
+COMPILED = ("calendar", "codec", "machine", "record", "state", "ticket_log", "views")
 # Their source, and the sources whose types they were compiled against.
 _INPUTS = (*COMPILED, "policy", "durations")
 

@@ -24,20 +24,13 @@ from shared.engine.calendar import Calendar
 from shared.engine.policy_file import DONE_STATUSES as DONE_STATUSES
 from shared.engine.policy_file import PAUSABLE_STATUSES as PAUSABLE_STATUSES
 from shared.engine.policy_file import VERSION as VERSION
+from shared.sla_events import Target
 from shared.yamlsource import Issue, Located, load_located, validate
 
-TARGETS: tuple[str, ...] = ("first_response", "next_response", "periodic_update", "resolution")
+TARGETS: tuple[str, ...] = tuple(target.value for target in Target)  # the one list: Target
 assert TARGETS == policy_file.TARGETS, "the policy file's targets are the engine's"
 # Threshold kinds, in the order they sort at equal elapsed time.
 WARN, BREACH, ESCALATE = 0, 1, 2
-# One-letter codes for targets (state and serialisation use them).
-TARGET_CODES: dict[str, str] = {
-    "first_response": "f",
-    "next_response": "n",
-    "periodic_update": "p",
-    "resolution": "r",
-}
-CODE_TARGETS: dict[str, str] = {code: name for name, code in TARGET_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -66,7 +59,7 @@ class TargetSpec:
     """One target of one policy, ready for the clock: everything in milliseconds."""
 
     name: str
-    code: str
+    target: Target
     policy: str
     ms: int
     calendar: Calendar
@@ -81,7 +74,7 @@ class Policy:
     id: str
     match: Mapping[str, frozenset[str]]
     calendar: Calendar
-    targets: Mapping[str, TargetSpec]  # by target code
+    targets: Mapping[Target, TargetSpec]
     warn_at: tuple[float, ...]
     escalations: tuple[int, ...]  # ms after the breach, in business time
     pause_first_response: bool
@@ -274,7 +267,7 @@ def _compile_policy(
     warn_at = tuple(options["warn_at"])
     escalations_ms = tuple(offset // timedelta(milliseconds=1) for offset in options["escalations"])
     pause_first = bool(options["pause_first_response"])
-    specs: dict[str, TargetSpec] = {}
+    specs: dict[Target, TargetSpec] = {}
     for name in TARGETS:
         if name not in targets_ms:
             continue
@@ -286,10 +279,10 @@ def _compile_policy(
         ]
         thresholds.sort(key=lambda t: (t[0], t[1]))
         breach_index = next(i for i, t in enumerate(thresholds) if t[1] == BREACH)
-        code = TARGET_CODES[name]
-        specs[code] = TargetSpec(
+        target = Target(name)
+        specs[target] = TargetSpec(
             name=name,
-            code=code,
+            target=target,
             policy=pid,
             ms=ms,
             calendar=calendar,

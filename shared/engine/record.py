@@ -52,6 +52,7 @@ class SlaRecord:
 
     def __init__(
         self,
+        *,
         kind: SlaKind,
         ticket_id: str,
         target_name: str,
@@ -61,13 +62,16 @@ class SlaRecord:
         deadline_ms: int | None,
         elapsed_ms: int,
         target_ms: int,
-        fraction: float | None,
-        level: int | None,
-        breached: bool | None,
-        revision: int,
-        retracts: str | None,
         attributes: Attributes,
+        fraction: float | None = None,
+        level: int | None = None,
+        breached: bool | None = None,
+        revision: int = 0,
+        retracts: str | None = None,
+        detected_late: bool = False,
     ) -> None:
+        """Keyword arguments only: a record has fifteen fields, most of them alike (ids,
+        instants, counts), and a positional call is where two of them get swapped."""
         self.kind = kind
         self.ticket_id = ticket_id
         self.target_name = target_name
@@ -82,7 +86,7 @@ class SlaRecord:
         self.breached = breached
         self.revision = revision
         self.retracts = retracts
-        self.detected_late = False
+        self.detected_late = detected_late
         self.attributes = attributes
 
     # ------------------------------------------------------------ read like an SlaEvent
@@ -153,25 +157,24 @@ class SlaRecord:
     # ------------------------------------------------------------ conversions
     def flagged_late(self) -> SlaRecord:
         """A copy marked ``detected_late`` (the monitor found the condition only after it)."""
-        copy = SlaRecord(
-            self.kind,
-            self.ticket_id,
-            self.target_name,
-            self.policy,
-            self.cycle,
-            self.at_ms,
-            self.deadline_ms,
-            self.elapsed_ms,
-            self.target_ms,
-            self.fraction,
-            self.level,
-            self.breached,
-            self.revision,
-            self.retracts,
-            self.attributes,
+        return SlaRecord(
+            kind=self.kind,
+            ticket_id=self.ticket_id,
+            target_name=self.target_name,
+            policy=self.policy,
+            cycle=self.cycle,
+            at_ms=self.at_ms,
+            deadline_ms=self.deadline_ms,
+            elapsed_ms=self.elapsed_ms,
+            target_ms=self.target_ms,
+            attributes=self.attributes,
+            fraction=self.fraction,
+            level=self.level,
+            breached=self.breached,
+            revision=self.revision,
+            retracts=self.retracts,
+            detected_late=True,
         )
-        copy.detected_late = True
-        return copy
 
     def fields(self) -> dict[str, Any]:
         """Every SlaEvent field, in the model's order, with the model's Python values."""

@@ -17,7 +17,7 @@ from shared.engine import (
     serialise,
     timeline,
 )
-from shared.sla_events import dump_sla_event, parse_sla_event
+from shared.sla_events import Target, dump_sla_event, parse_sla_event
 from tests.engine.helpers import POLICIES, ev, ids, policies, run, utc
 
 PS = policies()
@@ -115,9 +115,9 @@ def test_reopen_continues_the_same_clock() -> None:
 
 def test_priority_change_reselects_and_recomputes_from_the_original_start() -> None:
     state, out = run([ev("created", "2026-03-02T09:00", priority="normal", customer_tier="gold")], PS)
-    assert state.pid == "standard"
+    assert state.policy_id == "standard"
     state, out = apply(state, ev("updated", "2026-03-02T09:20", priority="urgent"), PS)
-    assert state.pid == "vip" and state.why == {"customer_tier": "gold", "priority": "urgent"}
+    assert state.policy_id == "vip" and state.why == {"customer_tier": "gold", "priority": "urgent"}
     got = by_id(out)
     # 15 minutes from 09:00 had passed at 09:20: under vip the target fell due at 09:15, and
     # the breach says so, as it would have had the ticket been vip from the start.
@@ -236,7 +236,7 @@ def test_facts_for_compliance_reports() -> None:
 
 def test_business_hours_deadline_over_cn_holidays() -> None:
     state, _ = run([ev("created", "2026-02-13T17:00:00+08:00", customer_tier="silver")], PS)
-    assert state.pid == "office"
+    assert state.policy_id == "office"
     first = next(t for t in describe(state, utc("2026-02-13T09:00"))["targets"] if t["target"] == "first_response")
     assert first["deadline"] == utc("2026-02-14T12:00:00+08:00").isoformat()  # the make-up Saturday
     assert next_due(state) == utc("2026-02-14T12:00:00+08:00")
@@ -273,7 +273,7 @@ def test_policy_file_change_recomputes_the_ticket() -> None:
     faster = load_policies("other.yaml", text=POLICIES.replace("targets: {first_response: 1h,",
                                                                 "targets: {first_response: 10m,"))
     state, out = advance(state, utc("2026-03-02T09:30"), faster)
-    assert "T1/first_response/0/breached" in by_id(out) and state.fp == faster.fingerprint
+    assert "T1/first_response/0/breached" in by_id(out) and state.fingerprint == faster.fingerprint
     assert by_id(out)["T1/first_response/0/breached"].occurred_at == utc("2026-03-02T09:10")
     assert next_due(state) == utc("2026-03-02T13:00")  # resolution 50 %; the standard policy has no escalations
 
@@ -372,15 +372,15 @@ def test_a_state_stored_before_signatures_keeps_its_breach() -> None:
     recomputed breach is adopted without a retraction (nothing says it changed)."""
     state, _ = run([ev("created", "2026-03-02T09:00", priority="urgent", customer_tier="gold")], PS)
     state, _ = advance(state, utc("2026-03-02T09:50"))
-    for row in state.ledger.values():
-        del row[7:]
-        row.extend([0] * (7 - len(row)))
+    for entry in state.ledger.values():
+        entry.breach_signature = 0
+        entry.level_signatures = []
     old = deserialise(serialise(state), PS)
-    assert all(row[7] == 0 for row in old.ledger.values())
+    assert all(entry.breach_signature == 0 for entry in old.ledger.values())
     old, out = apply(old, ev("agent", "2026-03-02T09:40"), PS)  # late: replays the ticket
     assert [e.kind for e in out] == ["sla.met", "sla.retracted"]
     assert out[1].retracts == "T1/first_response/0/escalated-2"  # 09:45 is no longer reached
-    assert old.ledger[("f", 0)][7] != 0  # the signature is known from now on
+    assert old.ledger[(Target.first_response, 0)].breach_signature != 0  # known from now on
 
 
 def test_a_reopen_recounted_under_a_new_policy_dates_its_thresholds_as_that_policy_would() -> None:

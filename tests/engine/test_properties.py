@@ -38,7 +38,7 @@ def play(events, now, roundtrip=False):  # noqa: ANN001, ANN201
 
 def standing(state):  # noqa: ANN001, ANN201
     """The outcomes that stand: breaches not retracted and the escalation level reached."""
-    return {key: row[3] for key, row in state.ledger.items() if row[2]}
+    return {key: entry.escalation_level for key, entry in state.ledger.items() if entry.breach_stands}
 
 
 def play_stepped(events, steps, now, policies=None, roundtrip=False):  # noqa: ANN001, ANN201
@@ -75,7 +75,7 @@ def check_instants(events, out) -> None:  # noqa: ANN001
     for record in out:
         policy = PS.get(record.policy)
         if record.kind == "sla.warning":
-            spec = policy.targets[record.target_name[0]]
+            spec = policy.targets[record.target]
             assert record.deadline_ms == spec.calendar.add(record.at_ms, record.target_ms - record.elapsed_ms), record
         elif record.kind == "sla.escalated" and not any(record.deadline <= c < record.occurred_at for c in changes):
             offset = policy.escalations[record.level - 1]
