@@ -184,6 +184,38 @@ def event(
     }
 
 
+def snapshot_events(
+    stamp: str,
+    ticket_id: str,
+    occurred_at: datetime,
+    channel: str,
+    fields: Mapping[str, Any],
+    status: str | None,
+) -> list[dict[str, Any]]:
+    """What a delivery carrying the ticket's whole current state (Zendesk, Zammad) says
+    changed: its set fields as one ``ticket.updated`` and its status as a
+    ``ticket.status_changed``. Their ids derive from the delivery's ``stamp``, so a
+    retried delivery is a duplicate downstream."""
+    events: list[dict[str, Any]] = []
+    changed = {k: v for k, v in fields.items() if v is not None}
+    if changed:
+        events.append(
+            event(f"{stamp}:fields", "ticket.updated", ticket_id, occurred_at, channel, changed)
+        )
+    if status is not None:
+        events.append(
+            event(
+                f"{stamp}:status",
+                "ticket.status_changed",
+                ticket_id,
+                occurred_at,
+                channel,
+                {"status": status},
+            )
+        )
+    return events
+
+
 def split_tags(value: Any) -> list[str] | None:
     """Tags as a list: from a JSON list, or a space/comma separated string (placeholders)."""
     if value is None:

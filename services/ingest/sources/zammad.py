@@ -31,6 +31,7 @@ from services.ingest.sources.base import (
     instant,
     mapping_object,
     require,
+    snapshot_events,
     split_tags,
     text,
 )
@@ -152,22 +153,7 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
                 )
             )
     if updated_at != created_at:
-        changed = {k: v for k, v in fields.items() if v is not None}
-        if changed:
-            events.append(
-                event(f"{stamp}:fields", "ticket.updated", ticket_id, updated_at, channel, changed)
-            )
-        if status is not None:
-            events.append(
-                event(
-                    f"{stamp}:status",
-                    "ticket.status_changed",
-                    ticket_id,
-                    updated_at,
-                    channel,
-                    {"status": status},
-                )
-            )
+        events += snapshot_events(stamp, ticket_id, updated_at, channel, fields, status)
     return Translation(events)
 
 

@@ -33,6 +33,7 @@ from services.ingest.sources.base import (
     instant,
     mapping_object,
     require,
+    snapshot_events,
     split_tags,
     text,
 )
@@ -171,22 +172,7 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
                     {"author_role": _author_role(comment, ticket), "public": _public(comment)},
                 )
             )
-    changed = {k: v for k, v in fields.items() if v is not None}
-    if changed:
-        events.append(
-            event(f"{stamp}:fields", "ticket.updated", ticket_id, updated_at, channel, changed)
-        )
-    if status is not None:
-        events.append(
-            event(
-                f"{stamp}:status",
-                "ticket.status_changed",
-                ticket_id,
-                updated_at,
-                channel,
-                {"status": status},
-            )
-        )
+    events += snapshot_events(stamp, ticket_id, updated_at, channel, fields, status)
     rating = (text(ticket.get("satisfaction")) or "").lower()
     if rating in _CSAT:
         events.append(
