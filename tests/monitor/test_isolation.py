@@ -28,7 +28,7 @@ from shared.db import asyncpg_dsn
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings
-from tests.monitor.harness import MonitorProcess, created, monitor_env, now, produce
+from tests.monitor.harness import READ_AUTH, MonitorProcess, created, monitor_env, now, produce
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ async def test_bad_tickets_are_dead_lettered_and_the_stream_goes_on(
             assert dict(record.headers)["slawatch-source-topic"] == settings.topic_events.encode()
 
         # The next event of another ticket is applied at once: the stream is not stuck.
-        async with httpx.AsyncClient(base_url=monitor.url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=monitor.url, timeout=5, headers=READ_AUTH) as client:
             await produce(kafka_bootstrap, settings.topic_events, [created("NEXT-1", now())])
             sent = time.monotonic()
             while (await client.get("/v1/tickets/NEXT-1/sla")).status_code != 200:
@@ -167,7 +167,7 @@ async def test_readyz_answers_503_while_a_partition_lags(
             + [{**created("LAG-1", t0), "event_id": f"LAG-1-dup-{n}"} for n in range(400)],
         )
         statuses = set()
-        async with httpx.AsyncClient(base_url=monitor.url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=monitor.url, timeout=5, headers=READ_AUTH) as client:
             deadline = time.monotonic() + 60
             while True:
                 answer = await client.get("/readyz")
