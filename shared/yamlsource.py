@@ -134,7 +134,8 @@ class _Converter:
         return out
 
     def _substitute(self, text: str, path: Path) -> str:
-        if self.env is None or "$" not in text:
+        env = self.env  # a local, so that the closure below sees it narrowed to not-None
+        if env is None or "$" not in text:
             return text
 
         def replace(match: re.Match[str]) -> str:
@@ -149,8 +150,8 @@ class _Converter:
                 )
                 return ""
             self.result.from_env.add(path)
-            if name in self.env:
-                return self.env[name]
+            if name in env:
+                return env[name]
             if default is not None:
                 return default
             self.result.unresolved.add(path)  # later checks of this value would only add noise

@@ -349,7 +349,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         recent = failures.get(address)
         while recent and recent[0] < now - LOGIN_WINDOW_S:
             recent.popleft()
-        return bool(recent) and len(recent) >= LOGIN_FAILURES
+        return recent is not None and len(recent) >= LOGIN_FAILURES
 
     def failed(address: str, now: float) -> None:
         if len(failures) > 10_000:  # bounded: forget the quietest addresses

@@ -385,8 +385,8 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
             return JSONResponse({"accepted": len(events)}, status_code=202)
         except _BadRequest as bad:
             status = bad.status
-            for type_, count in Counter(bad.types).items():
-                metrics.rejected.labels(type_, source, bad.reason).inc(count)
+            for bad_type, count in Counter(bad.types).items():
+                metrics.rejected.labels(bad_type, source, bad.reason).inc(count)
             log.info(
                 "rejected a request: %s",
                 bad.message,

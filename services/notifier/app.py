@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -84,7 +84,7 @@ class Notifier:
         self.metrics = NotifierMetrics()
         self.store: NotifierStore | None = None
         self.acks: AckStore | None = None
-        self.producer = None
+        self.producer: AIOKafkaProducer | None = None
         self.kafka: AIOKafkaConsumer | None = None
         self.client: httpx.AsyncClient | None = None
         self.dispatcher: Dispatcher | None = None

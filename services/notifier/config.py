@@ -167,6 +167,7 @@ def _build(file: routes_file.RoutesFile, doc: Located, source: str) -> RoutingCo
         for position, (integration, name) in enumerate(zip(spec.integrations, names, strict=True)):
             ipath = path + ("integrations", position)
             provider = PROVIDERS[integration.type]
+            assert name is not None  # only an unknown type has no name, and this file is valid
             options = {
                 key: Secret(value)
                 if provider.fields[key].kind is Kind.string

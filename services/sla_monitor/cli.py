@@ -58,7 +58,7 @@ def replay_main(argv: Sequence[str]) -> int:
     (default SLAWATCH_POLICY_FILE), so "what would the current policy have said" is one flag.
     """
     parser = argparse.ArgumentParser(
-        prog="slawatch replay", description=replay_main.__doc__.split("\n\n")[0]
+        prog="slawatch replay", description=(replay_main.__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--ticket", required=True, help="the ticket id")
     parser.add_argument("--policies", type=Path, help="policy file (default: SLAWATCH_POLICY_FILE)")
@@ -74,7 +74,7 @@ def replay_main(argv: Sequence[str]) -> int:
     if not settings.database_url:
         print("slawatch: bad setting SLAWATCH_DATABASE_URL: required", file=sys.stderr)
         return 2
-    until = datetime.now(UTC)
+    until: datetime | None = datetime.now(UTC)
     if args.until:
         try:
             until = datetime.fromisoformat(args.until.replace("Z", "+00:00"))

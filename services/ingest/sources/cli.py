@@ -48,10 +48,10 @@ def _test(system: str, payload: Path, mapping: Path | None, headers: list[str]) 
         print(f"{payload}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
     pairs = {}
-    for item in headers:
-        name, sep, value = item.partition(":")
+    for header in headers:
+        name, sep, value = header.partition(":")
         if not sep or not name.strip():
-            print(f"slawatch sources: --header {item!r}: expected NAME:VALUE", file=sys.stderr)
+            print(f"slawatch sources: --header {header!r}: expected NAME:VALUE", file=sys.stderr)
             return 2
         pairs[name.strip()] = value.strip()
     received = delivery(system, pairs, body, datetime.now(UTC))
@@ -67,9 +67,9 @@ def _test(system: str, payload: Path, mapping: Path | None, headers: list[str]) 
         return 2
     except Refused as exc:
         print(f"{payload}: {exc.message}", file=sys.stderr)
-        for item in exc.detail:
-            where = f"event {item['index']}: " if item["index"] is not None else ""
-            print(f"  {where}{item['field']}: {item['message']}", file=sys.stderr)
+        for problem in exc.detail:
+            where = f"event {problem['index']}: " if problem["index"] is not None else ""
+            print(f"  {where}{problem['field']}: {problem['message']}", file=sys.stderr)
         return 2
     if not result.events:
         print(f"no events (ignored: {result.ignored})")

@@ -158,6 +158,7 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
         "tags": split_tags(ticket.get("ticket_tags")),
         "customer_tier": mapping.tier(body),
     }
+    data: dict[str, Any]  # each branch builds the data of its own event type
     if name == "ticket_action" and new == "created":
         data = {
             **fields,

@@ -130,14 +130,15 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
         "tags": split_tags(dig(issue, "fields.labels")),
         "customer_tier": mapping.tier(body),
     }
+    data: dict[str, Any]  # each branch builds the data of its own event type
     if kind == "jira:issue_created":
         created = dig(issue, "fields.created")
         data = {
             **fields,
             "status": _status(issue, mapping),
             "customer_id": text(dig(issue, "fields.reporter.accountId")),
-            "subject": text(dig(issue, "fields.summary"))[:1024]
-            if text(dig(issue, "fields.summary"))
+            "subject": subject[:1024]
+            if (subject := text(dig(issue, "fields.summary")))
             else None,
             "url": _browse_url(issue),
         }

@@ -143,7 +143,7 @@ def mount_sources(
             metrics.source_requests.labels(system, outcome).inc()
 
     for system, adapter in ADAPTERS.items():
-        schema = {"type": adapter.body_kind}
+        schema: dict[str, Any] = {"type": adapter.body_kind}
         if adapter.body_kind == "array":
             schema["items"] = {"type": "object"}
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -192,7 +192,7 @@ def error_code_result(
     code: Any,
     message: str,
     status: int,
-    retryable: dict[int, float | None],
+    retryable: Mapping[int, float | None],
     provider: str,
 ) -> DeliveryResult:
     """A body error code: retryable (with the provider's throttle time) or permanent."""
