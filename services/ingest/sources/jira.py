@@ -137,9 +137,7 @@ def translate(delivery: Delivery, document: Any, mapping: Resolved) -> Translati
             **fields,
             "status": _status(issue, mapping),
             "customer_id": text(dig(issue, "fields.reporter.accountId")),
-            "subject": subject[:1024]
-            if (subject := text(dig(issue, "fields.summary")))
-            else None,
+            "subject": subject[:1024] if (subject := text(dig(issue, "fields.summary"))) else None,
             "url": _browse_url(issue),
         }
         when = instant(created, "issue.fields.created") if created else at
