@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -115,7 +116,7 @@ async def seed(bootstrap: str, topic: str, tickets: int) -> None:
         now = datetime.now(UTC)
         futures = []
         for n in range(tickets):
-            event = {
+            event: dict[str, Any] = {
                 "event_id": f"B{n}-created",
                 "type": "ticket.created",
                 "ticket_id": f"B{n:05d}",
@@ -333,6 +334,7 @@ def main() -> int:
                 bootstrap = broker.__enter__().bootstrap
             if postgres:
                 database_url = postgres.__enter__().url
+            assert bootstrap and database_url  # given in the environment or just started
             result = asyncio.run(run(args, bootstrap, database_url, folder))
         finally:
             if postgres:

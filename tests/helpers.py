@@ -147,9 +147,13 @@ async def serve(app: Any, port: int | None = None, timeout: float = 60.0) -> Asy
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
+    bootstrap: str | None, topic: str, expected: int, timeout: float = 20.0
 ) -> list[ConsumerRecord]:
-    """Every record of a topic from the beginning, waiting until at least `expected` arrived."""
+    """Every record of a topic from the beginning, waiting until at least `expected` arrived.
+
+    `bootstrap` is typically a settings object's kafka_bootstrap: optional in the settings
+    model, always set by the test stack (refused here rather than defaulting to localhost)."""
+    assert bootstrap, "no broker: the test stack sets kafka_bootstrap"
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -179,7 +183,9 @@ async def read_topic(
         await consumer.stop()
 
 
-async def topic_size(bootstrap: str, topic: str) -> int:
+async def topic_size(bootstrap: str | None, topic: str) -> int:
+    """Records in a topic; `bootstrap` as for read_topic."""
+    assert bootstrap, "no broker: the test stack sets kafka_bootstrap"
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

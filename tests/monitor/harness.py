@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,8 +142,11 @@ def solved(ticket: str, at: datetime) -> dict:
 
 
 async def produce(
-    bootstrap: str, topic: str, events: list[dict | bytes], key: bytes | None = None
+    bootstrap: str | None, topic: str, events: Sequence[dict | bytes], key: bytes | None = None
 ) -> None:
+    """`events` to `topic` (dicts keyed by ticket, raw bytes by `key`); `bootstrap` as for
+    tests.helpers.read_topic."""
+    assert bootstrap, "no broker: the test stack sets kafka_bootstrap"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

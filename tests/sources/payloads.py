@@ -448,7 +448,7 @@ def zoho_life(t0: datetime) -> list[Step]:
             }
         ]
 
-    assigned = {
+    assigned: dict[str, Any] = {
         "assigneeId": "1892000000056007",
         "assignee": {"id": "1892000000056007", "email": "li.na@acme.example"},
         "teamId": "1892000000500002",
