@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.events import EVENT_TYPES, EXAMPLES, dump_event, parse_event
+from shared.events import (
+    EVENT_TYPES,
+    EXAMPLES,
+    MessageCreated,
+    SurveyResponded,
+    TicketCreated,
+    dump_event,
+    parse_event,
+)
 from shared.schema_export import SCHEMAS, render
 from shared.sla_events import EXAMPLE, SlaEvent, dump_sla_event, parse_sla_event, sla_event_id
 
@@ -50,9 +59,19 @@ def test_refusals_name_the_field(change: dict, field: str) -> None:
     assert field in str(info.value)
 
 
+E = TypeVar("E")
+
+
+def parsed_as(kind: type[E], raw: dict[str, Any]) -> E:
+    """parse_event's result, checked to be of the event class the test then reads."""
+    event = parse_event(raw)
+    assert isinstance(event, kind), event
+    return event
+
+
 def test_type_specific_rules() -> None:
     base = {k: v for k, v in EXAMPLES["survey.responded"].items() if k != "data"}
-    assert parse_event({**base, "data": {"nps": 0}}).data.nps == 0
+    assert parsed_as(SurveyResponded, {**base, "data": {"nps": 0}}).data.nps == 0
     for data in ({}, {"csat": 0}, {"csat": 6}, {"nps": 11}):
         with pytest.raises(ValidationError):
             parse_event({**base, "data": data})
@@ -60,8 +79,11 @@ def test_type_specific_rules() -> None:
     with pytest.raises(ValidationError, match="at least one"):
         parse_event({**update, "data": {}})
     message = {k: v for k, v in EXAMPLES["message.created"].items() if k != "data"}
-    assert parse_event({**message, "data": {"author_role": "customer"}}).data.public is True
-    created = parse_event({k: v for k, v in EXAMPLES["ticket.created"].items() if k != "data"})
+    message_event = parsed_as(MessageCreated, {**message, "data": {"author_role": "customer"}})
+    assert message_event.data.public is True
+    created = parsed_as(
+        TicketCreated, {k: v for k, v in EXAMPLES["ticket.created"].items() if k != "data"}
+    )
     assert created.data.priority == "normal" and created.data.status == "new"
 
 
@@ -150,7 +172,7 @@ def test_data_strings_refuse_control_characters(data: dict, field: str) -> None:
 
 def test_free_text_keeps_tabs_and_line_breaks_and_the_edges_of_the_range_are_in() -> None:
     subject = "Charged twice\r\n\tfor November: 请退款 🙂"
-    event = parse_event({**EXAMPLES["ticket.created"], "data": {"subject": subject}})
+    event = parsed_as(TicketCreated, {**EXAMPLES["ticket.created"], "data": {"subject": subject}})
     assert event.data.subject == subject
     for edge in ("1971-01-02T00:00:00Z", "2099-12-31T23:59:59.999999Z", "2099-12-31T23:59:59Z"):
         assert parse_event({**EXAMPLES["message.created"], "occurred_at": edge})

@@ -52,7 +52,7 @@ def test_notifier_api_never_answers_5xx(case, stack) -> None:
 
 # The console's pages and forms, with arbitrary parameters: never a 5xx (a refused value
 # is a 4xx page naming it; a service's refusal is passed on as its 4xx).
-TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=300)
 PAGES = {
     "/": (
         "state",

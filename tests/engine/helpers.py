@@ -115,6 +115,7 @@ def random_ticket(rng: random.Random, ticket: str = "T1", count: int | None = No
     for i in range(1, count):
         t += timedelta(minutes=rng.choice([1, 5, 10, 15, 30, 60, 120, 600]))
         roll = rng.random()
+        d: dict[str, Any]  # the event, with the data of its type
         if roll < 0.5 or not statuses and roll < 0.8:
             d = dict(type="message.created", data=dict(author_role=rng.choice(["agent", "customer", "customer", "system"]),
                                                          public=rng.random() < 0.9))

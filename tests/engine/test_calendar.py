@@ -20,8 +20,8 @@ LUNCH = [parse_interval("09:00-12:00"), parse_interval("13:00-18:00")]
 H = 3_600_000
 
 
-def local(zone: str, *parts: int) -> int:
-    return to_ms(dt.datetime(*parts, tzinfo=ZoneInfo(zone)))
+def local(zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return to_ms(dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone)))
 
 
 def show(ms: int, zone: str) -> str:
