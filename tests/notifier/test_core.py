@@ -199,7 +199,7 @@ def test_storm_of_1000_breaches_becomes_few_messages_within_the_rate_limit() -> 
     core = NotifierCore(config)
     slack = build_integration(config.receivers["team"].integrations[0], config.receivers["team"], Renderer(), None)
     limiter = RateLimiter(config.receivers["team"].integrations[0].rate_limits)
-    expected = set()
+    expected: set[str] = set()
     messages: list[tuple[float, list[str]]] = []
     pending_messages = []
     for i in range(1000):
@@ -218,12 +218,12 @@ def test_storm_of_1000_breaches_becomes_few_messages_within_the_rate_limit() -> 
             pending_messages.extend(slack.prepare(batch.notices, now))
         while pending_messages:
             t_now = (now - T0).total_seconds()
-            at = limiter.available_at(t_now)
-            if at > t_now:
+            free_at = limiter.available_at(t_now)
+            if free_at > t_now:
                 break
             message = pending_messages.pop(0)
-            limiter.record(at)
-            messages.append((at, [n.notification_id for n in message.notices]))
+            limiter.record(free_at)
+            messages.append((free_at, [n.notification_id for n in message.notices]))
             core.complete(message.notices, Status.sent, now)
     delivered = [nid for _, ids in messages for nid in ids]
     assert sorted(delivered) == sorted(expected)  # every breach, exactly once

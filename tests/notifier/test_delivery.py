@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from services.notifier.clock import ScaledClock
+from services.notifier.config import RoutingConfig
 from services.notifier.matchers import Matchers
 from services.notifier.model import Status
 from services.notifier.stages.retry import RetryPolicy
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 FAST = RetryPolicy(max_attempts=5, base_s=0.05, cap_s=0.2, budget_s=30.0)
 
 
-def config_for(integration: str, *, repeat: str = "never") -> object:
+def config_for(integration: str, *, repeat: str = "never") -> RoutingConfig:
     return routes(
         f"""
         receivers:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notifier.matchers import MatcherError, Matchers
-from services.notifier.model import DeliveryResult
+from services.notifier.model import DeliveryResult, NoticeKey
 from services.notifier.providers import RateLimit
 from services.notifier.stages.grouping import Grouper, GroupTiming, Holding
 from services.notifier.stages.inhibit import Inhibitor, supersedes
@@ -93,7 +93,8 @@ def test_next_delay_rules() -> None:
     assert policy.next_delay(4, 0, busy, rng) is None  # out of attempts
     assert policy.next_delay(1, 0, DeliveryResult.permanent("HTTP 400"), rng) is None
     throttled = DeliveryResult.retryable("HTTP 429", retry_after=30.0)
-    assert policy.next_delay(1, 0, throttled, rng) >= 30.0  # Retry-After is a floor
+    delay = policy.next_delay(1, 0, throttled, rng)
+    assert delay is not None and delay >= 30.0  # Retry-After is a floor
     assert policy.next_delay(1, 80, throttled, rng) is None  # would overrun the budget
     assert "gave up after 4 attempts" in policy.give_up_reason(4, busy)
     assert "budget" in policy.give_up_reason(2, busy)
@@ -153,7 +154,7 @@ def test_discard_removes_from_its_group() -> None:
 @given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 2)), max_size=200))
 def test_every_notice_is_flushed_exactly_once(arrivals) -> None:
     grouper = Grouper()
-    seen = []
+    seen: list[NoticeKey] = []
     keys = set()
     for i, (second, group) in enumerate(sorted(arrivals)):
         at = T0 + second * S
@@ -325,9 +326,11 @@ def test_reminders_follow_repeat_interval_and_limit() -> None:
     receiver = config.receivers["r"]
     sent = notice(sla_event())
     first = next_reminder(sent, receiver, T0)
+    assert first is not None
     assert first.repeat == 1 and first.notification_id.endswith("#repeat-1")
     assert first.not_before == T0 + 3600 * S
     second = next_reminder(first, receiver, T0 + 3600 * S)
+    assert second is not None
     assert second.repeat == 2
     assert next_reminder(second, receiver, T0 + 7200 * S) is None
     assert next_reminder(notice(sla_event("sla.warning", fraction=0.5)), receiver, T0) is None
