@@ -93,6 +93,7 @@ def test_embedded_postgres_stops_when_its_owner_is_killed_hard(tmp_path) -> None
         "time.sleep(600)\n"
     )
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None  # stdout=PIPE
     try:
         started = json.loads(owner.stdout.readline())
         os.kill(started["pid"], 0)  # the server runs

@@ -25,9 +25,11 @@ def digest(token: str) -> str:
 
 def test_three_part_keys_carry_their_role_and_two_part_keys_the_default() -> None:
     keys = ApiKeys.parse(f"vera:viewer:{digest('v')},crm:{digest('c')}", "ingest")
-    assert keys.find("v").role == "viewer" and keys.find("v").name == "vera"
-    assert keys.find("c").role == "ingest" and keys.identify("c") == "crm"
-    assert ApiKeys.parse(f"ops:{digest('o')}", "operator").find("o").role == "operator"
+    vera, crm = keys.find("v"), keys.find("c")
+    ops = ApiKeys.parse(f"ops:{digest('o')}", "operator").find("o")
+    assert vera is not None and vera.role == "viewer" and vera.name == "vera"
+    assert crm is not None and crm.role == "ingest" and keys.identify("c") == "crm"
+    assert ops is not None and ops.role == "operator"
     assert keys.find("nope") is None
 
 

@@ -110,6 +110,7 @@ async def test_no_key_gets_the_login_page_and_a_viewer_cannot_silence(stack, bro
     await expect(page.locator("h1")).to_have_text("Silences")
     assert await page.locator("#new-silence").count() == 0  # no form for a viewer
     csrf = await page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    assert csrf is not None
     refused = await page.request.post(
         stack.console + "/silences",
         form={"field0": "ticket_id", "value0": "CV-1", "duration": "1h", "csrf_token": csrf},

@@ -27,11 +27,18 @@ ACTIONS = {
 }
 
 
+def first_group(pattern: str, text: str) -> str:
+    """The first group of `pattern` in a page; a page without it fails the test."""
+    match = re.search(pattern, text)
+    assert match is not None, (pattern, text[:500])
+    return match.group(1)
+
+
 async def login(client: httpx.AsyncClient, role: str) -> str:
     response = await client.post("/login", data={"key": TOKENS[role], "next": "/"})
     assert response.status_code == 303, response.text
     page = await client.get("/silences")
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return first_group(r'name="csrf_token" value="([^"]+)"', page.text)
 
 
 async def test_login_sessions_and_roles(stack) -> None:
@@ -74,9 +81,11 @@ async def test_login_sessions_and_roles(stack) -> None:
             page = await viewer.get(path)
             assert page.status_code == 200, (path, page.text[:500])
         assert "vera" in (await viewer.get("/")).text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await viewer.get("/")).text)
+        viewer_csrf = first_group(
+            r'name="csrf_token" value="([^"]+)"', (await viewer.get("/")).text
+        )
         for path, form in ACTIONS.values():
-            refused = await viewer.post(path, data={**form, "csrf_token": csrf.group(1)})
+            refused = await viewer.post(path, data={**form, "csrf_token": viewer_csrf})
             assert refused.status_code == 403, path
 
     async with httpx.AsyncClient(base_url=stack.console, timeout=10) as operator:
@@ -107,8 +116,8 @@ async def test_login_sessions_and_roles(stack) -> None:
             silences = (await notifier.get("/v1/silences")).json()["silences"]
             mine = [s for s in silences if s["created_by"] == "otto"]
             assert {tuple(s["match"].items())[0][0] for s in mine} == {"ticket_id", "group"}
-            page = (await operator.get("/silences")).text
-            expire = re.search(r'action="/silences/([0-9a-f]+)/expire"', page).group(1)
+            silences_page = (await operator.get("/silences")).text
+            expire = first_group(r'action="/silences/([0-9a-f]+)/expire"', silences_page)
             gone = await operator.post(f"/silences/{expire}/expire", data={"csrf_token": csrf})
             assert gone.status_code == 303
             assert (await notifier.get(f"/v1/silences/{expire}")).json()["state"] == "expired"
@@ -189,7 +198,7 @@ def test_every_console_route_is_declared() -> None:
         (method, route.path)
         for route in app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods - {"HEAD"}
+        for method in (route.methods or set()) - {"HEAD"}
     }
     assert routes == set(CONSOLE_ROUTES)
 

@@ -103,7 +103,7 @@ async def test_board_timeline_and_series(kafka_bootstrap, topic_prefix, fresh_da
                 ({"within": "soon"}, "within"),
                 ({"within": "0s"}, "within"),
                 ({"state": "lost"}, "state"),
-                ({"limit": 0}, "limit"),
+                ({"limit": "0"}, "limit"),
                 ({"group": "a\x00b"}, "group"),
                 ({"policy": "x" * 300}, "policy"),
             ]:

@@ -255,6 +255,7 @@ async def test_database_outage_pauses_and_loses_nothing(
             )
             assert answer.json()["status"] == "database failing", answer.text
             await asyncio.sleep(1)
+            assert monitor.process is not None  # started
             assert monitor.process.poll() is None, monitor.log()  # paused, not crashed
             server = Postgres(directory=directory).start()
             await monitor.wait_ready()  # ready again once the database is back

@@ -153,6 +153,7 @@ async def test_read_api_reports_replay_and_policy_reload(
             # Policy reload (SIGHUP): first response 30 s; Q2 (20 s old) is recomputed from its
             # original start and breaches 10 s from now; Q1's met outcome stays.
             policy_file.write_text(POLICY.format(fr="30s"))
+            assert monitor.process is not None  # started
             monitor.process.send_signal(signal.SIGHUP)
             for _ in range(50):
                 q2 = (await client.get("/v1/tickets/Q2/sla")).json()

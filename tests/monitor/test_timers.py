@@ -21,7 +21,8 @@ operations = st.lists(
 
 @given(operations)
 def test_behaves_like_a_dict_of_due_times(ops: list) -> None:
-    heap, model = DeadlineHeap(), {}
+    heap = DeadlineHeap()
+    model: dict[str, float] = {}  # ticket -> due time
     for op, ticket, when in ops:
         if op == "schedule":
             heap.schedule(ticket, when)

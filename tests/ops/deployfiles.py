@@ -207,7 +207,7 @@ def operations_anchors() -> set[str]:
 
 
 def k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
-    docs = []
+    docs: list[tuple[Path, dict[str, Any]]] = []
     for path in sorted(K8S.glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
