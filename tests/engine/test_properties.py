@@ -31,6 +31,7 @@ def play(events, now, roundtrip=False):  # noqa: ANN001, ANN201
         out.extend(produced)
         if roundtrip:
             state = deserialise(serialise(state), PS)
+    assert state is not None, "no events"
     state, produced = advance(state, now)
     out.extend(produced)
     return state, out
@@ -54,6 +55,7 @@ def play_stepped(events, steps, now, policies=None, roundtrip=False):  # noqa: A
         out.extend(produced)
         if roundtrip:
             state = deserialise(serialise(state), policies[i] if policies else PS)
+    assert state is not None, "no events"
     state, produced = advance(state, now, policies and policies[-1])
     out.extend(produced)
     return state, out
