@@ -138,4 +138,3 @@ def expiring(
                 " next policy that matches"
             )
     return out
-

@@ -16,12 +16,12 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from shared.bounds import text_problem
-from shared.engine import contracts, policy_file
+from shared.engine import contracts, coverage, policy_file
 from shared.engine.calendar import Calendar
 from shared.engine.policy_file import DONE_STATUSES as DONE_STATUSES
 from shared.engine.policy_file import PAUSABLE_STATUSES as PAUSABLE_STATUSES
@@ -160,6 +160,11 @@ class PolicySet:
     # Every start and end of a contract window, sorted: between two of them the same
     # policies hold, so selection caches by the stretch a creation instant falls in.
     _edges: list[int] = field(default_factory=list, repr=False)
+    # The calendar coverage guard (shared/engine/coverage.py): ``holidays.official_through``
+    # per calendar, as written; and, once ``check_coverage`` ran, the instant from which each
+    # calendar's holiday data is not official (the read API marks deadlines from then on).
+    official_through: Mapping[str, date] = field(default_factory=dict)
+    estimated_from: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {p.id: p for p in self.policies}
@@ -198,6 +203,16 @@ class PolicySet:
                 self._cache[key] = found
         return found
 
+    def check_coverage(self, today: date) -> list[coverage.Coverage]:
+        """Run the calendar coverage guard as of ``today``; remembers, per calendar, the
+        instant from which its holiday data is not official (``estimated_from``)."""
+        found = coverage.guard(self.calendars, today, self.official_through)
+        self.estimated_from = {
+            item.calendar: item.official_until_ms
+            for item in found
+            if item.first_unofficial is not None
+        }
+        return found
 
     def contract_policies(self) -> list[contracts.Contract]:
         """The policies that are contracts: a window, or a match on customer_id."""
@@ -376,6 +391,11 @@ def _compile(
         policies=tuple(policies),
         calendars=calendars,
         pause_statuses=frozenset(file.pause_statuses),
+        official_through={
+            name: spec.holidays.official_through
+            for name, spec in file.calendars.items()
+            if spec.holidays is not None and spec.holidays.official_through is not None
+        },
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:12],
         source=source,
     )

@@ -1,0 +1,243 @@
+"""Customer contracts: customer_id matching, validity windows read at ticket creation, the
+checks of `slawatch policy check` (overlaps are problems, ends within 30 days warnings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.engine import PolicyError, advance, describe, load_policies
+from shared.engine.cli import policy_main
+from shared.engine.contracts import expiring
+from tests.engine.helpers import ev, ids, run, utc
+
+CONTRACTS = """
+version: 1
+calendars:
+  always: {timezone: UTC, always_open: true}
+  shanghai: {timezone: Asia/Shanghai, always_open: true}
+defaults: {calendar: always}
+policies:
+  - id: acme-2026
+    match: {customer_id: [ACME, ACME-EU]}
+    valid_from: 2026-01-01
+    valid_until: 2026-06-30
+    targets: {first_response: 1h, resolution: 8h}
+  - id: acme-renewal
+    match: {customer_id: ACME}
+    valid_from: 2026-07-01
+    targets: {first_response: 30m, resolution: 4h}
+  - id: beta-cn
+    match: {customer_id: [BETA]}
+    calendar: shanghai
+    valid_from: 2026-07-01
+    targets: {first_response: 10m}
+  - id: standard
+    match: {}
+    targets: {first_response: 4h, resolution: 3d}
+"""
+
+
+def contract_policies(text: str = CONTRACTS, source: str = "contracts.yaml"):  # noqa: ANN201
+    return load_policies(source, text=text)
+
+
+def problems(text: str, source: str = "contracts.yaml") -> list[tuple[int, str]]:
+    with pytest.raises(PolicyError) as caught:
+        load_policies(source, text=text)
+    return [(p.line, p.message) for p in caught.value.problems]
+
+
+def created(at: str, customer: str | None, ticket: str = "T1", **data: str):  # noqa: ANN201
+    extra = {"customer_id": customer} if customer is not None else {}
+    return ev("created", at, ticket=ticket, **extra, **data)
+
+
+def test_customer_ids_and_windows_select_at_creation() -> None:
+    ps = contract_policies()
+    cases = [
+        ("2025-12-31T23:59", "ACME", "standard"),  # before the contract
+        ("2026-01-01T00:00", "ACME", "acme-2026"),  # valid_from: inclusive
+        ("2026-06-30T23:59", "ACME-EU", "acme-2026"),  # valid_until: the whole day
+        ("2026-07-01T00:00", "ACME-EU", "standard"),  # ACME-EU was not renewed
+        ("2026-07-01T00:00", "ACME", "acme-renewal"),
+        ("2026-03-01T00:00", "OTHER", "standard"),
+        ("2026-03-01T00:00", None, "standard"),
+    ]
+    for at, customer, expected in cases:
+        state, _ = run([created(at, customer)], ps)
+        assert state.policy_id == expected, (at, customer)
+    state, _ = run([created("2026-03-01T00:00", "ACME")], ps)
+    assert state.why == {"customer_id": "ACME"}
+    assert describe(state, utc("2026-03-01T00:10"))["why"] == {"customer_id": "ACME"}
+
+
+def test_a_date_is_a_day_of_the_policys_calendar() -> None:
+    ps = contract_policies()
+    # 2026-07-01 00:30 in Shanghai is 2026-06-30T16:30Z: inside beta-cn's window already.
+    state, _ = run([created("2026-06-30T16:30", "BETA")], ps)
+    assert state.policy_id == "beta-cn"
+    state, _ = run([created("2026-06-30T15:59", "BETA")], ps)
+    assert state.policy_id == "standard"
+
+
+def test_a_contract_that_expires_while_the_ticket_is_open_keeps_its_policy() -> None:
+    ps = contract_policies()
+    events = [
+        created("2026-06-30T20:00", "ACME-EU"),  # under acme-2026, which ends at midnight
+        ev("updated", "2026-07-01T02:00", priority="high"),  # re-selects: still at creation
+    ]
+    state, out = run(events, ps)
+    assert state.policy_id == "acme-2026"
+    state, later = advance(state, utc("2026-07-01T05:00"))
+    out += later
+    assert ids(out) == ["T1/first_response/0/breached", "T1/resolution/0/breached"]
+    assert {record.policy for record in out} == {"acme-2026"}
+    # The same events arriving out of order give the same policy (recomputed from the log).
+    state, _ = run(list(reversed(events)), ps)
+    assert state.policy_id == "acme-2026"
+
+
+def test_a_contract_that_starts_while_the_ticket_is_open_does_not_apply_to_it() -> None:
+    ps = contract_policies()
+    events = [
+        created("2026-06-30T12:00", "ACME"),  # acme-2026 (ends 06-30), before the renewal
+        ev("updated", "2026-07-02T09:00", priority="urgent"),
+    ]
+    state, _ = run(events, ps)
+    assert state.policy_id == "acme-2026"
+    beta = [
+        created("2026-06-20T09:00", "BETA", ticket="T2"),
+        ev("updated", "2026-07-05T09:00", ticket="T2", priority="urgent"),
+    ]
+    state, out = run(beta, ps)
+    assert state.policy_id == "standard"  # beta-cn started on 07-01; T2 was created before
+    out += advance(state, utc("2026-07-05T10:00"))[1]
+    assert ids(out) == ["T2/first_response/0/breached"]  # 4h after 06-20 09:00, not 10m
+    assert {record.policy for record in out} == {"standard"}
+
+
+def test_overlapping_windows_of_one_customer_are_refused() -> None:
+    text = CONTRACTS.replace(
+        "valid_from: 2026-07-01\n    targets: {first_response: 30m",
+        "valid_from: 2026-06-15\n    targets: {first_response: 30m",
+    )
+    found = problems(text)
+    assert len(found) == 1
+    line, message = found[0]
+    assert line == 13 and "'acme-renewal'" in message and "'acme-2026' (line 8)" in message
+    assert "'ACME'" in message and "2026-06-15" in message
+    # A policy without a window and a contract for the same customer overlap as well.
+    forever = CONTRACTS.replace(
+        "    valid_from: 2026-07-01\n    targets: {first_response: 30m",
+        "    targets: {first_response: 30m",
+    )
+    assert "overlaps" in problems(forever)[0][1]
+
+
+def test_one_contract_may_have_several_policies() -> None:
+    text = CONTRACTS.replace(
+        "  - id: acme-2026\n",
+        """  - id: acme-2026-urgent
+    match: {customer_id: [ACME], priority: urgent}
+    valid_from: 2026-01-01
+    valid_until: 2026-06-30
+    targets: {first_response: 15m}
+  - id: acme-2026
+""",
+    )
+    ps = contract_policies(text)
+    state, _ = run([created("2026-02-01T00:00", "ACME", priority="urgent")], ps)
+    assert state.policy_id == "acme-2026-urgent"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "valid_until: 2026-06-30",
+            "valid_until: 2025-06-30",
+            "valid_until must be after valid_from",
+        ),
+        ("valid_until: 2026-06-30", "valid_until: '2026-06-30T00:00:00'", "has no offset"),
+        ("valid_until: 2026-06-30", "valid_until: next summer", "is neither a date"),
+        ("valid_until: 2026-06-30", "valid_until: 2150-01-01", "outside 1971..2099"),
+        (
+            "match: {customer_id: [ACME, ACME-EU]}",
+            "match: {customer_id: []}",
+            "needs at least one value",
+        ),
+    ],
+)
+def test_bad_windows_and_ids_are_refused(old: str, new: str, message: str) -> None:
+    assert old in CONTRACTS
+    found = problems(CONTRACTS.replace(old, new))
+    assert any(message in text for _line, text in found), found
+
+
+def test_an_instant_window_and_a_windowed_match_all_is_not_a_catch_all() -> None:
+    text = CONTRACTS.replace("valid_until: 2026-06-30", "valid_until: 2026-06-30T12:00:00+02:00")
+    ps = contract_policies(text)
+    assert run([created("2026-06-30T09:59", "ACME")], ps)[0].policy_id == "acme-2026"
+    assert run([created("2026-06-30T10:00", "ACME")], ps)[0].policy_id == "standard"
+    windowed = CONTRACTS.replace(
+        "  - id: standard\n    match: {}\n",
+        "  - id: standard\n    match: {}\n    valid_until: 2030-01-01\n",
+    )
+    assert any("no catch-all policy" in text for _line, text in problems(windowed))
+
+
+def test_customer_ids_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "ids").mkdir()
+    (tmp_path / "ids" / "gold.txt").write_text("# gold customers\nG-1\n\n  G-2  # since May\n")
+    policy_file = tmp_path / "policies.yaml"
+    text = CONTRACTS.replace(
+        "match: {customer_id: [BETA]}", "match: {customer_id: {file: ids/gold.txt}}"
+    )
+    policy_file.write_text(text)
+    ps = load_policies(policy_file)
+    assert ps.get("beta-cn").match["customer_id"] == frozenset({"G-1", "G-2"})
+    assert run([created("2026-08-01T00:00", "G-2")], ps)[0].policy_id == "beta-cn"
+    # The fingerprint covers the file: a changed list recomputes open tickets.
+    (tmp_path / "ids" / "gold.txt").write_text("G-1\nG-3\n")
+    assert load_policies(policy_file).fingerprint != ps.fingerprint
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "ids/gold.txt" in row)
+    for content, message in [
+        (None, "no such file"),
+        ("# nobody yet\n", "lists no customer id"),
+        ("G-1\nG\x002\n", "line 2: the id"),
+        ("x" * 300 + "\n", "longer than 256 characters"),
+        (b"\xff\xfe", "not UTF-8"),
+    ]:
+        target = tmp_path / "ids" / "gold.txt"
+        target.unlink(missing_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        elif content is not None:
+            target.write_text(content)
+        with pytest.raises(PolicyError) as caught:
+            load_policies(policy_file)
+        [problem] = caught.value.problems
+        assert problem.line == line and message in problem.message, problem
+
+
+def test_expiry_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ps = contract_policies()
+    soon = expiring(ps.contract_policies(), utc("2026-06-10T00:00"))
+    assert len(soon) == 1 and "'acme-2026'" in soon[0] and "in 21 days" in soon[0]
+    assert expiring(ps.contract_policies(), utc("2026-05-01T00:00")) == []  # 61 days away
+    ended = expiring(ps.contract_policies(), utc("2026-08-01T00:00"))
+    assert len(ended) == 1 and "ended at 2026-07-01T00:00:00+00:00" in ended[0]
+    path = tmp_path / "contracts.yaml"
+    path.write_text(CONTRACTS)
+    assert policy_main(["check", str(path), "--today", "2026-06-10"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: policy 'acme-2026' (line 8): the contract ends at 2026-07-01" in captured.err
+    assert (
+        "[contract from 2026-01-01T00:00:00+00:00 until 2026-07-01T00:00:00+00:00]" in captured.out
+    )
+    assert policy_main(["check", str(path), "--today", "2026-06-10", "--strict"]) == 2
+    assert "1 warning (--strict: not accepted)" in capsys.readouterr().err
+    assert policy_main(["check", str(path), "--today", "2026-04-01", "--strict"]) == 0
+    assert policy_main(["check", str(path), "--today", "June"]) == 2
