@@ -111,20 +111,40 @@ def first_unofficial(
     official_through: date | None = None,
 ) -> tuple[date | None, str]:
     """(the first date in [first_year, last_year] whose holiday data is not official, why)
-    or (None, "") when every day is official."""
-    floor = date(first_year, 1, 1) - timedelta(days=1)  # the last day not asked about
+    or (None, "") when every day is official - for a country of the `holidays` package."""
+    years = range(first_year, last_year + 1)
+    return unofficial_from(
+        _table(country, subdiv, years),
+        years,
+        make_up_days=country.upper() in MAKE_UP_DAY_COUNTRIES,
+        open_dates=open_dates,
+        official_through=official_through,
+    )
+
+
+def unofficial_from(
+    table: Any,
+    years: range,
+    *,
+    make_up_days: bool,
+    open_dates: Iterable[date] = (),
+    official_through: date | None = None,
+) -> tuple[date | None, str]:
+    """The rules on one holidays table (a ``holidays.HolidayBase`` holding ``years``):
+    the first estimated holiday, and - for a country whose schedule comes with make-up
+    working days - the first year without any; days up to ``official_through`` count
+    as official."""
+    floor = date(years[0], 1, 1) - timedelta(days=1)  # the last day not asked about
     if official_through is not None and official_through > floor:
         floor = official_through
-    years = range(first_year, last_year + 1)
-    table = _table(country, subdiv, years)
     found: list[tuple[date, str]] = []
     labels = _labels(table)
     if labels:
         for day, name in sorted(table.items()):
-            if day > floor and any(label in name for label in labels):
+            if day > floor and day.year in years and any(label in name for label in labels):
                 found.append((day, f"{name!r} is the package's estimate"))
                 break
-    if country.upper() in MAKE_UP_DAY_COUNTRIES:
+    if make_up_days:
         worked = set(getattr(table, "weekend_workdays", ()) or ())
         worked |= {d for d in open_dates if d.weekday() >= 5}
         for year in years:
