@@ -29,6 +29,14 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _values(key: str, values: frozenset[str], shown: int = 5) -> str:
+    """``key in [...]``, a long list (a file of customer ids) cut to its first values."""
+    ordered = sorted(values)
+    if len(ordered) <= shown:
+        return f"{key} in {ordered}"
+    return f"{key} in {len(ordered)} values ({', '.join(map(repr, ordered[:shown]))}, ...)"
+
+
 def warnings(policies: PolicySet, today: date) -> list[str]:
     """What deserves attention in a usable file, as of ``today`` (UTC)."""
     out = [
@@ -88,7 +96,7 @@ def policy_main(argv: Sequence[str]) -> int:
             targets = ", ".join(
                 f"{spec.name} {format_duration(spec.ms / 1000)}" for spec in policy.targets.values()
             )
-            match = "; ".join(f"{k} in {sorted(v)}" for k, v in policy.match.items()) or "catch-all"
+            match = "; ".join(_values(k, v) for k, v in policy.match.items()) or "catch-all"
             window = (
                 f" [contract {contracts.describe_window(policy.window)}]"
                 if policy.window != (None, None)
