@@ -3,14 +3,19 @@ checks of `slawatch policy check` (overlaps are problems, ends within 30 days wa
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.engine import PolicyError, advance, describe, load_policies
 from shared.engine.cli import policy_main
 from shared.engine.contracts import expiring
-from tests.engine.helpers import ev, ids, run, utc
+from shared.events import parse_event
+from tests.engine.helpers import ev, ids, random_ticket, run, utc
 
 CONTRACTS = """
 version: 1
@@ -241,3 +246,65 @@ def test_expiry_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "1 warning (--strict: not accepted)" in capsys.readouterr().err
     assert policy_main(["check", str(path), "--today", "2026-04-01", "--strict"]) == 0
     assert policy_main(["check", str(path), "--today", "June"]) == 2
+
+
+SWITCH = """
+version: 1
+calendars:
+  always: {{timezone: UTC, always_open: true}}
+  office:
+    timezone: Asia/Shanghai
+    hours: {{mon: "09:00-18:00", tue: "09:00-18:00", wed: "09:00-18:00", thu: "09:00-18:00", fri: "09:00-18:00"}}
+defaults: {{calendar: always}}
+policies:
+  - id: old-contract
+    match: {{customer_id: [ACME]}}
+    valid_until: "{edge}"
+    targets: {{first_response: 30m, next_response: 1h, resolution: 4h}}
+  - id: new-contract
+    match: {{customer_id: [ACME]}}
+    valid_from: "{edge}"
+    calendar: office
+    targets: {{first_response: 2h, periodic_update: 3h, resolution: 2d}}
+  - id: standard
+    match: {{}}
+    targets: {{first_response: 1h, resolution: 8h}}
+"""
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    edge_minutes=st.integers(-600, 600),
+    customer=st.sampled_from(["ACME", "OTHER", None]),
+)
+def test_the_contract_in_force_at_creation_whatever_the_arrival_order(
+    seed: int, edge_minutes: int, customer: str | None
+) -> None:
+    rng = random.Random(seed)
+    events = random_ticket(rng)
+    first = events[0].model_dump(mode="json")
+    first["data"]["customer_id"] = customer
+    events[0] = parse_event(first)
+    created_at = events[0].occurred_at
+    edge = created_at + timedelta(minutes=edge_minutes)
+    ps = load_policies("switch.yaml", text=SWITCH.format(edge=edge.isoformat()))
+    expected = (
+        "standard"
+        if customer != "ACME"
+        else ("old-contract" if created_at < edge else "new-contract")
+    )
+    now = events[-1].occurred_at + timedelta(days=3)
+    state, out = run(events, ps)
+    state, later = advance(state, now)
+    assert state.policy_id == expected
+    shuffled = events[:]
+    rng.shuffle(shuffled)
+    again, out2 = run(shuffled, ps)
+    again, later2 = advance(again, now)
+    assert again.policy_id == expected
+    standing = {k: e.escalation_level for k, e in state.ledger.items() if e.breach_stands}
+    assert standing == {k: e.escalation_level for k, e in again.ledger.items() if e.breach_stands}
+    # Every SLA event of the ticket's targets carries the policy in force at creation
+    # (met or breached outcomes keep theirs; nothing here re-selects to another policy).
+    assert {r.policy for r in out + later if r.kind.value != "sla.retracted"} <= {expected}
