@@ -293,8 +293,8 @@ def _read_customer_files(
         except FileNotFoundError:
             doc.issue(at, f"{what}: no such file (paths are relative to the policy file)")
             continue
-        except OSError as exc:
-            doc.issue(at, f"{what}: cannot read it: {exc.strerror or exc}")
+        except (OSError, ValueError) as exc:
+            doc.issue(at, f"{what}: cannot read it: {getattr(exc, 'strerror', None) or exc}")
             continue
         if len(raw) > MAX_CUSTOMER_FILE_BYTES:
             doc.issue(at, f"{what}: larger than {MAX_CUSTOMER_FILE_BYTES} bytes")

@@ -3,8 +3,9 @@ checks of `slawatch policy check` (overlaps are problems, ends within 30 days wa
 
 from __future__ import annotations
 
+import json
 import random
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,53 @@ def test_the_contract_in_force_at_creation_whatever_the_arrival_order(
     # Every SLA event of the ticket's targets carries the policy in force at creation
     # (met or breached outcomes keep theirs; nothing here re-selects to another policy).
     assert {r.policy for r in out + later if r.kind.value != "sla.retracted"} <= {expected}
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.text(max_size=40),
+    st.dates().map(str),
+    st.datetimes(timezones=st.sampled_from([None, UTC])).map(lambda d: d.isoformat()),
+    st.lists(st.text(max_size=10), max_size=3),
+    st.dictionaries(st.sampled_from(["file", "x"]), st.text(max_size=20), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_from=_VALUES, valid_until=_VALUES, customer=_VALUES, through=_VALUES)
+def test_fuzzed_contract_keys_load_or_are_refused_with_problems(
+    valid_from: object, valid_until: object, customer: object, through: object
+) -> None:
+    """Whatever the contract keys hold, the loader compiles or lists problems (exit 2 in
+    `slawatch policy check`), never fails otherwise."""
+    doc = {
+        "version": 1,
+        "calendars": {
+            "cn": {
+                "timezone": "Asia/Shanghai",
+                "hours": {"mon": "09:00-18:00"},
+                "holidays": {"country": "CN", "official_through": through},
+            },
+        },
+        "policies": [
+            {
+                "id": "c",
+                "calendar": "cn",
+                "match": {"customer_id": customer},
+                "valid_from": valid_from,
+                "valid_until": valid_until,
+                "targets": {"resolution": "1h"},
+            },
+            {"id": "standard", "calendar": "cn", "targets": {"resolution": "1h"}},
+        ],
+    }
+    text = json.dumps(doc)  # JSON is YAML
+    try:
+        ps = load_policies("/nonexistent/fuzz.yaml", text=text)
+    except PolicyError as exc:
+        assert exc.problems and all(p.message for p in exc.problems)
+        return
+    ps.select("normal", None, "email", None, (), customer="x", at=0)
+    ps.check_coverage(date(2026, 12, 1))
