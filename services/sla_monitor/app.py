@@ -188,7 +188,12 @@ class Monitor:
         the read API mark deadlines past it as estimated (docs/policies.md)."""
         gauge = self.metrics.calendar_official_until
         gauge.clear()
-        for item in engine_port.check_coverage(policies, datetime.now(UTC).date()):
+        try:
+            found = engine_port.check_coverage(policies, datetime.now(UTC).date())
+        except Exception:  # noqa: BLE001 - a guard that fails must not stop the monitor
+            log.exception("calendar coverage guard failed; deadlines are not marked estimated")
+            return
+        for item in found:
             gauge.labels(calendar=item.calendar).set(item.official_until_ms / 1000)
             warning = item.warning()
             if warning is not None:
