@@ -3,7 +3,7 @@
 Exit 0 when the file compiles (a short summary on stdout), 2 with one ``FILE:LINE:
 problem`` per line on stderr when it does not, or when the command line is wrong.
 
-Warnings go to stderr as ``FILE: warning: ...`` and leave the exit code 0 (``--strict``
+Warnings go to stderr as ``FILE:LINE: warning: ...`` and leave the exit code 0 (``--strict``
 makes them exit 2): a calendar whose holiday data is not official from some date on (the
 coverage guard, shared/engine/coverage.py) and a contract that ends within 30 days or
 has ended (shared/engine/contracts.py), both as of today (``--today`` to ask about
@@ -37,16 +37,16 @@ def _values(key: str, values: frozenset[str], shown: int = 5) -> str:
     return f"{key} in {len(ordered)} values ({', '.join(map(repr, ordered[:shown]))}, ...)"
 
 
-def warnings(policies: PolicySet, today: date) -> list[str]:
-    """What deserves attention in a usable file, as of ``today`` (UTC)."""
+def warnings(policies: PolicySet, today: date) -> list[tuple[int, str]]:
+    """(line, warning) for what deserves attention in a usable file, as of ``today`` (UTC)."""
     out = [
-        message
+        (policies.calendar_lines.get(item.calendar, 0), message)
         for item in policies.check_coverage(today)
         if (message := item.warning()) is not None
     ]
     now = datetime.combine(today, time(0), tzinfo=UTC)
     out += contracts.expiring(policies.contract_policies(), now)
-    return out
+    return sorted(out)
 
 
 def policy_main(argv: Sequence[str]) -> int:
@@ -104,8 +104,9 @@ def policy_main(argv: Sequence[str]) -> int:
             )
             print(f"  {policy.id}: {match} -> {targets} ({policy.calendar.name}){window}")
     found = warnings(policies, args.today or datetime.now(UTC).date())
-    for message in found:
-        print(f"{args.file}: warning: {message}", file=sys.stderr)
+    for line, message in found:
+        where = f"{args.file}:{line}" if line else args.file
+        print(f"{where}: warning: {message}", file=sys.stderr)
     if found and args.strict:
         count = len(found)
         print(

@@ -115,8 +115,8 @@ def overlapping(contracts: Sequence[Contract]) -> list[tuple[int, str]]:
 
 def expiring(
     contracts: Iterable[Contract], now: datetime, days: int = EXPIRY_WARNING_DAYS
-) -> list[str]:
-    """Warnings for contracts that end within ``days`` of ``now``, or have ended."""
+) -> list[tuple[int, str]]:
+    """(line, warning) for contracts that end within ``days`` of ``now``, or have ended."""
     n = to_ms(now.astimezone(UTC))
     soon = n + days * 86_400_000
     out = []
@@ -127,14 +127,20 @@ def expiring(
         when = from_ms(end).isoformat()
         if end <= n:
             out.append(
-                f"policy {contract.policy!r} (line {contract.line}): the contract ended at {when};"
-                " only tickets created before still take it"
+                (
+                    contract.line,
+                    f"policy {contract.policy!r}: the contract ended at {when};"
+                    " only tickets created before still take it",
+                )
             )
         else:
             left = (end - n) // 86_400_000
             out.append(
-                f"policy {contract.policy!r} (line {contract.line}): the contract ends at {when}"
-                f" (in {left} day{'s' if left != 1 else ''}); tickets created after it take the"
-                " next policy that matches"
+                (
+                    contract.line,
+                    f"policy {contract.policy!r}: the contract ends at {when}"
+                    f" (in {left} day{'s' if left != 1 else ''}); tickets created after it take"
+                    " the next policy that matches",
+                )
             )
     return out

@@ -164,6 +164,7 @@ class PolicySet:
     # per calendar, as written; and, once ``check_coverage`` ran, the instant from which each
     # calendar's holiday data is not official (the read API marks deadlines from then on).
     official_through: Mapping[str, date] = field(default_factory=dict)
+    calendar_lines: Mapping[str, int] = field(default_factory=dict)  # for messages
     estimated_from: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -391,6 +392,7 @@ def _compile(
         policies=tuple(policies),
         calendars=calendars,
         pause_statuses=frozenset(file.pause_statuses),
+        calendar_lines={name: doc.line(("calendars", name)) or 0 for name in file.calendars},
         official_through={
             name: spec.holidays.official_through
             for name, spec in file.calendars.items()

@@ -231,15 +231,20 @@ def test_customer_ids_from_a_file(tmp_path: Path) -> None:
 def test_expiry_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ps = contract_policies()
     soon = expiring(ps.contract_policies(), utc("2026-06-10T00:00"))
-    assert len(soon) == 1 and "'acme-2026'" in soon[0] and "in 21 days" in soon[0]
+    assert (
+        len(soon) == 1
+        and soon[0][0] == 8
+        and "'acme-2026'" in soon[0][1]
+        and "in 21 days" in soon[0][1]
+    )
     assert expiring(ps.contract_policies(), utc("2026-05-01T00:00")) == []  # 61 days away
     ended = expiring(ps.contract_policies(), utc("2026-08-01T00:00"))
-    assert len(ended) == 1 and "ended at 2026-07-01T00:00:00+00:00" in ended[0]
+    assert len(ended) == 1 and "ended at 2026-07-01T00:00:00+00:00" in ended[0][1]
     path = tmp_path / "contracts.yaml"
     path.write_text(CONTRACTS)
     assert policy_main(["check", str(path), "--today", "2026-06-10"]) == 0
     captured = capsys.readouterr()
-    assert "warning: policy 'acme-2026' (line 8): the contract ends at 2026-07-01" in captured.err
+    assert f"{path}:8: warning: policy 'acme-2026': the contract ends at 2026-07-01" in captured.err
     assert (
         "[contract from 2026-01-01T00:00:00+00:00 until 2026-07-01T00:00:00+00:00]" in captured.out
     )

@@ -156,7 +156,7 @@ def test_policy_set_coverage_and_the_cli(
     assert policy_main(["check", "-q", str(path), "--today", "2026-12-01"]) == 0
     err = capsys.readouterr().err
     assert err == (
-        f"{path}: warning: calendar 'cn-office': holidays for CN are not official from 2027-01-01"
+        f"{path}:4: warning: calendar 'cn-office': holidays for CN are not official from 2027-01-01"
         " (no make-up working days published for 2027); deadlines from then on are estimates -"
         " add the official dates to closed_dates/open_dates and set holidays.official_through,"
         " or upgrade the holidays package (docs/policies.md)\n"
