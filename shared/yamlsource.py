@@ -106,6 +106,9 @@ class _Converter:
         except ConstructorError as exc:
             self.result.issue(path, f"bad value: {exc.problem}")
             return None
+        except ValueError as exc:  # a timestamp-shaped scalar that is no date (2028-02-30)
+            self.result.issue(path, f"bad value {node.value!r}: {exc}")
+            return None
         if isinstance(value, str) and node.tag == "tag:yaml.org,2002:str":
             return self._substitute(value, path)
         return value

@@ -70,6 +70,7 @@ class Monitor:
         self.settings = settings
         self.policies = policies
         self.metrics = MonitorMetrics()
+        self.guard_calendars(policies)
         self.store: Store | None = None
         self.worker: Worker | None = None
         self.tasks: list[asyncio.Task] = []
@@ -179,6 +180,24 @@ class Monitor:
             self.worker.policies = policies
             self.worker.recompute_requested = True
         log.info("policies reloaded from %s", self.settings.policy_file)
+        self.guard_calendars(policies)
+
+    def guard_calendars(self, policies: engine_port.Policies) -> None:
+        """The calendar coverage guard, at start and after a reload: log every calendar whose
+        holiday data is not official from some date on, export how far each one is, and let
+        the read API mark deadlines past it as estimated (docs/policies.md)."""
+        gauge = self.metrics.calendar_official_until
+        gauge.clear()
+        try:
+            found = engine_port.check_coverage(policies, datetime.now(UTC).date())
+        except Exception:  # noqa: BLE001 - a guard that fails must not stop the monitor
+            log.exception("calendar coverage guard failed; deadlines are not marked estimated")
+            return
+        for item in found:
+            gauge.labels(calendar=item.calendar).set(item.official_until_ms / 1000)
+            warning = item.warning()
+            if warning is not None:
+                log.warning("%s", warning)
 
 
 def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> FastAPI:

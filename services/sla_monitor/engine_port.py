@@ -6,7 +6,7 @@ monitor's storage, so a change of engine API touches one file of the service.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.sla_monitor.store import FactsRow
 from shared.engine import (
@@ -28,6 +28,7 @@ from shared.engine import (
 )
 from shared.engine import advance as _advance
 from shared.engine import apply as _apply
+from shared.engine.coverage import Coverage
 from shared.events import TicketEvent
 
 Policies = PolicySet
@@ -39,6 +40,7 @@ __all__ = [
     "PolicyError",
     "advance",
     "apply",
+    "check_coverage",
     "describe",
     "dump",
     "earliest_deadline",
@@ -50,6 +52,12 @@ __all__ = [
     "parse_duration",
     "timeline",
 ]
+
+
+def check_coverage(policies: PolicySet, today: date) -> list[Coverage]:
+    """The calendar coverage guard as of ``today`` (it also tells the read API which
+    deadlines fall in unofficial days)."""
+    return policies.check_coverage(today)
 
 
 def load(blob: bytes, policies: PolicySet) -> State:

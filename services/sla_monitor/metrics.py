@@ -55,6 +55,14 @@ class MonitorMetrics:
             ["partition"],
             registry=r,
         )
+        self.calendar_official_until = Gauge(
+            "slawatch_calendar_official_until_timestamp_seconds",
+            "Per calendar with holidays: the first instant whose holiday data is not official"
+            " (or the end of the years checked when all are); deadlines from then on are"
+            " estimates.",
+            ["calendar"],
+            registry=r,
+        )
         self.owned_partitions = Gauge(
             "slawatch_monitor_owned_partitions", "Partitions assigned to this process.", registry=r
         )

@@ -14,7 +14,8 @@ service is a thin shell around these calls::
 Modules: machine (the rules), state (the ticket, its clocks and ledger, in named fields),
 ticket_log (what is kept of each event, and the one fold of it), codec (the stored form,
 the only place with short keys), views (describe, facts, timeline), record (SlaRecord),
-calendar, policy, durations.
+calendar, policy, contracts (customer contracts' windows and their checks), coverage (up to
+which date each calendar's holiday data is official), durations.
 
 ``apply`` and ``advance`` mutate the state they are given (and return it).
 """

@@ -2,6 +2,12 @@
 
 Exit 0 when the file compiles (a short summary on stdout), 2 with one ``FILE:LINE:
 problem`` per line on stderr when it does not, or when the command line is wrong.
+
+Warnings go to stderr as ``FILE:LINE: warning: ...`` and leave the exit code 0 (``--strict``
+makes them exit 2): a calendar whose holiday data is not official from some date on (the
+coverage guard, shared/engine/coverage.py) and a contract that ends within 30 days or
+has ended (shared/engine/contracts.py), both as of today (``--today`` to ask about
+another day).
 """
 
 from __future__ import annotations
@@ -9,9 +15,38 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
 
+from shared.engine import contracts
 from shared.engine.durations import format_duration
-from shared.engine.policy import PolicyError, load_policies
+from shared.engine.policy import PolicyError, PolicySet, load_policies
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _values(key: str, values: frozenset[str], shown: int = 5) -> str:
+    """``key in [...]``, a long list (a file of customer ids) cut to its first values."""
+    ordered = sorted(values)
+    if len(ordered) <= shown:
+        return f"{key} in {ordered}"
+    return f"{key} in {len(ordered)} values ({', '.join(map(repr, ordered[:shown]))}, ...)"
+
+
+def warnings(policies: PolicySet, today: date) -> list[tuple[int, str]]:
+    """(line, warning) for what deserves attention in a usable file, as of ``today`` (UTC)."""
+    out = [
+        (policies.calendar_lines.get(item.calendar, 0), message)
+        for item in policies.check_coverage(today)
+        if (message := item.warning()) is not None
+    ]
+    now = datetime.combine(today, time(0), tzinfo=UTC)
+    out += contracts.expiring(policies.contract_policies(), now)
+    return sorted(out)
 
 
 def policy_main(argv: Sequence[str]) -> int:
@@ -25,6 +60,14 @@ def policy_main(argv: Sequence[str]) -> int:
     check.add_argument("file", help="the policy file (YAML)")
     check.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing when the file is fine"
+    )
+    check.add_argument("--strict", action="store_true", help="exit 2 when there are warnings, too")
+    check.add_argument(
+        "--today",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="check coverage and contract ends as of this day (default: today, UTC)",
     )
     try:
         args = parser.parse_args(list(argv))
@@ -53,8 +96,24 @@ def policy_main(argv: Sequence[str]) -> int:
             targets = ", ".join(
                 f"{spec.name} {format_duration(spec.ms / 1000)}" for spec in policy.targets.values()
             )
-            match = "; ".join(f"{k} in {sorted(v)}" for k, v in policy.match.items()) or "catch-all"
-            print(f"  {policy.id}: {match} -> {targets} ({policy.calendar.name})")
+            match = "; ".join(_values(k, v) for k, v in policy.match.items()) or "catch-all"
+            window = (
+                f" [contract {contracts.describe_window(policy.window)}]"
+                if policy.window != (None, None)
+                else ""
+            )
+            print(f"  {policy.id}: {match} -> {targets} ({policy.calendar.name}){window}")
+    found = warnings(policies, args.today or datetime.now(UTC).date())
+    for line, message in found:
+        where = f"{args.file}:{line}" if line else args.file
+        print(f"{where}: warning: {message}", file=sys.stderr)
+    if found and args.strict:
+        count = len(found)
+        print(
+            f"{args.file}: {count} warning{'s' if count != 1 else ''} (--strict: not accepted)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

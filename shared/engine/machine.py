@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from shared.engine.calendar import from_ms, to_ms
-from shared.engine.policy import BREACH, DONE_STATUSES, WARN, PolicySet, TargetSpec
+from shared.engine.policy import BREACH, DONE_STATUSES, WARN, Policy, PolicySet, TargetSpec
 from shared.engine.record import SlaRecord
 from shared.engine.state import (
     AGENT_REPLY,
@@ -380,9 +380,10 @@ def _process(s: State, entry: LogEntry, out: list[SlaRecord]) -> None:
         _created(s, t, out)
     elif kind is CREATED or kind is UPDATED or kind is ASSIGNED:
         # Attributes only (a second ticket.created too): the policy may change.
-        before = (s.priority, s.customer_tier, s.group, s.tags)
+        before = (s.priority, s.customer_tier, s.customer_id, s.group, s.tags)
         fold_event(s, entry)
-        if s.created_at is not None and (s.priority, s.customer_tier, s.group, s.tags) != before:
+        after = (s.priority, s.customer_tier, s.customer_id, s.group, s.tags)
+        if s.created_at is not None and after != before:
             _reselect(s, t, out)
     else:
         fold_event(s, entry)  # a survey; an internal note folds to nothing
@@ -392,7 +393,7 @@ def _created(s: State, t: int, out: list[SlaRecord]) -> None:
     """The ticket exists: select its policy, start first response and resolution. Their
     clocks start as for status ``new``; a ticket created in another status changes to it
     at the same instant (the fold recorded it so)."""
-    policy = _policies(s).select(s.priority, s.customer_tier, s.channel, s.group, s.tags)
+    policy = _select(s)
     s.policy_id = policy.id
     s.policy = policy
     if s.journal is not None:
@@ -516,11 +517,13 @@ def _reopen(s: State, t: int, out: list[SlaRecord]) -> None:
 
 def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
     """Attributes changed: pick the policy again; recompute running targets under it."""
-    policy = _policies(s).select(s.priority, s.customer_tier, s.channel, s.group, s.tags)
+    policy = _select(s)
     if policy.id == s.policy_id:
         return
     if s.journal is not None:
-        why = policy.why(s.priority, s.customer_tier, s.channel, s.group, s.tags)
+        why = policy.why(
+            s.priority, s.customer_tier, s.channel, s.group, s.tags, customer=s.customer_id
+        )
         _note(s, t, "policy", None, None, policy.id, why=why, previous=s.policy_id)
     s.policy_id = policy.id
     s.policy = policy
@@ -545,6 +548,16 @@ def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
             clock = Clock(target, cycle, start, spec)
             clocks[target] = clock
             _respec(s, clock, spec, t, out)
+
+
+def _select(s: State) -> Policy:
+    """The policy in force at the ticket's creation: contracts' windows are read at
+    ``created_at`` on every (re)selection, so a contract that ends or starts while the
+    ticket is open changes nothing for it (shared/engine/contracts.py)."""
+    return _policies(s).select(
+        s.priority, s.customer_tier, s.channel, s.group, s.tags,
+        customer=s.customer_id, at=s.created_at,
+    )  # fmt: skip
 
 
 def _cycle_in_progress(s: State, target: Target) -> tuple[int | None, int]:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.engine import policy_file
+from shared.bounds import text_problem
+from shared.engine import contracts, coverage, policy_file
 from shared.engine.calendar import Calendar
 from shared.engine.policy_file import DONE_STATUSES as DONE_STATUSES
 from shared.engine.policy_file import PAUSABLE_STATUSES as PAUSABLE_STATUSES
@@ -80,6 +82,9 @@ class Policy:
     pause_first_response: bool
     description: str | None = None
     line: int = 0
+    # A contract's window of ticket creation times, [start, end) in UTC ms (shared/engine/
+    # contracts.py); (None, None) for a policy that always holds.
+    window: contracts.Window = (None, None)
 
     def matches(
         self,
@@ -88,13 +93,22 @@ class Policy:
         channel: str | None,
         group: str | None,
         tags: Iterable[str],
+        *,
+        customer: str | None = None,
+        at: int | None = None,
     ) -> bool:
+        """Whether the policy applies to a ticket with these attributes created at ``at``
+        (ms; a policy with a window never applies when ``at`` is not known)."""
+        if self.window != (None, None) and (at is None or not contracts.holds(self.window, at)):
+            return False
         m = self.match
         if not m:
             return True
         if "priority" in m and priority not in m["priority"]:
             return False
         if "customer_tier" in m and tier not in m["customer_tier"]:
+            return False
+        if "customer_id" in m and customer not in m["customer_id"]:
             return False
         if "channel" in m and channel not in m["channel"]:
             return False
@@ -109,11 +123,14 @@ class Policy:
         channel: str | None,
         group: str | None,
         tags: Iterable[str],
+        *,
+        customer: str | None = None,
     ) -> dict[str, Any]:
         """The ticket's values for the keys this policy matched on ({} for a catch-all)."""
         values: dict[str, Any] = {
             "priority": priority,
             "customer_tier": tier,
+            "customer_id": customer,
             "channel": channel,
             "group": group,
         }
@@ -140,9 +157,19 @@ class PolicySet:
     source: str = "<policies>"
     _by_id: dict[str, Policy] = field(default_factory=dict, repr=False)
     _cache: dict[tuple, Policy] = field(default_factory=dict, repr=False)
+    # Every start and end of a contract window, sorted: between two of them the same
+    # policies hold, so selection caches by the stretch a creation instant falls in.
+    _edges: list[int] = field(default_factory=list, repr=False)
+    # The calendar coverage guard (shared/engine/coverage.py): ``holidays.official_through``
+    # per calendar, as written; and, once ``check_coverage`` ran, the instant from which each
+    # calendar's holiday data is not official (the read API marks deadlines from then on).
+    official_through: Mapping[str, date] = field(default_factory=dict)
+    calendar_lines: Mapping[str, int] = field(default_factory=dict)  # for messages
+    estimated_from: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id = {p.id: p for p in self.policies}
+        self._edges = sorted({e for p in self.policies for e in p.window if e is not None})
         _REGISTRY[self.fingerprint] = self
 
     def policy(self, policy_id: str) -> Policy:
@@ -158,17 +185,43 @@ class PolicySet:
         channel: str | None,
         group: str | None,
         tags: tuple[str, ...],
+        *,
+        customer: str | None = None,
+        at: int | None = None,
     ) -> Policy:
-        """The first policy whose match holds; there is always one (the catch-all)."""
-        key = (priority, tier, channel, group, tags)
+        """The first policy whose match holds for a ticket created at ``at`` (ms): the
+        policy in force at its creation. There is always one (the catch-all)."""
+        stretch = -1 if at is None or not self._edges else bisect_right(self._edges, at)
+        key = (priority, tier, channel, group, tags, customer, stretch)
         found = self._cache.get(key)
         if found is None:
             found = next(
-                p for p in self.policies if p.matches(priority, tier, channel, group, tags)
+                p
+                for p in self.policies
+                if p.matches(priority, tier, channel, group, tags, customer=customer, at=at)
             )
             if len(self._cache) < 100_000:
                 self._cache[key] = found
         return found
+
+    def check_coverage(self, today: date) -> list[coverage.Coverage]:
+        """Run the calendar coverage guard as of ``today``; remembers, per calendar, the
+        instant from which its holiday data is not official (``estimated_from``)."""
+        found = coverage.guard(self.calendars, today, self.official_through)
+        self.estimated_from = {
+            item.calendar: item.official_until_ms
+            for item in found
+            if item.first_unofficial is not None
+        }
+        return found
+
+    def contract_policies(self) -> list[contracts.Contract]:
+        """The policies that are contracts: a window, or a match on customer_id."""
+        return [
+            contracts.Contract(p.id, p.line, p.match.get("customer_id", frozenset()), p.window)
+            for p in self.policies
+            if p.window != (None, None) or "customer_id" in p.match
+        ]
 
 
 def registered(fingerprint: str) -> PolicySet | None:
@@ -204,18 +257,97 @@ def load_policies(source: str | Path, *, text: str | None = None) -> PolicySet:
             Issue(line, f"{policy_file.where(doc, path)}: keys must be strings, got {key!r}")
         )
     file = validate(doc, policy_file.PolicyFile, lambda refusal: policy_file.word(doc, refusal))
+    customer_files: dict[int, tuple[frozenset[str], str]] = {}
     if file is not None:
         doc.issues.extend(policy_file.cross_check(doc, file))
+        customer_files = _read_customer_files(file, doc, Path(name).parent)
     if doc.issues or file is None:
         raise PolicyError(name, _problems(doc.issues))
-    return _compile(file, doc, name)
+    policies = _compile(file, doc, name, customer_files)
+    problems = _contract_problems(policies)
+    if problems:
+        raise PolicyError(name, problems)
+    return policies
+
+
+# A file of customer ids: bounded like every input (ids are ShortText in ticket events).
+MAX_CUSTOMER_FILE_BYTES = 4 * 1024 * 1024
+MAX_CUSTOMER_ID_LENGTH = 256
+
+
+def _read_customer_files(
+    file: policy_file.PolicyFile, doc: Located, base: Path
+) -> dict[int, tuple[frozenset[str], str]]:
+    """The ids (and a digest of the text) of every ``customer_id: {file: PATH}``, by policy
+    index; problems go to ``doc.issues`` on the line of the ``file`` key."""
+    out: dict[int, tuple[frozenset[str], str]] = {}
+    for index, entry in enumerate(file.policies):
+        spec = entry.match.customer_id if entry.match else None
+        if not isinstance(spec, policy_file.IdFile):
+            continue
+        at = ("policies", index, "match", "customer_id", "file")
+        what = f"policy {entry.id!r}: match: customer_id: file {spec.file!r}"
+        path = base / spec.file
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_CUSTOMER_FILE_BYTES + 1)
+        except FileNotFoundError:
+            doc.issue(at, f"{what}: no such file (paths are relative to the policy file)")
+            continue
+        except (OSError, ValueError) as exc:
+            doc.issue(at, f"{what}: cannot read it: {getattr(exc, 'strerror', None) or exc}")
+            continue
+        if len(raw) > MAX_CUSTOMER_FILE_BYTES:
+            doc.issue(at, f"{what}: larger than {MAX_CUSTOMER_FILE_BYTES} bytes")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            doc.issue(at, f"{what}: not UTF-8 text")
+            continue
+        ids: set[str] = set()
+        for number, line in enumerate(text.splitlines(), 1):
+            value = line.split("#", 1)[0].strip()
+            if not value:
+                continue
+            problem = text_problem(value, multiline=False)
+            if problem is None and len(value) > MAX_CUSTOMER_ID_LENGTH:
+                problem = f"is longer than {MAX_CUSTOMER_ID_LENGTH} characters"
+            if problem is not None:
+                doc.issue(at, f"{what}: line {number}: the id {problem}")
+                break
+            ids.add(value)
+        else:
+            if not ids:
+                doc.issue(at, f"{what}: lists no customer id")
+                continue
+            out[index] = (frozenset(ids), hashlib.sha256(raw).hexdigest())
+    return out
+
+
+def _contract_problems(policies: PolicySet) -> list[Problem]:
+    """Windows that end before they start, and overlapping windows of one customer."""
+    problems = []
+    for policy in policies.policies:
+        problem = contracts.window_problem(policy.window)
+        if problem is not None:
+            problems.append(Problem(policy.line, f"policy {policy.id!r}: {problem}"))
+    if not problems:
+        for line, message in contracts.overlapping(policies.contract_policies()):
+            problems.append(Problem(line, message))
+    return problems
 
 
 def _problems(issues: Iterable[Issue]) -> list[Problem]:
     return [Problem(issue.line or 0, issue.message) for issue in issues]
 
 
-def _compile(file: policy_file.PolicyFile, doc: Located, source: str) -> PolicySet:
+def _compile(
+    file: policy_file.PolicyFile,
+    doc: Located,
+    source: str,
+    customer_files: Mapping[int, tuple[frozenset[str], str]],
+) -> PolicySet:
     """A valid file as the engine's objects: calendars built, thresholds in milliseconds."""
     calendars = {
         name: Calendar(
@@ -234,22 +366,38 @@ def _compile(file: policy_file.PolicyFile, doc: Located, source: str) -> PolicyS
     policies = []
     for index, entry in enumerate(file.policies):
         options = policy_file.options(file, entry)
+        ids = customer_files[index][0] if index in customer_files else None
+        calendar = calendars[options["calendar"]]
         policies.append(
             _compile_policy(
                 entry.id,
-                entry.match.sets() if entry.match else {},
-                calendars[options["calendar"]],
+                entry.match.sets(ids) if entry.match else {},
+                calendar,
                 entry.targets.ms(),
                 options,
                 entry.description,
                 doc.line(("policies", index)) or 0,
+                contracts.window_ms(entry.valid_from, entry.valid_until, calendar.timezone),
             )
         )
-    canonical = json.dumps(doc.data, sort_keys=True, separators=(",", ":"), default=str)
+    # The fingerprint covers the files of ids too: editing one recomputes open tickets.
+    digests = {str(index): digest for index, (_ids, digest) in sorted(customer_files.items())}
+    canonical = json.dumps(
+        [doc.data, digests] if digests else doc.data,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
     return PolicySet(
         policies=tuple(policies),
         calendars=calendars,
         pause_statuses=frozenset(file.pause_statuses),
+        calendar_lines={name: doc.line(("calendars", name)) or 0 for name in file.calendars},
+        official_through={
+            name: spec.holidays.official_through
+            for name, spec in file.calendars.items()
+            if spec.holidays is not None and spec.holidays.official_through is not None
+        },
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:12],
         source=source,
     )
@@ -263,6 +411,7 @@ def _compile_policy(
     options: Mapping[str, Any],
     description: str | None,
     line: int,
+    window: contracts.Window = (None, None),
 ) -> Policy:
     warn_at = tuple(options["warn_at"])
     escalations_ms = tuple(offset // timedelta(milliseconds=1) for offset in options["escalations"])
@@ -300,6 +449,7 @@ def _compile_policy(
         pause_first_response=pause_first,
         description=description,
         line=line,
+        window=window,
     )
 
 

@@ -9,7 +9,7 @@ shared/engine/policy.py compiles a valid file into the engine's :class:`PolicySe
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 import holidays as holidays_lib
@@ -94,6 +94,39 @@ def _date(value: Any) -> date:
         raise _refuse(_AFTER_COLON, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+# Contract windows: a date (a whole local day of the policy's calendar) or an instant with an
+# offset, within the years ticket events are held to.
+_CONTRACT_YEARS = (1971, 2099)
+
+
+def _moment(value: Any) -> date | datetime:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise _refuse(
+                _AFTER_COLON,
+                f"{value!r} is neither a date (YYYY-MM-DD) nor an instant with an offset"
+                " (2026-07-01T00:00:00+08:00)",
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _refuse(
+                _AFTER_COLON,
+                f"{value.isoformat()} has no offset (write it as 2026-07-01T00:00:00+08:00,"
+                " or give a date)",
+            )
+    elif not isinstance(value, date):
+        raise _refuse(_AFTER_COLON, f"{value!r} is not a date (YYYY-MM-DD) or an instant")
+    if not _CONTRACT_YEARS[0] <= value.year <= _CONTRACT_YEARS[1]:
+        raise _refuse(
+            _AFTER_COLON,
+            f"{value.isoformat()} is outside {_CONTRACT_YEARS[0]}..{_CONTRACT_YEARS[1]}",
+        )
+    return value
+
+
 def _zone(value: str) -> str:
     if not is_time_zone(value):
         raise _refuse(
@@ -174,6 +207,18 @@ _INTERVAL_SCHEMA = {
 Interval = Annotated[tuple[int, int], BeforeValidator(_interval), WithJsonSchema(_INTERVAL_SCHEMA)]
 Intervals = Annotated[list[Interval], BeforeValidator(_one_or_many), AfterValidator(_day)]
 Day = Annotated[date, BeforeValidator(_date)]
+Moment = Annotated[
+    date | datetime,
+    BeforeValidator(_moment),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "anyOf": [{"format": "date"}, {"format": "date-time"}],
+            "description": "A date (the whole local day in the policy's calendar) or an"
+            " RFC 3339 instant with an offset.",
+        }
+    ),
+]
 Fraction = Annotated[
     float,
     BeforeValidator(_fraction),
@@ -208,6 +253,12 @@ class Holidays(_Section):
 
     country: Name = Field(description="ISO country code, e.g. CN.")
     subdiv: Name | None = None
+    official_through: Day | None = Field(
+        default=None,
+        description="The last day for which you added the official dates by hand"
+        " (closed_dates / open_dates) where the package only estimates: the coverage guard"
+        " counts the calendar official through it.",
+    )
 
     @model_validator(mode="after")
     def _available(self) -> Holidays:
@@ -286,17 +337,39 @@ class CalendarFile(_Section):
         return self
 
 
+class IdFile(_Section):
+    """Customer ids kept in a file: one id a line; blank lines and ``#`` comments ignored."""
+
+    file: Name = Field(description="Path of the file, relative to the policy file's folder.")
+
+
+CustomerIds = Annotated[
+    NameValues | IdFile,
+    Field(description="Customer ids (a list), or {file: PATH} naming a file of ids."),
+]
+
+
 class Match(_Section):
     """Each key: any of its values; all keys must hold. ``{}`` is the catch-all."""
 
     priority: PriorityValues | None = None
     customer_tier: NameValues | None = None
+    customer_id: CustomerIds | None = None
     channel: ChannelValues | None = None
     group: NameValues | None = None
     tags: NameValues | None = None
 
-    def sets(self) -> dict[str, frozenset[str]]:
-        return {key: frozenset(values) for key, values in self if values is not None}
+    def sets(self, customer_ids: frozenset[str] | None = None) -> dict[str, frozenset[str]]:
+        """The match as sets of values; ``customer_ids`` are the ids read from an IdFile."""
+        out = {}
+        for key, values in self:
+            if values is None:
+                continue
+            if isinstance(values, IdFile):
+                out[key] = customer_ids if customer_ids is not None else frozenset()
+            else:
+                out[key] = frozenset(values)
+        return out
 
 
 class Targets(_Section):
@@ -358,6 +431,18 @@ class PolicyEntry(_Section):
     warn_at: WarnAt = []
     escalations: Escalations = []
     pause_first_response: Flag = False
+    valid_from: Moment | None = Field(
+        default=None,
+        description="A contract's start: tickets created from then on may take this policy.",
+    )
+    valid_until: Moment | None = Field(
+        default=None,
+        description="A contract's end: tickets created after it no longer take this policy"
+        " (a date is its whole day); a ticket created before keeps it.",
+    )
+
+    def windowed(self) -> bool:
+        return self.valid_from is not None or self.valid_until is not None
 
 
 class PolicyFile(_Section):
@@ -493,7 +578,7 @@ def cross_check(doc: Located, file: PolicyFile) -> list[Issue]:
                     f"{what} can never apply: it comes after the catch-all policy {catch_all[0]!r} (line {catch_all[1]})",
                 )
             )
-        elif entry.match is None or not entry.match.sets():
+        elif (entry.match is None or not entry.match.sets()) and not entry.windowed():
             catch_all = (entry.id, doc.line(item) or 0)
         known_calendar(entry.calendar, item + ("calendar",), what)
         if entry.calendar is None and file.defaults.calendar is None:

@@ -235,7 +235,8 @@ class State:
         "ticket_id", "fingerprint", "policy_set", "log", "event_hashes", "last_entry", "horizon",
         "projected_until", "ledger", "confirmed", "journal", "called_at",
         # the ticket, folded from the log in event-time order (ticket_log.fold_event)
-        "created_at", "channel", "priority", "customer_tier", "group", "assignee", "tags", "url",
+        "created_at", "channel", "priority", "customer_tier", "customer_id", "group", "assignee",
+        "tags", "url",
         "subject", "status", "status_history", "first_reply_at", "public_agent_replies",
         "solved_at", "csat", "nps", "attribute_values",
         # its SLA, derived by the machine
@@ -266,6 +267,7 @@ class State:
         self.channel: str | None = None
         self.priority = "normal"
         self.customer_tier: str | None = None
+        self.customer_id: str | None = None  # set by ticket.created (contracts match on it)
         self.group: str | None = None
         self.assignee: str | None = None
         self.tags: tuple[str, ...] = ()
@@ -311,7 +313,10 @@ class State:
         policy = self.policy
         if policy is None:
             return None
-        return policy.why(self.priority, self.customer_tier, self.channel, self.group, self.tags)
+        return policy.why(
+            self.priority, self.customer_tier, self.channel, self.group, self.tags,
+            customer=self.customer_id,
+        )  # fmt: skip
 
     def policies(self, given: PolicySet | None = None) -> PolicySet:
         """The policy set to compute with: ``given``, else the one it was computed under."""

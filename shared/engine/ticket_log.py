@@ -44,6 +44,7 @@ PRIORITY: Final = "p"
 CHANNEL: Final = "ch"
 STATUS: Final = "st"
 CUSTOMER_TIER: Final = "ti"
+CUSTOMER_ID: Final = "cu"
 GROUP: Final = "g"
 ASSIGNEE: Final = "a"
 TAGS: Final = "tg"
@@ -55,6 +56,7 @@ NPS: Final = "np"
 ATTRIBUTES: Final = {
     PRIORITY: "priority",
     CUSTOMER_TIER: "customer_tier",
+    CUSTOMER_ID: "customer_id",
     GROUP: "group",
     ASSIGNEE: "assignee",
     TAGS: "tags",
@@ -103,6 +105,8 @@ def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
             fields[STATUS] = data.status.value
         if data.customer_tier is not None:
             fields[CUSTOMER_TIER] = data.customer_tier
+        if data.customer_id is not None:
+            fields[CUSTOMER_ID] = data.customer_id
         if data.group is not None:
             fields[GROUP] = data.group
         if data.assignee is not None:

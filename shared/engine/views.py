@@ -60,6 +60,7 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
                 "calendar": spec.calendar.name,
                 "started_at": from_ms(clock.cycle_start).isoformat(),
                 "deadline": None if deadline is None else from_ms(deadline).isoformat(),
+                "estimated": _estimated(ps, spec.calendar.name, deadline),
                 "target_seconds": spec.ms / 1000,
                 "elapsed_seconds": counted / 1000,
                 "remaining_seconds": max(0, spec.ms - counted) / 1000,
@@ -101,6 +102,13 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
         "next_due": None if due is None else from_ms(due).isoformat(),
         "as_of": from_ms(n).isoformat(),
     }
+
+
+def _estimated(ps: PolicySet, calendar: str, deadline: int | None) -> bool:
+    """Whether the deadline falls in days whose holiday data is not official (the calendar
+    coverage guard, shared/engine/coverage.py, as of its last ``check_coverage``)."""
+    since = ps.estimated_from.get(calendar)
+    return deadline is not None and since is not None and deadline >= since
 
 
 def facts(state: State) -> dict[str, Any]:
