@@ -109,6 +109,7 @@ class ReportScheduler:
         self.max_attempts = max_attempts
         self.dead_letter = dead_letter
         self.owner = owner or f"notifier-{uuid.uuid4().hex[:12]}"
+        self.checks = 0  # schedule checks done (tests wait on it instead of sleeping)
 
     async def run(self) -> None:
         while True:
@@ -129,6 +130,7 @@ class ReportScheduler:
                 except ReportUnavailable as exc:
                     # The lease stays: the next try is when it runs out (notifier_report_lease_s).
                     log.warning("report %s for %s: %s", schedule.name, name, exc)
+        self.checks += 1
 
     async def send(
         self, schedule: ReportSchedule, receiver: Receiver, period: Period, now: datetime

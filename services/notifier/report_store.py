@@ -123,10 +123,10 @@ class ReportStore:
         await self.pool.execute(
             """
             UPDATE notification_log SET
-                status = $4, reason = $5, attempts = attempts + 1,
-                first_attempt_at = COALESCE(first_attempt_at, $7),
-                message_id = COALESCE($6, message_id),
-                sent_at = CASE WHEN $4 = 'sent' THEN $7 ELSE sent_at END,
+                status = $4::text, reason = $5::text, attempts = attempts + 1,
+                first_attempt_at = COALESCE(first_attempt_at, $7::timestamptz),
+                message_id = COALESCE($6::text, message_id),
+                sent_at = CASE WHEN $4::text = 'sent' THEN $7::timestamptz ELSE sent_at END,
                 updated_at = now()
             WHERE notification_id = $1 AND receiver = $2 AND integration = $3
               AND status IN ('queued', 'failed')

@@ -1,0 +1,367 @@
+"""Scheduled reports end to end: a real monitor process fed through the real broker, its
+report API over HTTP, two notifiers sharing one PostgreSQL, a real SMTP server (aiosmtpd)
+and a real local HTTP server for the chat receivers.
+
+The notifiers' schedule runs on a clock the test sets (never a week of sleeping); the
+monitor, the leases and the delivery log run on real time. Two notifiers check the
+schedule at the same moments: each report still arrives once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from services.notifier.app import create_app
+from services.notifier.clock import Clock
+from services.notifier.config import load_routes
+from services.notifier.settings import NotifierSettings
+from services.sla_monitor import migrate
+from shared.db import asyncpg_dsn
+from shared.kafka import ensure_topics
+from tests.helpers import serve, topic_settings
+from tests.monitor.harness import (
+    READ_AUTH,
+    READ_TOKEN,
+    MonitorProcess,
+    agent_reply,
+    created,
+    monitor_env,
+    produce,
+    solved,
+)
+from tests.notifier.test_service import AUTH, KEYS, eventually, log_rows, wait_ready
+
+pytestmark = pytest.mark.integration
+
+POLICY = """\
+version: 1
+calendars:
+  always: {timezone: UTC, always_open: true}
+policies:
+  - id: gold
+    match: {customer_tier: [gold]}
+    calendar: always
+    targets: {first_response: 10m, resolution: 1h}
+  - id: standard
+    match: {}
+    calendar: always
+    targets: {first_response: 10m, resolution: 1h}
+"""
+
+ROUTES = """\
+version: 1
+receivers:
+  - name: supervisors
+    language: zh
+    timezone: Asia/Shanghai
+    integrations:
+      - type: email
+        host: 127.0.0.1
+        port: {smtp_port}
+        security: none
+        from: slawatch@example.com
+        to: [lead@example.com]
+  - name: team-chat
+    timezone: UTC
+    integrations:
+      - type: slack
+        url: "{sink}/slack"
+      - type: dingtalk
+        url: "{sink}/dingtalk?access_token=t"
+routes: []
+reports:
+  - name: weekly
+    receivers: [supervisors, team-chat]
+    every: week
+    weekday: monday
+    at: "09:00"
+    group_by: customer_tier
+"""
+
+
+class SetClock(Clock):
+    """The time is what the test says; a check of the schedule waits 20 real ms."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0.02)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def m(minutes: float) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+# Shanghai's week of Monday 2026-11-16 is 2026-11-15 16:00 to 2026-11-22 16:00 UTC.
+W1, W2, W3 = utc(2026, 11, 15, 17), utc(2026, 11, 18, 3), utc(2026, 11, 20, 10)
+BEFORE, AFTER = utc(2026, 11, 15, 15, 30), utc(2026, 11, 22, 16, 30)  # Sunday / Monday local
+EVENTS = [
+    # W1, gold: first reply after 5 min, solved after 30: both targets met.
+    created("W1", W1, customer_tier="gold"),
+    agent_reply("W1", W1 + m(5)),
+    solved("W1", W1 + m(30)),
+    # W2, gold: first reply after 20 min, solved after 2 h: both breached.
+    created("W2", W2, customer_tier="gold"),
+    agent_reply("W2", W2 + m(20)),
+    solved("W2", W2 + m(120)),
+    # W3, no tier: reply after 1 min, solved after 10: both met.
+    created("W3", W3),
+    agent_reply("W3", W3 + m(1)),
+    solved("W3", W3 + m(10)),
+    # Outside the week in Shanghai (inside it in UTC, for BEFORE): not in the report.
+    created("X1", BEFORE, customer_tier="gold"),
+    agent_reply("X1", BEFORE + m(1)),
+    solved("X1", BEFORE + m(2)),
+    created("X2", AFTER),
+    agent_reply("X2", AFTER + m(1)),
+    solved("X2", AFTER + m(2)),
+]
+# The expected report, worked out from the events above (not from the monitor).
+EXPECTED = {
+    "gold": {
+        "tickets": "2",
+        "solved": "2",
+        "targets_met": "2",
+        "targets_breached": "2",
+        "sla_met_pct": "50.0",
+        "fcr_pct": "100.0",
+        "first_response_p50_s": str((5 * 60 + 20 * 60) / 2),
+        "resolution_p50_s": str((30 * 60 + 120 * 60) / 2),
+    },
+    "(none)": {
+        "tickets": "1",
+        "solved": "1",
+        "targets_met": "2",
+        "targets_breached": "0",
+        "sla_met_pct": "100.0",
+        "fcr_pct": "100.0",
+        "first_response_p50_s": "60.0",
+    },
+}
+
+
+@pytest.fixture
+async def settings(kafka_bootstrap, fresh_database, topic_prefix) -> NotifierSettings:
+    await asyncio.to_thread(migrate.upgrade, fresh_database)
+    s = topic_settings(
+        NotifierSettings,
+        topic_prefix,
+        kafka_bootstrap,
+        database_url=fresh_database,
+        notifier_group_id=f"{topic_prefix}-notifier",
+        notifier_monitor_token=READ_TOKEN,
+        notifier_report_check_s=1.0,
+        events_partitions=2,
+    )
+    await ensure_topics(s)
+    return s
+
+
+@contextlib.asynccontextmanager
+async def notifier(
+    settings: NotifierSettings, routes: Path, clock: Clock
+) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+    app = create_app(settings, load_routes(routes, {}), {}, KEYS, clock=clock)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        await wait_ready(client)
+        yield client, app.state.notifier
+
+
+async def checks_done(notifiers, more: int = 3) -> None:
+    """Let every notifier look at the schedule ``more`` more times."""
+    targets = [(n, n.reports.checks + more) for n in notifiers]
+    deadline = time.monotonic() + 20
+    while not all(n.reports.checks >= goal for n, goal in targets):
+        assert time.monotonic() < deadline, "the report schedulers stopped checking"
+        await asyncio.sleep(0.02)
+
+
+def attachment(message: EmailMessage) -> tuple[str, list[dict[str, str]]]:
+    parts = [p for p in message.walk() if p.get_content_type() == "text/csv"]
+    assert len(parts) == 1, [p.get_content_type() for p in message.walk()]
+    text = parts[0].get_payload(decode=True).decode("utf-8")
+    return parts[0].get_filename(), list(csv.DictReader(io.StringIO(text)))
+
+
+async def test_weekly_report_arrives_once_at_each_receivers_local_time(
+    settings, kafka_bootstrap, fresh_database, smtp_server, http_sink, tmp_path
+) -> None:
+    mailbox, smtp_port = smtp_server
+    sink, sink_url = http_sink
+    sink.script("/dingtalk").always(200, {"errcode": 0, "errmsg": "ok"})
+    policy_file = tmp_path / "policies.yaml"
+    policy_file.write_text(POLICY)
+    monitor = MonitorProcess(
+        monitor_env(settings, fresh_database, policy_file), tmp_path / "monitor.log"
+    ).start()
+    try:
+        await monitor.wait_ready()
+        await produce(kafka_bootstrap, settings.topic_events, EVENTS)
+        async with httpx.AsyncClient(base_url=monitor.url, headers=READ_AUTH) as api:
+
+            async def all_solved() -> bool:
+                for ticket in ("W1", "W2", "W3", "X1", "X2"):
+                    answer = await api.get(f"/v1/tickets/{ticket}/sla")
+                    if answer.status_code != 200 or answer.json()["status"] != "solved":
+                        return False
+                return True
+
+            await eventually(all_solved, timeout=60)
+            week = {"from": "2026-11-15T16:00:00+00:00", "to": "2026-11-22T16:00:00+00:00"}
+            api_groups = (
+                await api.get(
+                    "/v1/reports/compliance", params={**week, "group_by": "customer_tier"}
+                )
+            ).json()["groups"]
+
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(ROUTES.format(smtp_port=smtp_port, sink=sink_url))
+        clock = SetClock(utc(2026, 11, 23, 0, 59))  # Monday 08:59 in Shanghai
+        settings = settings.model_copy(update={"notifier_monitor_url": monitor.url})
+        async with (
+            notifier(settings, routes, clock) as (first, one),
+            notifier(settings, routes, clock) as (_second, two),
+        ):
+            both = (one, two)
+            await checks_done(both)
+            assert mailbox.messages == [] and sink.requests == []
+
+            clock.at = utc(2026, 11, 23, 1, 0, 30)  # 09:00:30 in Shanghai, 01:00 in UTC
+            await eventually(lambda: _count(mailbox.messages, 1))
+            await checks_done(both)
+            assert len(mailbox.messages) == 1 and sink.requests == []
+
+            _, recipients, message = mailbox.messages[0]
+            assert recipients == ["lead@example.com"]
+            assert message["Subject"] == "【slawatch】SLA 周报 weekly：2026-11-16 – 2026-11-22"
+            assert message["Content-Language"] == "zh-CN"
+            html = message.get_body(("html",)).get_content()
+            assert "<table" in html and "工单数" in html and "SLA 达成率" in html
+            assert "共 3 张工单" in html and "66.67%" in html  # 4 of 6 targets met
+            name, rows = attachment(message)
+            assert name == "weekly-2026-11-16.csv"
+            by_tier = {row["customer_tier"]: row for row in rows}
+            assert set(by_tier) == set(EXPECTED)
+            for tier, figures in EXPECTED.items():
+                for key, value in figures.items():
+                    assert by_tier[tier][key] == value, (tier, key)
+            # ... and the CSV is the monitor's answer, every column of every group.
+            assert [list(row) for row in rows] == [list(g) for g in api_groups]
+            assert [
+                {k: "" if v is None else str(v) for k, v in g.items()} for g in api_groups
+            ] == rows
+
+            clock.at = utc(2026, 11, 23, 9, 0, 30)  # 09:00:30 in UTC: the chat receiver's turn
+            await sink.wait_for("/slack", 1)
+            await sink.wait_for("/dingtalk", 1)
+            await checks_done(both)
+            assert len(sink.at("/slack")) == 1 and len(sink.at("/dingtalk")) == 1
+            assert len(mailbox.messages) == 1
+            slack = sink.at("/slack")[0].json()
+            assert slack["text"] == "[slawatch] Weekly SLA report weekly: 2026-11-16 – 2026-11-22"
+            summary = slack["blocks"][1]["text"]["text"]
+            # Its week is UTC's: W1 (Sunday in UTC) is out, X2 (Sunday evening in UTC) in.
+            assert "Tickets created 2026-11-16 00:00 to 2026-11-23 00:00 (UTC)" in summary
+            assert "gold: 1 tickets, SLA met 0%" in summary
+            assert "(none): 2 tickets, SLA met 100%" in summary
+            assert "SLA met 66.67% (4 targets met, 2 breached)" in summary
+            dingtalk = sink.at("/dingtalk")[0].json()
+            assert dingtalk["msgtype"] == "markdown" and "gold" in dingtalk["markdown"]["text"]
+
+            # The delivery log says so, once per receiver and integration.
+            entries = await log_rows(first, receiver="supervisors")
+            assert [(e["kind"], e["integration"], e["status"]) for e in entries] == [
+                ("report.compliance", "email", "sent")
+            ]
+            assert entries[0]["notification_id"] == "report:weekly:2026-11-16"
+            assert entries[0]["report"]["from"] == "2026-11-15T16:00:00+00:00"
+            chat = await log_rows(first, receiver="team-chat")
+            assert sorted((e["integration"], e["status"]) for e in chat) == [
+                ("dingtalk", "sent"),
+                ("slack", "sent"),
+            ]
+
+            # Tuesday: nothing new. The next Monday: next week's report (X2's week).
+            clock.at = utc(2026, 11, 24, 1, 0, 30)
+            await checks_done(both)
+            assert len(mailbox.messages) == 1
+            clock.at = utc(2026, 11, 30, 1, 0, 30)
+            await eventually(lambda: _count(mailbox.messages, 2))
+            await checks_done(both)
+            assert len(mailbox.messages) == 2
+            _, rows = attachment(mailbox.messages[1][2])
+            assert [(r["customer_tier"], r["tickets"]) for r in rows] == [("(none)", "1")]
+
+        connection = await asyncpg.connect(asyncpg_dsn(fresh_database))
+        try:
+            runs = await connection.fetch(
+                "SELECT receiver, claims, done_at FROM report_runs ORDER BY period_start, receiver"
+            )
+        finally:
+            await connection.close()
+        assert [(r["receiver"], r["claims"], r["done_at"] is not None) for r in runs] == [
+            ("supervisors", 1, True),
+            ("team-chat", 1, True),
+            ("supervisors", 1, True),
+        ]
+    finally:
+        monitor.stop()
+
+
+async def _count(items: list, n: int) -> bool:
+    return len(items) >= n
+
+
+async def test_the_monitor_refusing_the_key_is_logged_and_nothing_is_sent(
+    settings, kafka_bootstrap, fresh_database, smtp_server, http_sink, tmp_path
+) -> None:
+    """A report the monitor will not give (wrong key) is not sent half-made; the lease
+    stays, so it is tried again when it runs out, not on every check."""
+    mailbox, smtp_port = smtp_server
+    sink, sink_url = http_sink
+    policy_file = tmp_path / "policies.yaml"
+    policy_file.write_text(POLICY)
+    monitor = MonitorProcess(
+        monitor_env(settings, fresh_database, policy_file), tmp_path / "monitor.log"
+    ).start()
+    try:
+        await monitor.wait_ready()
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(ROUTES.format(smtp_port=smtp_port, sink=sink_url))
+        clock = SetClock(utc(2026, 11, 23, 1, 0, 30))
+        settings = settings.model_copy(
+            update={"notifier_monitor_url": monitor.url, "notifier_monitor_token": "wrong"}
+        )
+        async with notifier(settings, routes, clock) as (client, one):
+            await checks_done([one], 5)
+            assert mailbox.messages == []
+            assert await log_rows(client, receiver="supervisors") == []
+            assert (await client.get("/v1/notifications", headers=AUTH)).status_code == 200
+        connection = await asyncpg.connect(asyncpg_dsn(fresh_database))
+        try:
+            claims = await connection.fetchval("SELECT claims FROM report_runs")
+        finally:
+            await connection.close()
+        assert claims == 1
+    finally:
+        monitor.stop()
