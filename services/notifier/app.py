@@ -58,7 +58,7 @@ from services.notifier.store import (
 )
 from services.notifier.templates import Renderer
 from shared import http_errors
-from shared.auth import ApiKeys, OperatorKey, access_from, require_role
+from shared.auth import DEV_TOKEN, ApiKeys, OperatorKey, access_from, require_role
 from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
 from shared.durations import parse_duration
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
@@ -198,7 +198,12 @@ class Notifier:
             self.config,
             integrations,
             ReportStore(self.store.pool),
-            MonitorReports(self.client, s.notifier_monitor_url, s.notifier_monitor_token),
+            # In dev the monitor takes the documented dev token (shared/auth.py).
+            MonitorReports(
+                self.client,
+                s.notifier_monitor_url,
+                s.notifier_monitor_token or (DEV_TOKEN if s.is_dev else None),
+            ),
             clock=self.clock,
             check_s=s.notifier_report_check_s,
             lease_s=s.notifier_report_lease_s,

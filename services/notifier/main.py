@@ -29,6 +29,11 @@ def run() -> None:
         for issue in exc.issues:
             print(issue.render(exc.source), file=sys.stderr)
         raise bad_setting("SLAWATCH_ROUTES_FILE", f"{len(exc.issues)} problem(s) in {exc.source}") from None
+    if config.reports and not settings.notifier_monitor_token and not settings.is_dev:
+        raise bad_setting(
+            "SLAWATCH_NOTIFIER_MONITOR_TOKEN",
+            "the routing file has `reports`: give a viewer key of the monitor's report API",
+        )
     if config.calendars:  # quiet hours use the SLA policy file's business calendars
         try:
             calendars = load_calendars(settings.policy_file)

@@ -229,7 +229,12 @@ def test_values_are_shown_readably_and_unknown_columns_are_kept() -> None:
     assert show("csat_avg", None, "en") == "-"
     assert show("csat_avg", 4.333333, "en") == "4.33"
     view = report_view(
-        WEEKLY, "r", "zh", latest_period(WEEKLY, SHANGHAI, utc(2026, 11, 23, 2)), GROUPS, utc(2026, 11, 23, 2)
+        WEEKLY,
+        "r",
+        "zh",
+        latest_period(WEEKLY, SHANGHAI, utc(2026, 11, 23, 2)),
+        GROUPS,
+        utc(2026, 11, 23, 2),
     )
     assert [c.key for c in view.columns][-1] == "aht_mean_s"
     assert [c.label for c in view.columns][:2] == ["客户等级", "工单数"]
