@@ -210,6 +210,7 @@ class Notifier:
             late_s=s.notifier_report_late_s,
             max_attempts=s.notifier_retry_max_attempts,
             dead_letter=dead_letter,
+            metrics=self.metrics,
         )
 
     async def _refresh_silences(self) -> None:

@@ -24,6 +24,7 @@ import httpx
 from services.notifier.clock import Clock
 from services.notifier.config import Receiver, ReportSchedule, RoutingConfig
 from services.notifier.integrations import Integration
+from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Outcome, Status
 from services.notifier.report_store import ReportStore
 from services.notifier.reports import (
@@ -97,6 +98,7 @@ class ReportScheduler:
         max_attempts: int,
         dead_letter: DeadLetter | None = None,
         owner: str | None = None,
+        metrics: NotifierMetrics | None = None,
     ) -> None:
         self.config = config
         self.integrations = integrations
@@ -110,6 +112,7 @@ class ReportScheduler:
         self.dead_letter = dead_letter
         self.owner = owner or f"notifier-{uuid.uuid4().hex[:12]}"
         self.checks = 0  # schedule checks done (tests wait on it instead of sleeping)
+        self.metrics = metrics or NotifierMetrics()
 
     async def run(self) -> None:
         while True:
@@ -131,6 +134,7 @@ class ReportScheduler:
                     # The lease stays: the next try is when it runs out (notifier_report_lease_s).
                     log.warning("report %s for %s: %s", schedule.name, name, exc)
         self.checks += 1
+        self.metrics.report_checks.inc()
 
     async def send(
         self, schedule: ReportSchedule, receiver: Receiver, period: Period, now: datetime
@@ -186,6 +190,8 @@ class ReportScheduler:
                 status, reason = await self._give_up(
                     report_id, receiver.name, spec.name, description, result.reason, attempts
                 )
+            result_label = {Status.sent: "sent", Status.failed: "retry"}.get(status, "given_up")
+            self.metrics.reports.labels(schedule.name, receiver.name, spec.name, result_label).inc()
             await self.store.record(
                 report_id,
                 receiver.name,

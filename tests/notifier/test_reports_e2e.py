@@ -13,6 +13,9 @@ import asyncio
 import contextlib
 import csv
 import io
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,10 +32,13 @@ from services.notifier.config import load_routes
 from services.notifier.settings import NotifierSettings
 from services.sla_monitor import migrate
 from shared.db import asyncpg_dsn
+from shared.devstack import free_port
 from shared.kafka import ensure_topics
 from tests.helpers import serve, topic_settings
+from tests.helpers import wait_ready as wait_until_ready
 from tests.monitor.harness import (
     READ_AUTH,
+    READ_KEYS,
     READ_TOKEN,
     MonitorProcess,
     agent_reply,
@@ -41,7 +47,8 @@ from tests.monitor.harness import (
     produce,
     solved,
 )
-from tests.notifier.test_service import AUTH, KEYS, eventually, log_rows, wait_ready
+from tests.notifier.clocked_notifier import set_time
+from tests.notifier.test_service import AUTH, KEYS, eventually, log_rows, metric, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -364,4 +371,121 @@ async def test_the_monitor_refusing_the_key_is_logged_and_nothing_is_sent(
             await connection.close()
         assert claims == 1
     finally:
+        monitor.stop()
+
+
+def notifier_env(settings: NotifierSettings, routes: Path, clock_file: Path, port: int) -> dict:
+    return {
+        "SLAWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SLAWATCH_DATABASE_URL": settings.database_url,
+        "SLAWATCH_TOPIC_EVENTS": settings.topic_events,
+        "SLAWATCH_TOPIC_EVENTS_DLQ": settings.topic_events_dlq,
+        "SLAWATCH_TOPIC_SLA": settings.topic_sla,
+        "SLAWATCH_TOPIC_NOTIFICATIONS_DLQ": settings.topic_notifications_dlq,
+        "SLAWATCH_NOTIFIER_GROUP_ID": settings.notifier_group_id,
+        "SLAWATCH_NOTIFIER_PORT": str(port),
+        "SLAWATCH_ROUTES_FILE": str(routes),
+        "SLAWATCH_NOTIFIER_MONITOR_URL": settings.notifier_monitor_url,
+        "SLAWATCH_NOTIFIER_MONITOR_TOKEN": READ_TOKEN,
+        "SLAWATCH_KAFKA_SESSION_TIMEOUT_S": "6",
+        "SLAWATCH_API_KEYS": READ_KEYS,
+        "REPORT_CLOCK_FILE": str(clock_file),
+    }
+
+
+def start_notifier(env: dict, log_path: Path) -> subprocess.Popen:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
+    full.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.notifier.clocked_notifier"],
+        env=full,
+        stdout=open(log_path, "ab"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def scraped(url: str, name: str, **labels: str) -> float:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return metric((await client.get(f"{url}/metrics")).text, name, **labels)
+
+
+async def test_two_notifier_processes_send_each_report_once(
+    settings, kafka_bootstrap, fresh_database, smtp_server, http_sink, tmp_path
+) -> None:
+    mailbox, smtp_port = smtp_server
+    sink, sink_url = http_sink
+    sink.script("/dingtalk").always(200, {"errcode": 0, "errmsg": "ok"})
+    slack_before = len(sink.at("/slack"))
+    policy_file = tmp_path / "policies.yaml"
+    policy_file.write_text(POLICY)
+    monitor = MonitorProcess(
+        monitor_env(settings, fresh_database, policy_file), tmp_path / "monitor.log"
+    ).start()
+    processes: list[tuple[subprocess.Popen, str, Path]] = []
+    try:
+        await monitor.wait_ready()
+        await produce(kafka_bootstrap, settings.topic_events, EVENTS[:3])  # W1
+        async with httpx.AsyncClient(base_url=monitor.url, headers=READ_AUTH) as api:
+
+            async def solved_w1() -> bool:
+                answer = await api.get("/v1/tickets/W1/sla")
+                return answer.status_code == 200 and answer.json()["status"] == "solved"
+
+            await eventually(solved_w1, timeout=60)
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(ROUTES.format(smtp_port=smtp_port, sink=sink_url))
+        clock_file = tmp_path / "clock"
+        set_time(clock_file, utc(2026, 11, 23, 0, 59))  # Monday 08:59 in Shanghai
+        settings = settings.model_copy(update={"notifier_monitor_url": monitor.url})
+        for index in range(2):
+            port = free_port()
+            log_path = tmp_path / f"notifier-{index}.log"
+            env = notifier_env(settings, routes, clock_file, port)
+            processes.append((start_notifier(env, log_path), f"http://127.0.0.1:{port}", log_path))
+        for process, url, log_path in processes:
+            await wait_until_ready(
+                f"{url}/healthz", "notifier", timeout=90, process=process, log_path=log_path
+            )
+
+        async def checked(more: int) -> None:
+            """Both processes looked at the schedule ``more`` more times."""
+            goals = [
+                await scraped(url, "slawatch_notifier_report_checks_total") + more
+                for _, url, _ in processes
+            ]
+
+            async def done() -> bool:
+                counts = [
+                    await scraped(url, "slawatch_notifier_report_checks_total")
+                    for _, url, _ in processes
+                ]
+                return all(c >= g for c, g in zip(counts, goals, strict=True))
+
+            await eventually(done, timeout=30)
+
+        await checked(3)
+        assert mailbox.messages == []
+        set_time(clock_file, utc(2026, 11, 23, 1, 0, 30))  # 09:00:30 in Shanghai
+        await eventually(lambda: _count(mailbox.messages, 1), timeout=30)
+        await checked(5)
+        assert len(mailbox.messages) == 1
+        set_time(clock_file, utc(2026, 11, 23, 9, 0, 30))  # 09:00:30 in UTC
+        await sink.wait_for("/slack", slack_before + 1, timeout=30)
+        await checked(5)
+        assert len(sink.at("/slack")) == slack_before + 1 and len(mailbox.messages) == 1
+        _, rows = attachment(mailbox.messages[0][2])
+        assert [(r["customer_tier"], r["tickets"]) for r in rows] == [("gold", "1")]
+        sent = [
+            await scraped(url, "slawatch_notifier_reports_total", result="sent")
+            for _, url, _ in processes
+        ]
+        assert sum(sent) == 3  # e-mail, Slack, DingTalk: once each, from either process
+        for process, _, log_path in processes:
+            process.terminate()
+            assert process.wait(30) == 0, log_path.read_text()[-3000:]
+    finally:
+        for process, _, _ in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
         monitor.stop()
