@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from services.sla_monitor import migrate
 from shared.db import asyncpg_dsn
 from shared.devstack import free_port
 from shared.kafka import ensure_topics
-from tests.helpers import serve, topic_settings
+from tests.helpers import read_topic, serve, topic_settings
 from tests.helpers import wait_ready as wait_until_ready
 from tests.monitor.harness import (
     READ_AUTH,
@@ -488,4 +489,71 @@ async def test_two_notifier_processes_send_each_report_once(
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+        monitor.stop()
+
+
+async def test_a_failed_chat_delivery_is_retried_alone_and_a_refused_one_dead_lettered(
+    settings, kafka_bootstrap, fresh_database, smtp_server, http_sink, tmp_path
+) -> None:
+    """Slack answers 503 once: retried when the lease runs out, the other integrations not
+    sent again. DingTalk refuses for good (a bad signature): given up, dead-lettered."""
+    mailbox, smtp_port = smtp_server
+    sink, sink_url = http_sink
+    sink.script("/slack").then(503, b"busy")
+    sink.script("/dingtalk").always(200, {"errcode": 310000, "errmsg": "sign not match"})
+    slack_before = len(sink.at("/slack"))
+    dingtalk_before = len(sink.at("/dingtalk"))
+    policy_file = tmp_path / "policies.yaml"
+    policy_file.write_text(POLICY)
+    monitor = MonitorProcess(
+        monitor_env(settings, fresh_database, policy_file), tmp_path / "monitor.log"
+    ).start()
+    try:
+        await monitor.wait_ready()
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(ROUTES.format(smtp_port=smtp_port, sink=sink_url))
+        clock = SetClock(utc(2026, 11, 23, 9, 0, 30))  # both due (Shanghai's 8 h ago)
+        settings = settings.model_copy(
+            update={
+                "notifier_monitor_url": monitor.url,
+                "notifier_report_lease_s": 10.0,
+                "notifier_report_late_s": 86_400.0,
+            }
+        )
+        async with notifier(settings, routes, clock) as (client, one):
+            await sink.wait_for("/slack", slack_before + 1)
+            await eventually(lambda: _count(mailbox.messages, 1))
+
+            async def chat_rows() -> dict[str, dict]:
+                return {e["integration"]: e for e in await log_rows(client, receiver="team-chat")}
+
+            async def slack_failed() -> bool:
+                rows = await chat_rows()
+                return rows.get("slack", {}).get("status") == "failed" and rows.get(
+                    "dingtalk", {}
+                ).get("status") not in (None, "queued")
+
+            await eventually(slack_failed)
+            rows = await chat_rows()
+            assert rows["slack"]["reason"].startswith("HTTP 503")
+            assert rows["dingtalk"]["status"] == "dlq" and "310000" in rows["dingtalk"]["reason"]
+            # After the lease (10 s of database time): Slack again, nothing else.
+            await sink.wait_for("/slack", slack_before + 2, timeout=40)
+
+            async def slack_sent() -> bool:
+                return (await chat_rows())["slack"]["status"] == "sent"
+
+            await eventually(slack_sent)
+            await checks_done([one], 5)
+            rows = await chat_rows()
+            assert rows["slack"]["attempts"] == 2 and rows["dingtalk"]["attempts"] == 1
+            assert len(sink.at("/dingtalk")) == dingtalk_before + 1
+            assert len(sink.at("/slack")) == slack_before + 2 and len(mailbox.messages) == 1
+        records = await read_topic(kafka_bootstrap, settings.topic_notifications_dlq, 1)
+        letters = [json.loads(r.value) for r in records]
+        assert [(d["kind"], d["receiver"], d["integration"]) for d in letters] == [
+            ("report.compliance", "team-chat", "dingtalk")
+        ]
+        assert letters[0]["notification_id"] == "report:weekly:2026-11-16"
+    finally:
         monitor.stop()
