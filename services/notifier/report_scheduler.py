@@ -12,6 +12,7 @@ row said so: at most once more, never lost.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -171,7 +172,9 @@ class ReportScheduler:
                 continue
             integration = self.integrations[(receiver.name, spec.name)]
             prepared = integration.report(view, now)
-            prepared.message_id = f"{report_id}:{receiver.name}:{spec.name}".replace(":", "-")[:64]
+            # Stable across retries and processes, like an SLA notification's message id.
+            key = f"{report_id}\n{receiver.name}\n{spec.name}".encode()
+            prepared.message_id = hashlib.sha256(key).hexdigest()[:24]
             result = await integration.deliver(prepared)
             attempts = row.attempts + 1
             if result.outcome is Outcome.ok:

@@ -761,7 +761,8 @@ def _report_names(doc: Located, raw: Any, receivers: Collection[str]) -> None:
                 doc.issue(path + ("name",), f"report {name!r} is defined twice")
             seen.add(name)
         names = item.get("receivers")
-        for position, receiver in enumerate([names] if isinstance(names, str) else names or []):
+        listed = [names] if isinstance(names, str) else names if isinstance(names, list) else []
+        for position, receiver in enumerate(listed):
             if isinstance(receiver, str) and receiver not in receivers:
                 where = path + ("receivers",) + (() if isinstance(names, str) else (position,))
                 doc.issue(where, f"{describe(path)}: unknown receiver {receiver!r}")

@@ -290,3 +290,45 @@ def test_every_integration_renders_a_report() -> None:
             else:
                 assert "gold" in str(prepared.payload)
     assert seen == {"email", "slack", "dingtalk", "wecom", "feishu", "teams", "webhook", "console"}
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["sup", "week", "day", "monday", "09:00", "24:00", "policy", "", "x" * 80]),
+    st.text(max_size=12),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(["name", "receivers", "every", "weekday", "at", "group_by", "extra"])
+
+
+@given(st.lists(st.one_of(_VALUES, st.dictionaries(_KEYS, _VALUES, max_size=7)), max_size=3))
+def test_any_reports_section_loads_or_is_refused_with_lines(section) -> None:
+    """Fuzz: whatever the `reports` section holds, the file loads or every problem is
+    a message with a line; nothing else is raised."""
+    import yaml
+
+    text = yaml.safe_dump(
+        {
+            "version": 1,
+            "receivers": [{"name": "sup", "integrations": [{"type": "console"}]}],
+            "reports": section,
+        },
+        allow_unicode=True,
+    )
+    try:
+        config = routes(text)
+    except RoutesError as exc:
+        assert exc.issues and all(issue.message for issue in exc.issues)
+        assert all(issue.line is not None for issue in exc.issues), exc.issues
+    else:
+        for report in config.reports:
+            assert report.every in ("day", "week") and set(report.receivers) <= {"sup"}
