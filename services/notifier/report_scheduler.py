@@ -37,6 +37,7 @@ from services.notifier.reports import (
 )
 
 log = logging.getLogger("slawatch.notifier.reports")
+MAX_REPORT_BYTES = 16 * 2**20  # the monitor's JSON; an e-mail attachment beyond this is no use
 
 DeadLetter = Callable[[str, str, str, dict[str, Any], str, int], Awaitable[None]]
 
@@ -73,6 +74,10 @@ class MonitorReports:
             raise ReportUnavailable(f"monitor unreachable ({type(exc).__name__})") from None
         if response.status_code != 200:
             raise ReportUnavailable(f"monitor answered HTTP {response.status_code}")
+        if len(response.content) > MAX_REPORT_BYTES:
+            raise ReportUnavailable(
+                f"the report is larger than {MAX_REPORT_BYTES // 2**20} MiB: group it coarser"
+            )
         try:
             groups = response.json()["groups"]
         except (ValueError, KeyError, TypeError):
