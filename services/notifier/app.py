@@ -93,6 +93,7 @@ class Notifier:
         self.settings = settings
         self.clock = clock or Clock()  # the schedule of reports runs on it (tests drive it)
         self.reports: ReportScheduler | None = None
+        self.reports_task: asyncio.Task | None = None
         self.config = config
         self.calendars = calendars or {}
         self.metrics = NotifierMetrics()
@@ -162,7 +163,8 @@ class Notifier:
         ]
         if self.config.reports:
             self.reports = self._report_scheduler()
-            self.tasks.append(asyncio.create_task(supervise("reports", self.reports.run, log)))
+            self.reports_task = asyncio.create_task(supervise("reports", self.reports.run, log))
+            self.tasks.append(self.reports_task)
 
     def _report_scheduler(self) -> ReportScheduler:
         """Scheduled reports (the routing file's `reports`), with their own integrations."""
@@ -236,8 +238,14 @@ class Notifier:
         log.info("stopping: finishing the batch and the deliveries in hand")
         if self.consumer:
             self.consumer.stopping = True
+        if self.reports:
+            self.reports.stopping = True  # finish the report in hand, start no other
         if self.consumer_task:
             await wait_or_cancel("the batch in hand", self.consumer_task, deadline, log)
+        if self.reports and self.reports_task:
+            # A report being sent is finished and recorded; a scheduler between checks stops.
+            if self.reports.busy:
+                await wait_or_cancel("the report in hand", self.reports_task, deadline, log)
         await cancel_all(self.tasks)
         if self.dispatcher:
             # Most of what is left; the rest is for leaving the group and closing.

@@ -118,11 +118,19 @@ class ReportScheduler:
         self.dead_letter = dead_letter
         self.owner = owner or f"notifier-{uuid.uuid4().hex[:12]}"
         self.checks = 0  # schedule checks done (tests wait on it instead of sleeping)
+        self.stopping = False  # SIGTERM: finish the report in hand, start no other
+        self.busy = False  # in a check (not sleeping between checks)
         self.metrics = metrics or NotifierMetrics()
 
     async def run(self) -> None:
-        while True:
-            await self.check()
+        while not self.stopping:
+            self.busy = True
+            try:
+                await self.check()
+            finally:
+                self.busy = False
+            if self.stopping:
+                return
             await self.clock.sleep(self.check_s)
 
     async def check(self) -> None:
@@ -130,6 +138,8 @@ class ReportScheduler:
         now = self.clock.now()
         for schedule in self.config.reports:
             for name in schedule.receivers:
+                if self.stopping:
+                    return
                 receiver = self.config.receivers[name]
                 period = due_period(schedule, receiver.timezone, now, self.late)
                 if period is None:

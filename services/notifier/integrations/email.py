@@ -49,9 +49,8 @@ class EmailIntegration(Integration):
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         message.set_content(self.renderer.text(view))
         message.add_alternative(self.renderer.html(view), subtype="html")
-        message["Content-Language"] = CONTENT_LANGUAGE[
-            view.language
-        ]  # after: set_content drops Content-*
+        # after: set_content drops Content-*
+        message["Content-Language"] = CONTENT_LANGUAGE[view.language]
         return Prepared(notices, message, 0)
 
     def report(self, report: ReportView, now: datetime) -> Prepared:
