@@ -149,7 +149,12 @@ def dev_main(argv: Sequence[str]) -> int:
             )
 
         # The console reaches the monitor and notifier where this stack runs them.
-        for name, var in (("monitor", "SLAWATCH_CONSOLE_MONITOR_URL"), ("notifier", "SLAWATCH_CONSOLE_NOTIFIER_URL")):
+        # ... and the notifier reaches the monitor's report API (scheduled reports).
+        for name, var in (
+            ("monitor", "SLAWATCH_CONSOLE_MONITOR_URL"),
+            ("notifier", "SLAWATCH_CONSOLE_NOTIFIER_URL"),
+            ("monitor", "SLAWATCH_NOTIFIER_MONITOR_URL"),
+        ):
             host = env.get(HOST_VARS[name], "127.0.0.1")
             env.setdefault(var, f"http://{host}:{env.get(PORT_VARS[name], DEFAULT_PORTS[name])}")
         processes: dict[str, subprocess.Popen[bytes]] = {}

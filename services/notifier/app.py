@@ -26,10 +26,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier.calendars import Calendar
+from services.notifier.clock import Clock
 from services.notifier.config import RoutingConfig
 from services.notifier.consumer import SlaConsumer
 from services.notifier.core import NotifierCore
 from services.notifier.dispatcher import Dispatcher, lanes_for
+from services.notifier.integrations import build_integration
 from services.notifier.integrations.webhook import webhook_signature
 from services.notifier.matchers import (
     MAX_PATTERN_LENGTH,
@@ -40,6 +42,9 @@ from services.notifier.matchers import (
 )
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.model import Status
+from services.notifier.report_scheduler import MonitorReports, ReportScheduler
+from services.notifier.report_scheduler import dead_letter_record as report_dead_letter
+from services.notifier.report_store import ReportStore
 from services.notifier.settings import NotifierSettings
 from services.notifier.stages.repeat import Acknowledgement, Acknowledgements
 from services.notifier.stages.retry import RetryPolicy
@@ -53,11 +58,17 @@ from services.notifier.store import (
 )
 from services.notifier.templates import Renderer
 from shared import http_errors
-from shared.auth import ApiKeys, OperatorKey, access_from, require_role
+from shared.auth import DEV_TOKEN, ApiKeys, OperatorKey, access_from, require_role
 from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
 from shared.durations import parse_duration
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
-from shared.kafka import client_options, group_options, make_producer, stop_consumer
+from shared.kafka import (
+    client_options,
+    group_options,
+    make_producer,
+    send_confirmed,
+    stop_consumer,
+)
 from shared.sla_events import Target
 from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
 
@@ -77,8 +88,12 @@ class Notifier:
         settings: NotifierSettings,
         config: RoutingConfig,
         calendars: Mapping[str, Calendar] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock or Clock()  # the schedule of reports runs on it (tests drive it)
+        self.reports: ReportScheduler | None = None
+        self.reports_task: asyncio.Task | None = None
         self.config = config
         self.calendars = calendars or {}
         self.metrics = NotifierMetrics()
@@ -146,6 +161,59 @@ class Notifier:
             self.consumer_task,
             asyncio.create_task(supervise("silences", self._refresh_silences, log)),
         ]
+        if self.config.reports:
+            self.reports = self._report_scheduler()
+            self.reports_task = asyncio.create_task(supervise("reports", self.reports.run, log))
+            self.tasks.append(self.reports_task)
+
+    def _report_scheduler(self) -> ReportScheduler:
+        """Scheduled reports (the routing file's `reports`), with their own integrations."""
+        s = self.settings
+        assert self.store and self.client
+        renderer = Renderer(s.notifier_templates_dir)
+        integrations = {
+            (receiver.name, spec.name): build_integration(spec, receiver, renderer, self.client)
+            for receiver in self.config.receivers.values()
+            for spec in receiver.integrations
+        }
+
+        async def dead_letter(
+            report_id: str,
+            receiver: str,
+            integration: str,
+            description: dict[str, Any],
+            reason: str,
+            attempts: int,
+        ) -> None:
+            record = report_dead_letter(
+                report_id, receiver, integration, description, reason, attempts
+            )
+            headers = [
+                ("slawatch-error", reason.encode()[:1000]),
+                ("slawatch-notification-id", report_id.encode()[:1000]),
+            ]
+            await send_confirmed(
+                self.producer, s.topic_notifications_dlq, [(receiver.encode(), record, headers)]
+            )
+
+        return ReportScheduler(
+            self.config,
+            integrations,
+            ReportStore(self.store.pool),
+            # In dev the monitor takes the documented dev token (shared/auth.py).
+            MonitorReports(
+                self.client,
+                s.notifier_monitor_url,
+                s.notifier_monitor_token or (DEV_TOKEN if s.is_dev else None),
+            ),
+            clock=self.clock,
+            check_s=s.notifier_report_check_s,
+            lease_s=s.notifier_report_lease_s,
+            late_s=s.notifier_report_late_s,
+            max_attempts=s.notifier_retry_max_attempts,
+            dead_letter=dead_letter,
+            metrics=self.metrics,
+        )
 
     async def _refresh_silences(self) -> None:
         """Pick up silences made or expired through other notifier processes."""
@@ -170,8 +238,14 @@ class Notifier:
         log.info("stopping: finishing the batch and the deliveries in hand")
         if self.consumer:
             self.consumer.stopping = True
+        if self.reports:
+            self.reports.stopping = True  # finish the report in hand, start no other
         if self.consumer_task:
             await wait_or_cancel("the batch in hand", self.consumer_task, deadline, log)
+        if self.reports and self.reports_task:
+            # A report being sent is finished and recorded; a scheduler between checks stops.
+            if self.reports.busy:
+                await wait_or_cancel("the report in hand", self.reports_task, deadline, log)
         await cancel_all(self.tasks)
         if self.dispatcher:
             # Most of what is left; the rest is for leaving the group and closing.
@@ -329,8 +403,9 @@ def create_app(
     config: RoutingConfig,
     calendars: Mapping[str, Calendar] | None = None,
     api_keys: ApiKeys | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    notifier = Notifier(settings, config, calendars)
+    notifier = Notifier(settings, config, calendars, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +76,26 @@ class Route:
 
 
 @dataclass(frozen=True)
+class ReportSchedule:
+    """A scheduled compliance report (the `reports` section; services/notifier/reports.py)."""
+
+    name: str
+    receivers: tuple[str, ...]
+    every: str  # day | week
+    weekday: int  # 0 = Monday; the day a weekly report goes out
+    at: time  # in each receiver's own time zone
+    group_by: str = "policy"
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
     receivers: Mapping[str, Receiver]
     routes: tuple[Route, ...]
     default_receiver: str | None = None
     source: str = "<routes>"
     calendars: frozenset[str] = field(default_factory=frozenset)
+    reports: tuple[ReportSchedule, ...] = ()
 
     def route(self, event: SlaEvent) -> list[str]:
         """The receivers an event goes to, in route order, each once.
@@ -205,10 +219,23 @@ def _build(file: routes_file.RoutesFile, doc: Located, source: str) -> RoutingCo
         Route(route.matchers, route.receiver, route.continue_, doc.line(("routes", index)))
         for index, route in enumerate(file.routes)
     )
+    reports = tuple(
+        ReportSchedule(
+            name=report.name,
+            receivers=report.receivers,
+            every=report.every,
+            weekday=routes_file.WEEKDAYS.index(report.weekday or "monday"),
+            at=time.fromisoformat(report.at),
+            group_by=report.group_by,
+            line=doc.line(("reports", index)),
+        )
+        for index, report in enumerate(file.reports)
+    )
     return RoutingConfig(
         receivers=receivers,
         routes=routes,
         default_receiver=file.default_receiver,
         source=source,
         calendars=frozenset(r.calendar for r in receivers.values() if r.calendar),
+        reports=reports,
     )

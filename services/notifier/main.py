@@ -8,6 +8,7 @@ import sys
 
 from services.notifier.app import create_app
 from services.notifier.calendars import CalendarsUnavailable, load_calendars
+from services.notifier.clock import Clock
 from services.notifier.config import RoutesError, load_routes
 from services.notifier.settings import NotifierSettings
 from shared.auth import PEOPLE_ROLES, api_keys_setting
@@ -18,7 +19,8 @@ from shared.tasks import run_service
 log = logging.getLogger("slawatch.notifier")
 
 
-def run() -> None:
+def run(clock: Clock | None = None) -> None:
+    """``clock``: what the report schedule runs on (tests of whole processes set it)."""
     settings = load_settings(NotifierSettings)
     configure_logging(settings)
     require(settings, "kafka_bootstrap", "database_url")
@@ -28,7 +30,14 @@ def run() -> None:
     except RoutesError as exc:
         for issue in exc.issues:
             print(issue.render(exc.source), file=sys.stderr)
-        raise bad_setting("SLAWATCH_ROUTES_FILE", f"{len(exc.issues)} problem(s) in {exc.source}") from None
+        raise bad_setting(
+            "SLAWATCH_ROUTES_FILE", f"{len(exc.issues)} problem(s) in {exc.source}"
+        ) from None
+    if config.reports and not settings.notifier_monitor_token and not settings.is_dev:
+        raise bad_setting(
+            "SLAWATCH_NOTIFIER_MONITOR_TOKEN",
+            "the routing file has `reports`: give a viewer key of the monitor's report API",
+        )
     if config.calendars:  # quiet hours use the SLA policy file's business calendars
         try:
             calendars = load_calendars(settings.policy_file)
@@ -48,7 +57,7 @@ def run() -> None:
         default_role="operator",
         allowed=PEOPLE_ROLES,
     )
-    app = create_app(settings, config, calendars, keys)
+    app = create_app(settings, config, calendars, keys, clock=clock)
     integrations = sum(len(r.integrations) for r in config.receivers.values())
     log.info(
         "notifier on http://%s:%d: %d receivers, %d integrations, %d routes",

@@ -118,3 +118,15 @@ class NotifierMetrics:
             ["reason"],
             registry=r,
         )
+        self.report_checks = Counter(
+            "slawatch_notifier_report_checks",
+            "Looks at the schedule of the routing file's reports.",
+            registry=r,
+        )
+        self.reports = Counter(
+            "slawatch_notifier_reports",
+            "Scheduled-report deliveries by result: sent, retry (failed, tried again after "
+            "the lease), given_up (dead-lettered).",
+            ["report", "receiver", "integration", "result"],
+            registry=r,
+        )

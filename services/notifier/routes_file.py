@@ -47,6 +47,19 @@ from shared.durations import DURATION_SCHEMA, DurationError, parse_duration
 from shared.yamlsource import Issue, Located, Refusal, Unresolved, describe, fields_at
 
 LANGUAGES = ("en", "zh")
+# Scheduled reports (the `reports` section): what the monitor's report API groups by, and when.
+REPORT_GROUP_BY = (
+    "policy",
+    "customer_tier",
+    "channel",
+    "priority",
+    "assignee",
+    "group",
+    "customer_id",
+)
+REPORT_PERIODS = ("day", "week")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TIME_OF_DAY_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 GROUP_BY_FIELDS = tuple(name for name in STRING_FIELDS if name != "tags")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 NAME_SCHEMA = {"type": "string", "pattern": NAME_RE.pattern}
@@ -146,6 +159,23 @@ def _version(value: Any) -> int:
     if value != 1 or isinstance(value, bool):
         raise _refuse(_WHOLE, "`version` must be 1")
     return 1
+
+
+def _time_of_day(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise _refuse(
+            _KEY, 'must be a time of day in quotes, e.g. "09:30" (YAML reads 9:30 as a number)'
+        )
+    if not isinstance(value, str) or not TIME_OF_DAY_RE.match(value):
+        raise _refuse(_KEY, f"must be a time of day HH:MM from 00:00 to 23:59, not {value!r}")
+    return value
+
+
+def _receiver_names(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+        raise _refuse(_KEY, "must be a receiver name or a non-empty list of them")
+    return tuple(dict.fromkeys(items))
 
 
 def _receiver_name(value: Any) -> str:
@@ -446,6 +476,35 @@ class Route(_Section):
         return self._matchers
 
 
+class ScheduledReport(_Section):
+    """A compliance report sent on a schedule: the monitor's report API for the last full
+    day or week, as an e-mail with tables and a CSV file, and as a short summary to chat.
+    Sent at `at` in each receiver's own `timezone`, once per period (docs/notifications.md)."""
+
+    name: _value(_receiver_name, NAME_SCHEMA)
+    receivers: _value(
+        _receiver_names,
+        {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            ]
+        },
+    )
+    every: _value(_choice(REPORT_PERIODS, "every"), {"enum": list(REPORT_PERIODS)})
+    weekday: _value(_choice(WEEKDAYS, "weekday"), {"enum": list(WEEKDAYS)}) | None = None
+    at: _value(_time_of_day, {"type": "string", "pattern": TIME_OF_DAY_RE.pattern}) = "08:00"
+    group_by: _value(_choice(REPORT_GROUP_BY, "group_by"), {"enum": list(REPORT_GROUP_BY)}) = (
+        "policy"
+    )
+
+    @model_validator(mode="after")
+    def _weekday_for_weeks(self) -> ScheduledReport:
+        if self.weekday is not None and self.every != "week":
+            raise _refuse(_KEY, "only applies with `every: week`", at=("weekday",), key="weekday")
+        return self
+
+
 class RoutesFile(_Section):
     """slawatch routing file (SLAWATCH_ROUTES_FILE); see docs/notifications.md.
     `slawatch routes check FILE` checks more: ${VAR}, fallbacks, calendars, the line."""
@@ -457,6 +516,7 @@ class RoutesFile(_Section):
     receivers: Annotated[list[Receiver], Field(min_length=1)]
     routes: list[Route] = []
     default_receiver: _value(_string, {"type": "string"}) | None = None
+    reports: list[ScheduledReport] = []
 
 
 def json_schema() -> dict[str, Any]:
@@ -528,6 +588,8 @@ def word(doc: Located, refusal: Refusal) -> Issue | None:
         )
     if kind == "missing":
         key, parent = path[-1], path[:-1]
+        if parent[:1] == ("reports",):
+            return Issue(line, f"{describe(parent)}: `{key}` is required")
         if parent == ():
             return Issue(line, "`receivers` is missing: name at least one receiver")
         if key == "name":
@@ -549,6 +611,12 @@ def word(doc: Located, refusal: Refusal) -> Issue | None:
             return Issue(line, "`receivers` must be a non-empty list")
         if path == ("routes",):
             return Issue(line, "`routes` must be a list")
+        if path == ("reports",):
+            return Issue(line, "`reports` must be a list")
+        if shape == ["*", 0] and path[0] == "reports":
+            return Issue(
+                line, f"{describe(path)} must be a mapping with `name`, `receivers` and `every`"
+            )
         if shape == ["*", 0] and path[0] == "receivers":
             return Issue(line, f"{describe(path)} must be a mapping with `name` and `integrations`")
         if shape == ["*", 0, "*"] and path[2] == "integrations":
@@ -559,7 +627,9 @@ def word(doc: Located, refusal: Refusal) -> Issue | None:
             return Issue(line, "`quiet_hours` must be a mapping with `calendar` (and `fallback`)")
         if shape == ["*", 0] and path[0] == "routes":
             return Issue(line, f"{describe(path)} must be a mapping with `receiver`")
-    key = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
+    key = str(refusal.context.get("key") or "") or next(
+        (str(p) for p in reversed(path) if isinstance(p, str)), ""
+    )
     if path[-2:] == ("quiet_hours", "calendar"):
         return Issue(line, "`quiet_hours.calendar` must name a calendar of the policy file")
     if path[-2:] == ("quiet_hours", "fallback"):
@@ -673,6 +743,29 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
     default = data.get("default_receiver")
     if isinstance(default, str) and default not in receivers:
         doc.issue(("default_receiver",), f"`default_receiver` names unknown receiver {default!r}")
+    _report_names(doc, data.get("reports"), receivers)
+
+
+def _report_names(doc: Located, raw: Any, receivers: Collection[str]) -> None:
+    """Reports named once, sent to receivers that exist."""
+    if not isinstance(raw, list):
+        return
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            continue
+        path = ("reports", index)
+        name = item.get("name")
+        if isinstance(name, str) and NAME_RE.match(name):
+            if name in seen:
+                doc.issue(path + ("name",), f"report {name!r} is defined twice")
+            seen.add(name)
+        names = item.get("receivers")
+        listed = [names] if isinstance(names, str) else names if isinstance(names, list) else []
+        for position, receiver in enumerate(listed):
+            if isinstance(receiver, str) and receiver not in receivers:
+                where = path + ("receivers",) + (() if isinstance(names, str) else (position,))
+                doc.issue(where, f"{describe(path)}: unknown receiver {receiver!r}")
 
 
 def integration_names(integrations: list[Any]) -> list[str | None]:

@@ -81,3 +81,21 @@ acknowledgements = Table(
         postgresql_where=text("withdrawn_at IS NULL"),
     ),
 )
+
+report_runs = Table(
+    "report_runs",
+    metadata,
+    # One scheduled report for one receiver and one period (services/notifier/reports.py):
+    # the row is the lease that makes several notifier processes send it once. A process
+    # claims it by inserting it or by taking it over once `lease_until` has passed (its
+    # owner died or gave up for now); `done_at` is set when every integration is final.
+    Column("report", String(64), primary_key=True),
+    Column("receiver", String(128), primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    Column("period_end", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(128), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=False),
+    Column("claims", Integer, nullable=False, server_default="1"),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.notifier.matchers import Matchers
 from services.notifier.model import Notice, NoticeKey, Status, StatusChange
+from services.notifier.reports import REPORT_KIND
 from services.notifier.stages.repeat import Acknowledgement
 from services.notifier.stages.silences import Silence
 from shared.db import asyncpg_dsn
@@ -64,6 +65,46 @@ class LogEntry:
         }
 
 
+@dataclass(frozen=True)
+class ReportLogEntry:
+    """A scheduled report's row of the delivery log (no SLA event, no ticket)."""
+
+    row: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        r = self.row
+        report = json.loads(r["event"]) if isinstance(r["event"], str) else r["event"]
+
+        def instant(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "notification_id": r["notification_id"],
+            "sla_event_id": r["sla_event_id"],
+            "ticket_id": "",
+            "kind": r["kind"],
+            "target": "",
+            "receiver": r["receiver"],
+            "integration": r["integration"],
+            "repeat": 0,
+            "via": None,
+            "status": r["status"],
+            "reason": r["reason"],
+            "attempts": r["attempts"],
+            "message_id": r["message_id"],
+            "created_at": instant(r["created_at"]),
+            "not_before": instant(r["not_before"]),
+            "first_attempt_at": instant(r["first_attempt_at"]),
+            "sent_at": instant(r["sent_at"]),
+            "updated_at": instant(r["updated_at"]),
+            "report": report,
+        }
+
+
+def report_entry(row: asyncpg.Record) -> ReportLogEntry:
+    return ReportLogEntry(dict(row))
+
+
 def _notice(row: asyncpg.Record) -> Notice:
     return Notice(
         event=parse_sla_event(row["event"]),
@@ -100,7 +141,9 @@ class NotifierStore:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, database_url: str, min_size: int = 1, max_size: int = 4) -> NotifierStore:
+    async def connect(
+        cls, database_url: str, min_size: int = 1, max_size: int = 4
+    ) -> NotifierStore:
         pool = await asyncpg.create_pool(
             asyncpg_dsn(database_url), min_size=min_size, max_size=max_size, command_timeout=30
         )
@@ -217,7 +260,7 @@ class NotifierStore:
         receiver: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[LogEntry]:
+    ) -> list[LogEntry | ReportLogEntry]:
         rows = await self.pool.fetch(
             """
             SELECT * FROM notification_log
@@ -234,8 +277,14 @@ class NotifierStore:
             offset,
         )
         return [
-            LogEntry(
-                _notice(r), Status(r["status"]), r["reason"], r["message_id"], r["sent_at"],
+            report_entry(r)
+            if r["kind"] == REPORT_KIND
+            else LogEntry(
+                _notice(r),
+                Status(r["status"]),
+                r["reason"],
+                r["message_id"],
+                r["sent_at"],
                 r["updated_at"],
             )
             for r in rows

@@ -28,6 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from services.notifier.config import Receiver
 from services.notifier.i18n import humanize, translate
 from services.notifier.model import Notice
+from services.notifier.reports import ReportView
 from shared.sla_events import SlaKind
 
 BUILTIN = Path(__file__).with_name("templates")
@@ -262,6 +263,41 @@ class Renderer:
     def console(self, view: MessageView, index: int) -> str:
         line = self._render(self._text, "console.j2", view, e=view.events[index])
         return " ".join(line.split())
+
+    # -- scheduled reports (services/notifier/reports.py)
+    def _report_context(self, report: ReportView, **extra: object) -> dict[str, object]:
+        zone = report.period_start.tzinfo
+        return {
+            "t": partial(translate, report.language),
+            "r": report,
+            "language": report.language,
+            "period_text": translate(
+                report.language,
+                "report.period",
+                start=report.period_start.strftime("%Y-%m-%d %H:%M"),
+                end=report.period_end.strftime("%Y-%m-%d %H:%M"),
+                zone=str(zone),
+            ),
+            **extra,
+        }
+
+    def report_text(self, report: ReportView) -> str:
+        template = self._text.get_template("report_text.j2")
+        return template.render(self._report_context(report)).strip() + "\n"
+
+    def report_html(self, report: ReportView) -> str:
+        return self._html.get_template("report_html.j2").render(self._report_context(report))
+
+    def report_markdown(self, report: ReportView, flavor: str) -> str:
+        """The chat summary; ``flavor``: dingtalk, wecom, feishu, slack or teams."""
+        esc = escape_slack if flavor == "slack" else escape_markdown
+        template = self._text.get_template("report_markdown.j2")
+        text = template.render(self._report_context(report, flavor=flavor, esc=esc))
+        if flavor == "slack":
+            text = text.replace("**", "*")
+        if flavor == "dingtalk":
+            text = re.sub(r"(?<!\n)\n(?!\n)", "\n\n", text)
+        return re.sub(r"\n{3,}", "\n\n", text).strip()
 
     def _render(
         self, env: ImmutableSandboxedEnvironment, name: str, view: MessageView, **extra: object

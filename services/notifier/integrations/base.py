@@ -25,6 +25,7 @@ import httpx
 from services.notifier.config import IntegrationSpec, Receiver
 from services.notifier.model import DeliveryResult, Notice
 from services.notifier.providers import PROVIDERS
+from services.notifier.reports import ReportView
 from services.notifier.templates import MessageView, Renderer, message_view
 
 USER_AGENT = "slawatch-notifier/0.1"
@@ -104,6 +105,10 @@ class Integration(ABC):
     @abstractmethod
     def build(self, notices: list[Notice], now: datetime) -> Prepared:
         """The payload for these notices; pure."""
+
+    @abstractmethod
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        """A scheduled report as one message (services/notifier/reports.py); pure."""
 
     @abstractmethod
     async def deliver(self, prepared: Prepared) -> DeliveryResult:

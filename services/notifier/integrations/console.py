@@ -8,6 +8,7 @@ from typing import TextIO
 
 from services.notifier.integrations.base import Integration, Prepared
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 
 
 class ConsoleIntegration(Integration):
@@ -18,6 +19,10 @@ class ConsoleIntegration(Integration):
         view = self.view(notices, now)
         lines = [self.renderer.console(view, i) for i in range(len(view.events))]
         return Prepared(notices, lines, sum(len(line) for line in lines))
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        lines = [f"[report] {report.title}: {report.headline}"]
+        return Prepared([], lines, sum(len(line) for line in lines))
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
         stream = self.stream or sys.stdout

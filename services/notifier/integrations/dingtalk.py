@@ -26,6 +26,7 @@ from services.notifier.integrations.base import (
     error_code_result,
 )
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 
 RETRYABLE = {130101: 600.0, 130102: 600.0, -1: None}
 
@@ -59,6 +60,11 @@ class DingTalkIntegration(HttpIntegration):
             },
         }
         return Prepared(notices, payload, len(text.encode()))
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        text = self.renderer.report_markdown(report, "dingtalk")
+        payload = {"msgtype": "markdown", "markdown": {"title": report.title, "text": text}}
+        return Prepared([], payload, len(text.encode()))
 
     def signed_url(self) -> str:
         url = self.url()

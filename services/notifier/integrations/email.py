@@ -20,6 +20,7 @@ import aiosmtplib
 from services.notifier.config import reveal
 from services.notifier.integrations.base import Integration, Prepared, short
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView, to_csv
 
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 CONTENT_LANGUAGE = {"en": "en", "zh": "zh-CN"}
@@ -48,8 +49,29 @@ class EmailIntegration(Integration):
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         message.set_content(self.renderer.text(view))
         message.add_alternative(self.renderer.html(view), subtype="html")
-        message["Content-Language"] = CONTENT_LANGUAGE[view.language]  # after: set_content drops Content-*
+        # after: set_content drops Content-*
+        message["Content-Language"] = CONTENT_LANGUAGE[view.language]
         return Prepared(notices, message, 0)
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        """The tables in HTML (and text), the groups as a CSV attachment."""
+        options = self.spec.options
+        message = EmailMessage()
+        message["Subject"] = report.title
+        message["From"] = reveal(options["from"])
+        message["To"] = ", ".join(options["to"])
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = make_msgid(domain="slawatch.local")
+        message["X-Slawatch-Receiver"] = self.receiver.name
+        message["X-Slawatch-Report"] = report.name
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(self.renderer.report_text(report))
+        message.add_alternative(self.renderer.report_html(report), subtype="html")
+        message.add_attachment(
+            to_csv(report.groups), maintype="text", subtype="csv", filename=report.csv_name
+        )
+        message["Content-Language"] = CONTENT_LANGUAGE[report.language]
+        return Prepared([], message, 0)
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
         options = self.spec.options
@@ -83,7 +105,9 @@ class EmailIntegration(Integration):
             return DeliveryResult.retryable(f"SMTP timeout ({type(exc).__name__})")
         except aiosmtplib.SMTPException as exc:
             if "starttls" in str(exc).lower():  # security: starttls, server cannot: never fall back
-                return DeliveryResult.permanent(f"SMTP server does not offer STARTTLS: {short(str(exc))}")
+                return DeliveryResult.permanent(
+                    f"SMTP server does not offer STARTTLS: {short(str(exc))}"
+                )
             return DeliveryResult.retryable(f"SMTP error ({type(exc).__name__}): {short(str(exc))}")
         except OSError as exc:
             return DeliveryResult.retryable(f"SMTP connection error ({type(exc).__name__})")

@@ -27,6 +27,7 @@ from services.notifier.integrations.base import (
     error_code_result,
 )
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 from shared.sla_events import SlaKind
 
 RETRYABLE = {11232: 60.0}
@@ -87,6 +88,26 @@ class FeishuIntegration(HttpIntegration):
         }
         payload = {"msg_type": "interactive", "card": card}
         return Prepared(notices, payload, len(dumps(payload)) + 80)
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        card = {
+            "config": {"wide_screen_mode": True},
+            "header": {
+                "title": {"tag": "plain_text", "content": report.title},
+                "template": "blue",
+            },
+            "elements": [
+                {
+                    "tag": "div",
+                    "text": {
+                        "tag": "lark_md",
+                        "content": self.renderer.report_markdown(report, "feishu"),
+                    },
+                }
+            ],
+        }
+        payload = {"msg_type": "interactive", "card": card}
+        return Prepared([], payload, len(dumps(payload)) + 80)
 
     def signed_payload(self, payload: dict) -> dict:
         secret = self.spec.options.get("secret")

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from services.notifier.integrations.base import HttpIntegration, Prepared, dumps
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 
 HEADER_MAX = 150  # plain_text header limit
 SECTION_MAX = 3000  # mrkdwn section limit
@@ -59,6 +60,27 @@ class SlackIntegration(HttpIntegration):
         )
         payload = {"text": title, "blocks": blocks}
         return Prepared(notices, payload, len(dumps(payload)))
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        blocks = [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": _cut(report.title, HEADER_MAX),
+                    "emoji": True,
+                },
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _cut(self.renderer.report_markdown(report, "slack"), SECTION_MAX),
+                },
+            },
+        ]
+        payload = {"text": report.title, "blocks": blocks}
+        return Prepared([], payload, len(dumps(payload)))
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
         return await self.post(self.url(), dumps(prepared.payload))

@@ -12,6 +12,7 @@ from datetime import datetime
 from services.notifier.i18n import translate
 from services.notifier.integrations.base import HttpIntegration, Prepared, dumps
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 from shared.sla_events import SlaKind
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -81,6 +82,33 @@ class TeamsIntegration(HttpIntegration):
             "attachments": [{"contentType": CONTENT_TYPE, "contentUrl": None, "content": card}],
         }
         return Prepared(notices, payload, len(dumps(payload)))
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        card = {
+            "$schema": CARD_SCHEMA,
+            "type": "AdaptiveCard",
+            "version": CARD_VERSION,
+            "msteams": {"width": "Full"},
+            "body": [
+                {
+                    "type": "TextBlock",
+                    "text": report.title,
+                    "weight": "Bolder",
+                    "size": "Medium",
+                    "wrap": True,
+                },
+                {
+                    "type": "TextBlock",
+                    "text": self.renderer.report_markdown(report, "teams"),
+                    "wrap": True,
+                },
+            ],
+        }
+        payload = {
+            "type": "message",
+            "attachments": [{"contentType": CONTENT_TYPE, "contentUrl": None, "content": card}],
+        }
+        return Prepared([], payload, len(dumps(payload)))
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
         return await self.post(self.url(), dumps(prepared.payload))

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from services.notifier.integrations.base import HttpIntegration, Prepared, dumps, utc_now_iso
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 
 SCHEMA_VERSION = 1
 
@@ -48,6 +49,25 @@ class WebhookIntegration(HttpIntegration):
             "events": [n.event.model_dump(mode="json", exclude_none=True) for n in notices],
         }
         return Prepared(notices, payload, len(dumps(payload)))
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        """The report as JSON: the groups exactly as the monitor returned them."""
+        payload = {
+            "version": SCHEMA_VERSION,
+            "receiver": self.receiver.name,
+            "integration": self.spec.name,
+            "language": self.receiver.language,
+            "title": report.title,
+            "report": {
+                "name": report.name,
+                "every": report.every,
+                "group_by": report.group_by,
+                "from": report.period_start.isoformat(),
+                "to": report.period_end.isoformat(),
+                "groups": list(report.groups),
+            },
+        }
+        return Prepared([], payload, len(dumps(payload)))
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
         payload = {**prepared.payload, "sent_at": utc_now_iso(self.wall)}

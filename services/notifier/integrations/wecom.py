@@ -18,6 +18,7 @@ from services.notifier.integrations.base import (
     error_code_result,
 )
 from services.notifier.model import DeliveryResult, Notice
+from services.notifier.reports import ReportView
 
 RETRYABLE = {45009: 60.0, 45033: 60.0, -1: None}
 
@@ -33,6 +34,11 @@ class WeComIntegration(HttpIntegration):
             content += "\n" + " ".join(f"<@{user}>" for user in mentions)
         payload = {"msgtype": "markdown", "markdown": {"content": content}}
         return Prepared(notices, payload, len(content.encode()))
+
+    def report(self, report: ReportView, now: datetime) -> Prepared:
+        content = self.renderer.report_markdown(report, "wecom")
+        payload = {"msgtype": "markdown", "markdown": {"content": content}}
+        return Prepared([], payload, len(content.encode()))
 
     async def deliver(self, prepared: Prepared) -> DeliveryResult:
         return await self.post(self.url(), dumps(prepared.payload))
