@@ -392,7 +392,9 @@ class OlaPauseTargets(_Section):
 
 OLA_TARGETS: tuple[str, ...] = tuple(OlaTargets.model_fields)
 # The OLA file key -> the SLA events' target.
-OLA_TARGET_NAMES: dict[str, str] = dict(zip(OLA_TARGETS, (t.value for t in GROUP_TARGETS)))
+OLA_TARGET_NAMES: dict[str, str] = dict(
+    zip(OLA_TARGETS, (t.value for t in GROUP_TARGETS), strict=True)
+)
 assert tuple(OlaPauseTargets.model_fields) == OLA_TARGETS
 
 
@@ -433,7 +435,8 @@ class PolicyEntry(_Section):
     escalations: Escalations = []
     pause_first_response: Flag = False
     pause_statuses: PauseStatuses | None = Field(
-        default=None, description="This policy's pause statuses; default: the file's pause_statuses."
+        default=None,
+        description="This policy's pause statuses; default: the file's pause_statuses.",
     )
     pause_tags: PauseTags | None = Field(
         default=None, description="Tags that pause the clocks; default: the file's pause_tags."
@@ -670,7 +673,7 @@ def _pause_contradictions(
     given = dict(entry.pause) if entry.pause is not None else {}
     given = {k: v for k, v in given.items() if v is not None}
     defined = entry.targets.ms()
-    for name, conditions in given.items():
+    for name in given:
         if name not in defined:
             refuse(("pause", name), f"pause.{name}: the target {name!r} is not in its targets")
     if isinstance(entry, PolicyEntry) and "first_response" in given:
@@ -719,9 +722,7 @@ def _ola_problems(doc: Located, file: PolicyFile, known_calendar: Any) -> list[I
         what = f"ola {entry.id!r}"
         line = doc.line(item) or 0
         if entry.id in ids:
-            issues.append(
-                Issue(line, f"{what}: duplicate id (first used on line {ids[entry.id]})")
-            )
+            issues.append(Issue(line, f"{what}: duplicate id (first used on line {ids[entry.id]})"))
         ids.setdefault(entry.id, line)
         for group in entry.group:
             if group in groups:

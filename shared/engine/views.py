@@ -56,19 +56,19 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
         else:
             status = "running" if clock.running else "paused"
         item = {
-                "target": spec.name,
-                "cycle": clock.cycle,
-                "status": status,
-                "breached": breached,
-                "policy": spec.policy,
-                "calendar": spec.calendar.name,
-                "started_at": from_ms(clock.cycle_start).isoformat(),
-                "deadline": None if deadline is None else from_ms(deadline).isoformat(),
-                "target_seconds": spec.ms / 1000,
-                "elapsed_seconds": counted / 1000,
-                "remaining_seconds": max(0, spec.ms - counted) / 1000,
-                "overdue_seconds": max(0, counted - spec.ms) / 1000,
-            }
+            "target": spec.name,
+            "cycle": clock.cycle,
+            "status": status,
+            "breached": breached,
+            "policy": spec.policy,
+            "calendar": spec.calendar.name,
+            "started_at": from_ms(clock.cycle_start).isoformat(),
+            "deadline": None if deadline is None else from_ms(deadline).isoformat(),
+            "target_seconds": spec.ms / 1000,
+            "elapsed_seconds": counted / 1000,
+            "remaining_seconds": max(0, spec.ms - counted) / 1000,
+            "overdue_seconds": max(0, counted - spec.ms) / 1000,
+        }
         if spec.group is not None:
             item["group"] = spec.group  # an OLA cycle: the group whose target it is
         targets.append(item)
@@ -184,7 +184,9 @@ def _work_time(state: State) -> dict[str, int | None]:
         if status in WORK_STATUSES:
             work_business += business
             work_calendar += until - at
-    return dict(zip(keys, (work_business, work_calendar, wait_business, wait_calendar)))
+    return dict(
+        zip(keys, (work_business, work_calendar, wait_business, wait_calendar), strict=True)
+    )
 
 
 def _iso(ms: int | None) -> str | None:

@@ -102,18 +102,81 @@ def three_groups() -> list[TicketEvent]:
 def test_a_ticket_through_three_groups_in_two_time_zones() -> None:
     state, out = run(three_groups(), PS)
     assert said(ola(out)) == [
-        ("T1/group_response/1/met", "eu-billing", "ola-eu", "2026-03-02T08:30:00+00:00", False, 1800.0),
-        ("T1/group_ownership/1/met", "eu-billing", "ola-eu", "2026-03-02T09:00:00+00:00", False, 3600.0),
+        (
+            "T1/group_response/1/met",
+            "eu-billing",
+            "ola-eu",
+            "2026-03-02T08:30:00+00:00",
+            False,
+            1800.0,
+        ),
+        (
+            "T1/group_ownership/1/met",
+            "eu-billing",
+            "ola-eu",
+            "2026-03-02T09:00:00+00:00",
+            False,
+            3600.0,
+        ),
         # Shanghai counts 17:00-18:00 Monday (half of 2 h), then from 09:00 Tuesday (01:00 UTC).
-        ("T1/group_ownership/2/warning-50", "cn-tech", "ola-cn", "2026-03-02T10:00:00+00:00", None, 3600.0),
-        ("T1/group_ownership/2/breached", "cn-tech", "ola-cn", "2026-03-03T02:00:00+00:00", None, 7200.0),
-        ("T1/group_response/2/warning-50", "cn-tech", "ola-cn", "2026-03-03T02:00:00+00:00", None, 7200.0),
+        (
+            "T1/group_ownership/2/warning-50",
+            "cn-tech",
+            "ola-cn",
+            "2026-03-02T10:00:00+00:00",
+            None,
+            3600.0,
+        ),
+        (
+            "T1/group_ownership/2/breached",
+            "cn-tech",
+            "ola-cn",
+            "2026-03-03T02:00:00+00:00",
+            None,
+            7200.0,
+        ),
+        (
+            "T1/group_response/2/warning-50",
+            "cn-tech",
+            "ola-cn",
+            "2026-03-03T02:00:00+00:00",
+            None,
+            7200.0,
+        ),
         # The escalation (1 h after the breach) would be at 03:00: the hand-over is first.
-        ("T1/group_ownership/2/met", "cn-tech", "ola-cn", "2026-03-03T03:00:00+00:00", True, 10800.0),
-        ("T1/group_response/2/met", "cn-tech", "ola-cn", "2026-03-03T03:00:00+00:00", False, 10800.0),
+        (
+            "T1/group_ownership/2/met",
+            "cn-tech",
+            "ola-cn",
+            "2026-03-03T03:00:00+00:00",
+            True,
+            10800.0,
+        ),
+        (
+            "T1/group_response/2/met",
+            "cn-tech",
+            "ola-cn",
+            "2026-03-03T03:00:00+00:00",
+            False,
+            10800.0,
+        ),
         # Berlin opens at 08:00 UTC: 45 min to the reply, 3 h owned until the solve.
-        ("T1/group_response/3/met", "eu-tech", "ola-eu", "2026-03-03T08:45:00+00:00", False, 2700.0),
-        ("T1/group_ownership/3/met", "eu-tech", "ola-eu", "2026-03-03T11:00:00+00:00", False, 10800.0),
+        (
+            "T1/group_response/3/met",
+            "eu-tech",
+            "ola-eu",
+            "2026-03-03T08:45:00+00:00",
+            False,
+            2700.0,
+        ),
+        (
+            "T1/group_ownership/3/met",
+            "eu-tech",
+            "ola-eu",
+            "2026-03-03T11:00:00+00:00",
+            False,
+            10800.0,
+        ),
     ]
     breach = next(r for r in out if r.kind == "sla.breached")
     assert breach.deadline == utc("2026-03-03T02:00") and breach.target_seconds == 7200
@@ -126,7 +189,9 @@ def test_a_ticket_through_three_groups_in_two_time_zones() -> None:
         {"cycle": 3, "group": "eu-tech"},
     ]
     groups = {(t["target"], t["cycle"]): t.get("group") for t in shown["targets"]}
-    assert groups[("group_ownership", 3)] == "eu-tech" and groups[("group_response", 3)] == "eu-tech"
+    assert (
+        groups[("group_ownership", 3)] == "eu-tech" and groups[("group_response", 3)] == "eu-tech"
+    )
     assert facts(state)["targets"]["group_ownership"] == {"cycles_met": 3, "breaches": 1}
 
 
@@ -168,8 +233,11 @@ def test_returning_to_a_group_and_a_reopen_start_new_cycles() -> None:
         ("T1/group_ownership/2/met", False),
         ("T1/group_response/2/met", True),
     ]
-    running = {(t["target"], t["cycle"]) for t in describe(state, utc("2026-03-02T12:30"))["targets"]
-               if t["status"] == "running"}
+    running = {
+        (t["target"], t["cycle"])
+        for t in describe(state, utc("2026-03-02T12:30"))["targets"]
+        if t["status"] == "running"
+    }
     assert {("group_ownership", 3), ("group_response", 3)} <= running
 
 
@@ -183,11 +251,20 @@ def test_a_tag_pauses_only_the_ola_targets_that_pause_on_tags() -> None:
     )
     shown = {t["target"]: t for t in describe(state, utc("2026-03-02T04:00"))["targets"]}
     # ownership pauses on both conditions (the default), group_response on tags only
-    assert (shown["group_ownership"]["status"], shown["group_ownership"]["elapsed_seconds"]) == ("paused", 3600)
-    assert (shown["group_response"]["status"], shown["group_response"]["elapsed_seconds"]) == ("running", 7200)
+    assert (shown["group_ownership"]["status"], shown["group_ownership"]["elapsed_seconds"]) == (
+        "paused",
+        3600,
+    )
+    assert (shown["group_response"]["status"], shown["group_response"]["elapsed_seconds"]) == (
+        "running",
+        7200,
+    )
     state, _ = apply(state, ev("updated", "2026-03-02T04:00", tags=["waiting-vendor"]), PS)
     shown = {t["target"]: t for t in describe(state, utc("2026-03-02T05:00"))["targets"]}
-    assert (shown["group_response"]["status"], shown["group_response"]["elapsed_seconds"]) == ("paused", 7200)
+    assert (shown["group_response"]["status"], shown["group_response"]["elapsed_seconds"]) == (
+        "paused",
+        7200,
+    )
 
 
 # ---------------------------------------------------------------------------- pausing
@@ -210,9 +287,15 @@ def test_a_pause_on_a_tag_while_another_condition_also_pauses() -> None:
     # resolution (statuses and tags): counted 00-02, paused 02-05 (tag, then pending, then
     # pending alone), 2 h left at 05:00. periodic_update (statuses only): from the reply at
     # 01:00, counted 01-03 (the tag does not pause it), 1 h left at 05:00.
-    assert breaches == {"resolution": "2026-03-02T07:00:00+00:00", "periodic_update": "2026-03-02T06:00:00+00:00"}
-    lines = [(line["what"], line.get("target"), line.get("detail")) for line in
-             timeline(vendor_ticket(), PS, utc("2026-03-02T08:00")) if line["what"] in ("paused", "resumed")]
+    assert breaches == {
+        "resolution": "2026-03-02T07:00:00+00:00",
+        "periodic_update": "2026-03-02T06:00:00+00:00",
+    }
+    lines = [
+        (line["what"], line.get("target"), line.get("detail"))
+        for line in timeline(vendor_ticket(), PS, utc("2026-03-02T08:00"))
+        if line["what"] in ("paused", "resumed")
+    ]
     assert lines == [
         ("paused", "resolution", "tags"),
         ("paused", "periodic_update", "pending"),
@@ -222,8 +305,13 @@ def test_a_pause_on_a_tag_while_another_condition_also_pauses() -> None:
 
 
 def test_first_response_never_pauses_when_its_pause_is_empty() -> None:
-    state, _ = run([ev("created", "2026-03-02T00:00", channel="chat", tags=["waiting-vendor"]),
-                    ev("status", "2026-03-02T00:10", status="pending")], PS)
+    state, _ = run(
+        [
+            ev("created", "2026-03-02T00:00", channel="chat", tags=["waiting-vendor"]),
+            ev("status", "2026-03-02T00:10", status="pending"),
+        ],
+        PS,
+    )
     shown = {t["target"]: t["status"] for t in describe(state, utc("2026-03-02T00:30"))["targets"]}
     assert shown == {"first_response": "running", "resolution": "paused"}
 
@@ -249,43 +337,69 @@ def problems(policies: str) -> str:
 @pytest.mark.parametrize(
     ("policies", "message"),
     [
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_first_response: true,"
-         " pause: {first_response: []}}",
-         "pause.first_response [] contradicts pause_first_response: true"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_first_response: false,"
-         " pause: {first_response: [tags]}}",
-         "contradicts pause_first_response: false"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause: {next_response: [tags]}}",
-         "the target 'next_response' is not in its targets"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_tags: [],"
-         " pause: {resolution: [tags]}}",
-         "pause.resolution pauses on tags, but pause_tags is empty"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_statuses: [],"
-         " pause: {resolution: [statuses]}}",
-         "pause.resolution pauses on statuses, but pause_statuses is empty"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h},"
-         " pause_statuses: [new, open, pending, on_hold]}",
-         "pause_statuses lists every open status"),
-        ("policies:\n  - {id: a, match: {tags: [waiting-vendor]}, calendar: always, targets: {resolution: 1h}}\n"
-         "  - {id: b, match: {}, calendar: always, targets: {resolution: 1h}}",
-         "it matches tickets by tags ['waiting-vendor'] and pauses on them"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause: {resolution: [soon]}}",
-         "unknown pause condition 'soon'"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause: {resolution: [tags, tags]}}",
-         "'tags' is listed twice"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
-         "olas:\n  - {id: x, group: g1, calendar: always, targets: {ownership: 1h}}\n"
-         "  - {id: y, group: [g2, g1], calendar: always, targets: {group_response: 1h}}",
-         "ola 'y': group 'g1' already has ola 'x'"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
-         "olas:\n  - {id: x, group: g1, calendar: nowhere, targets: {ownership: 1h}}",
-         "ola 'x': unknown calendar 'nowhere'"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
-         "olas:\n  - {id: x, group: g1, calendar: always, targets: {}}",
-         "define at least one of ownership, group_response"),
-        ("policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
-         "olas:\n  - {id: x, group: g1, calendar: always, targets: {ownership: 1h}, pause: {group_response: [tags]}}",
-         "the target 'group_response' is not in its targets"),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_first_response: true,"
+            " pause: {first_response: []}}",
+            "pause.first_response [] contradicts pause_first_response: true",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_first_response: false,"
+            " pause: {first_response: [tags]}}",
+            "contradicts pause_first_response: false",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause: {next_response: [tags]}}",
+            "the target 'next_response' is not in its targets",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_tags: [],"
+            " pause: {resolution: [tags]}}",
+            "pause.resolution pauses on tags, but pause_tags is empty",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause_statuses: [],"
+            " pause: {resolution: [statuses]}}",
+            "pause.resolution pauses on statuses, but pause_statuses is empty",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h},"
+            " pause_statuses: [new, open, pending, on_hold]}",
+            "pause_statuses lists every open status",
+        ),
+        (
+            "policies:\n  - {id: a, match: {tags: [waiting-vendor]}, calendar: always, targets: {resolution: 1h}}\n"
+            "  - {id: b, match: {}, calendar: always, targets: {resolution: 1h}}",
+            "it matches tickets by tags ['waiting-vendor'] and pauses on them",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause: {resolution: [soon]}}",
+            "unknown pause condition 'soon'",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}, pause: {resolution: [tags, tags]}}",
+            "'tags' is listed twice",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
+            "olas:\n  - {id: x, group: g1, calendar: always, targets: {ownership: 1h}}\n"
+            "  - {id: y, group: [g2, g1], calendar: always, targets: {group_response: 1h}}",
+            "ola 'y': group 'g1' already has ola 'x'",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
+            "olas:\n  - {id: x, group: g1, calendar: nowhere, targets: {ownership: 1h}}",
+            "ola 'x': unknown calendar 'nowhere'",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
+            "olas:\n  - {id: x, group: g1, calendar: always, targets: {}}",
+            "define at least one of ownership, group_response",
+        ),
+        (
+            "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h}}\n"
+            "olas:\n  - {id: x, group: g1, calendar: always, targets: {ownership: 1h}, pause: {group_response: [tags]}}",
+            "the target 'group_response' is not in its targets",
+        ),
     ],
 )
 def test_policy_check_refuses_contradictions(policies: str, message: str) -> None:
@@ -294,8 +408,10 @@ def test_policy_check_refuses_contradictions(policies: str, message: str) -> Non
 
 def test_the_cli_exits_2_on_a_contradiction(tmp_path, capsys) -> None:  # noqa: ANN001
     path = tmp_path / "p.yaml"
-    path.write_text(BASE + "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h},"
-                    " pause_tags: [], pause: {resolution: [tags]}}\n")
+    path.write_text(
+        BASE + "policies:\n  - {id: a, match: {}, calendar: always, targets: {resolution: 1h},"
+        " pause_tags: [], pause: {resolution: [tags]}}\n"
+    )
     assert policy_main(["check", str(path)]) == 2
     assert "pause_tags is empty" in capsys.readouterr().err
     path.write_text(V2)
@@ -303,7 +419,10 @@ def test_the_cli_exits_2_on_a_contradiction(tmp_path, capsys) -> None:  # noqa: 
 
 
 def test_the_precedence_of_pause_settings() -> None:
-    ps = load_policies("p.yaml", text=BASE + """policies:
+    ps = load_policies(
+        "p.yaml",
+        text=BASE
+        + """policies:
   - id: own
     match: {priority: urgent}
     calendar: always
@@ -316,7 +435,8 @@ def test_the_precedence_of_pause_settings() -> None:
     calendar: always
     targets: {first_response: 1h, resolution: 1h}
     pause_first_response: true
-""")
+""",
+    )
     own, file = ps.policy("own").targets, ps.policy("file").targets
     assert [(s.name, sorted(s.pause_statuses), sorted(s.pause_tags)) for s in own.values()] == [
         ("first_response", [], []),  # never, without pause_first_response
@@ -372,23 +492,44 @@ GROUPS = ["eu-billing", "eu-tech", "cn-tech", "l1", None]
 def random_v2_ticket(rng: random.Random) -> list[TicketEvent]:
     """A random history with group moves, the pause tag coming and going, statuses, replies."""
     t = datetime(2026, 3, 2, 6, 0, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 3000))
-    raw = [dict(event_id="T1-0", type="ticket.created", ticket_id="T1", occurred_at=t.isoformat(),
-                channel=rng.choice(["email", "chat"]),
-                data=dict(group=rng.choice(GROUPS), customer_tier=rng.choice(["eu", None]),
-                          tags=rng.choice([[], ["waiting-vendor"]])))]
+    raw = [
+        dict(
+            event_id="T1-0",
+            type="ticket.created",
+            ticket_id="T1",
+            occurred_at=t.isoformat(),
+            channel=rng.choice(["email", "chat"]),
+            data=dict(
+                group=rng.choice(GROUPS),
+                customer_tier=rng.choice(["eu", None]),
+                tags=rng.choice([[], ["waiting-vendor"]]),
+            ),
+        )
+    ]
     for i in range(1, rng.randint(3, 16)):
         t += timedelta(minutes=rng.choice([1, 10, 30, 60, 120, 600]))
         roll = rng.random()
         if roll < 0.3:
-            d = dict(type="message.created", data=dict(author_role=rng.choice(["agent", "customer"])))
+            d = dict(
+                type="message.created", data=dict(author_role=rng.choice(["agent", "customer"]))
+            )
         elif roll < 0.55:
-            d = dict(type="ticket.status_changed",
-                     data=dict(status=rng.choice(["open", "pending", "on_hold", "solved", "open"])))
+            d = dict(
+                type="ticket.status_changed",
+                data=dict(status=rng.choice(["open", "pending", "on_hold", "solved", "open"])),
+            )
         elif roll < 0.8:
             d = dict(type="ticket.assigned", data=dict(group=rng.choice(GROUPS)))
         else:
-            d = dict(type="ticket.updated", data=dict(tags=rng.choice([[], ["waiting-vendor"], ["other"]])))
-        raw.append(dict(event_id=f"T1-{i}", ticket_id="T1", occurred_at=t.isoformat(), channel="email", **d))
+            d = dict(
+                type="ticket.updated",
+                data=dict(tags=rng.choice([[], ["waiting-vendor"], ["other"]])),
+            )
+        raw.append(
+            dict(
+                event_id=f"T1-{i}", ticket_id="T1", occurred_at=t.isoformat(), channel="email", **d
+            )
+        )
     return [parse_event(e) for e in raw]
 
 
@@ -426,14 +567,17 @@ def test_arrival_order_timer_steps_and_duplicates_hold_for_olas_and_tag_pauses(
 ) -> None:
     events = random_v2_ticket(random.Random(seed))
     start = events[0].occurred_at
-    now = max(e.occurred_at for e in events) + timedelta(hours=data.draw(st.sampled_from([0, 3, 30])))
+    now = max(e.occurred_at for e in events) + timedelta(
+        hours=data.draw(st.sampled_from([0, 3, 30]))
+    )
     expected_state, expected_out = play(events, {}, now)
     expected = Downstream(strict_met=True).read(expected_out)
     order = data.draw(st.permutations(events))
     minutes = int((now - start).total_seconds() // 60)
     steps: dict[int, list[datetime]] = {}
-    for position, offset in data.draw(st.lists(st.tuples(st.integers(0, len(events) - 1),
-                                                         st.integers(0, minutes)), max_size=5)):
+    for position, offset in data.draw(
+        st.lists(st.tuples(st.integers(0, len(events) - 1), st.integers(0, minutes)), max_size=5)
+    ):
         steps.setdefault(position, []).append(start + timedelta(minutes=offset))
     state, out = play(order, steps, now, roundtrip=data.draw(st.booleans()))
     held = Downstream().read(out)
@@ -471,7 +615,11 @@ def test_ola_cycles_of_one_group_never_overlap_and_wait_is_at_least_work(seed: i
         assert begin is not None
         group = state.ola_groups[cycle - 1]
         by_group.setdefault(group, []).append(
-            (datetime.fromisoformat(begin), datetime.fromisoformat(end) if end else now + timedelta(days=1)))
+            (
+                datetime.fromisoformat(begin),
+                datetime.fromisoformat(end) if end else now + timedelta(days=1),
+            )
+        )
     for group, intervals in by_group.items():
         intervals.sort()
         for (_, end), (begin, _) in zip(intervals, intervals[1:], strict=False):
