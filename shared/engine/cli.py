@@ -55,6 +55,11 @@ def policy_main(argv: Sequence[str]) -> int:
             )
             match = "; ".join(f"{k} in {sorted(v)}" for k, v in policy.match.items()) or "catch-all"
             print(f"  {policy.id}: {match} -> {targets} ({policy.calendar.name})")
+        for group, ola in sorted(policies.olas.items()):
+            targets = ", ".join(
+                f"{spec.name} {format_duration(spec.ms / 1000)}" for spec in ola.targets.values()
+            )
+            print(f"  OLA {ola.id}: group {group} -> {targets} ({ola.calendar.name})")
     return 0
 
 
