@@ -292,6 +292,7 @@ def main() -> int:
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only-eps", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only-ola-eps", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -302,6 +303,15 @@ def main() -> int:
         realistic_ticket(rng, n, start, solve=rng.random() < 0.6) for n in range(args.tickets)
     ]
     stream = interleave(tickets)
+    if args.only_ola_eps:  # the OLA mix alone (an A/B against another checkout's --only-eps)
+        ola_policies = load_policies(args.policies)
+        ola_rng = random.Random(args.seed + 3)
+        ola_stream = interleave([ola_ticket(ola_rng, n, start, solve=ola_rng.random() < 0.6)
+                                 for n in range(args.tickets)])  # fmt: skip
+        bench_apply(ola_stream[: min(len(ola_stream), 20000)], ola_policies)
+        eps = max(bench_apply(ola_stream, ola_policies) for _ in range(5))
+        print(json.dumps({"events_per_second": eps, "native": NATIVE}))
+        return 0
     # Warm the calendars and policy cache once so the runs measure steady state.
     bench_apply(stream[: min(len(stream), 20000)], policies)
 

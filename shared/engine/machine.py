@@ -75,7 +75,6 @@ _FIRST_RESPONSE: Final = Target.first_response
 _NEXT_RESPONSE: Final = Target.next_response
 _PERIODIC_UPDATE: Final = Target.periodic_update
 _RESOLUTION: Final = Target.resolution
-_GROUP_OWNERSHIP: Final = Target.group_ownership
 _GROUP_RESPONSE: Final = Target.group_response
 
 LedgerKey = tuple[Target, int]
