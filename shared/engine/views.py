@@ -140,6 +140,7 @@ def facts(state: State) -> dict[str, Any]:
         "channel": state.channel,
         "group": state.group,
         "assignee": state.assignee,
+        "tags": list(state.tags),  # the board finds tickets a tag pauses by them
         "status": state.status,
         "created_at": _iso(state.created_at),
         "first_response_at": _iso(state.first_reply_at),

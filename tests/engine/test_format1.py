@@ -65,6 +65,7 @@ NEW_FACTS = {
     "agent_work_calendar_ms",
     "requester_wait_business_ms",
     "requester_wait_calendar_ms",
+    "tags",
 }
 NEW_DESCRIBE = {"group_cycles", "work_time"}
 
