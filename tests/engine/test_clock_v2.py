@@ -632,3 +632,34 @@ def test_ola_cycles_of_one_group_never_overlap_and_wait_is_at_least_work(seed: i
     assert got["requester_wait_calendar_ms"] >= got["agent_work_calendar_ms"] >= 0
     assert got["agent_work_calendar_ms"] >= got["agent_work_business_ms"]
     assert got["requester_wait_calendar_ms"] >= got["requester_wait_business_ms"]
+
+
+@settings(deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    pause_at=st.integers(0, 3000),
+    pause_for=st.integers(1, 3000),
+)
+def test_a_pause_tag_never_makes_a_deadline_earlier(
+    seed: int, pause_at: int, pause_for: int
+) -> None:
+    """The vendor tag on for a while: every target cycle is due no earlier, counts no more."""
+    events = [e for e in random_v2_ticket(random.Random(seed)) if e.type != "ticket.updated"]
+    first = events[0]
+    events[0] = first.model_copy(update={"data": first.data.model_copy(update={"tags": []})})
+    start = events[0].occurred_at
+    tag = [
+        parse_event({"event_id": f"tag{i}", "type": "ticket.updated", "ticket_id": "T1",
+                     "occurred_at": (start + timedelta(minutes=m)).isoformat(), "data": {"tags": tags}})
+        for i, (m, tags) in enumerate([(pause_at, ["waiting-vendor"]), (pause_at + pause_for, [])])
+    ]  # fmt: skip
+    now = max(e.occurred_at for e in events + tag) + timedelta(minutes=1)
+    plain, _ = play(events, {}, now)
+    paused, _ = play(events + tag, {}, now)
+    before = {(t["target"], t["cycle"]): t for t in describe(plain, now)["targets"]}
+    for target in describe(paused, now)["targets"]:
+        other = before.get((target["target"], target["cycle"]))
+        if other is None or target.get("deadline") is None or other.get("deadline") is None:
+            continue
+        assert target["deadline"] >= other["deadline"], (target, other)
+        assert target.get("elapsed_seconds", 0) <= other.get("elapsed_seconds", 0)
