@@ -30,6 +30,20 @@ class Target(StrEnum):
     next_response = "next_response"
     periodic_update = "periodic_update"
     resolution = "resolution"
+    # Team OLAs: per group, one cycle per assignment to the group (docs/policies.md, OLAs).
+    group_ownership = "group_ownership"
+    group_response = "group_response"
+
+
+# The targets a ticket's policy sets, and those a group's OLA sets: the one list, split.
+TICKET_TARGETS: tuple[Target, ...] = (
+    Target.first_response,
+    Target.next_response,
+    Target.periodic_update,
+    Target.resolution,
+)
+GROUP_TARGETS: tuple[Target, ...] = (Target.group_ownership, Target.group_response)
+assert set(TICKET_TARGETS) | set(GROUP_TARGETS) == set(Target)
 
 
 def sla_event_id(
@@ -71,7 +85,9 @@ class SlaEvent(BaseModel):
     policy: Line
     cycle: int = Field(
         ge=0,
-        description="0 for once-per-ticket targets; n-th cycle for next_response / periodic_update.",
+        description="0 for once-per-ticket targets; n-th cycle for next_response / periodic_update; "
+        "for group_ownership / group_response the n-th group assignment of the ticket (both targets of "
+        "one assignment share it).",
     )
     deadline: UtcDatetime | None = Field(
         default=None,
@@ -102,7 +118,10 @@ class SlaEvent(BaseModel):
     priority: Line | None = None
     customer_tier: Line | None = None
     channel: Line | None = None
-    group: Line | None = None
+    group: Line | None = Field(
+        default=None,
+        description="The ticket's group; for group_ownership / group_response the group whose OLA cycle it is.",
+    )
     assignee: Line | None = None
     tags: list[Line] = Field(default_factory=list)
     url: Line | None = None

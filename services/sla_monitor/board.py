@@ -39,17 +39,29 @@ FILTER_SQL = {
     "group": "f.facts->>'group'",
     "assignee": "f.facts->>'assignee'",
 }
-# p: $1 now, $2 now + window, $3 the pause statuses; $4.. the filters.
+# p: $1 now, $2 now + window, $3 the pause statuses, $4 the pause tags; $5.. the filters.
 PARAMS = (
-    "WITH p AS (SELECT $1::timestamptz AS now, $2::timestamptz AS horizon, $3::text[] AS pause) "
+    "WITH p AS (SELECT $1::timestamptz AS now, $2::timestamptz AS horizon, $3::text[] AS pause, "
+    "$4::text[] AS pause_tags) "
 )
 STATE_SQL = {
     "breached": "s.deadline <= p.now",
     "at_risk": "s.deadline > p.now AND s.deadline <= p.horizon",
-    # in a pause status: its pausable targets are paused (first response may still run)
-    "paused": "f.facts->>'status' = ANY(p.pause)",
+    # in a status or with a tag some target pauses on (a superset: describe tells which
+    # targets are paused; first response may still run)
+    "paused": "(f.facts->>'status' = ANY(p.pause) OR coalesce(f.facts->'tags', '[]'::jsonb) ?| p.pause_tags)",
 }
 STATE_SQL["all"] = "(s.deadline <= p.horizon OR ({}))".format(STATE_SQL["paused"])
+
+
+def pause_conditions(policies: engine_port.Policies) -> tuple[frozenset[str], frozenset[str]]:
+    """Every status and tag some target of some policy or OLA pauses on (docs/policies.md,
+    "Pausing"): what may make a ticket's clock stop."""
+    specs = [spec for p in policies.policies for spec in p.targets.values()]
+    specs += [spec for ola in policies.olas.values() for spec in ola.targets.values()]
+    statuses = frozenset(st for spec in specs for st in spec.pause_statuses)
+    tags = frozenset(tag for spec in specs for tag in spec.pause_tags)
+    return statuses, tags
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -90,8 +102,8 @@ def classify(target: dict[str, Any], now: datetime, window: timedelta) -> str | 
 @router.get(
     "/v1/board",
     summary="Open targets at risk (due within `within`), breached or paused, soonest first; "
-    "counts of tickets per state (by their soonest running target; paused: in a pause "
-    "status); filters by ticket attributes.",
+    "counts of tickets per state (by their soonest running target; paused: in a status "
+    "or with a tag some target pauses on); filters by ticket attributes.",
 )
 async def board(
     request: Request,
@@ -121,8 +133,8 @@ async def board(
     }
     filters = {name: _text(value, name) for name, value in given.items()}
     now = datetime.now(UTC)
-    pause = sorted(monitor.policies.pause_statuses)
-    args: list[Any] = [now, now + window, pause]
+    statuses, tags = pause_conditions(monitor.policies)
+    args: list[Any] = [now, now + window, sorted(statuses), sorted(tags)]
     where = ["s.open"]
     for name in FILTERS:
         if filters[name] is not None:
@@ -149,7 +161,6 @@ async def board(
         rows = await conn.fetch(page_sql, *args, limit, offset)
     items: list[dict[str, Any]] = []
     now_ms = int(now.timestamp() * 1000)
-    paused_statuses = monitor.policies.pause_statuses
     for row in rows:
         described = engine_port.describe(engine_port.load(row["state"], monitor.policies), now)
         for target in described["targets"]:
@@ -164,7 +175,8 @@ async def board(
                     # Whether its business clock runs right now (so a countdown may tick):
                     # the calendar is open and the ticket is not in a pause status.
                     "clock_running": where_on_board != "paused"
-                    and described["status"] not in paused_statuses
+                    and described["status"] not in statuses
+                    and tags.isdisjoint(described["attributes"]["tags"])
                     and calendar is not None
                     and calendar.is_open(now_ms),
                     "ticket_status": described["status"],

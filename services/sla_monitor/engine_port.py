@@ -104,4 +104,8 @@ def facts_row(state: State) -> FactsRow:
         created_at=datetime.fromisoformat(f["created_at"]) if f["created_at"] else None,
         solved_at=datetime.fromisoformat(f["solved_at"]) if f["solved_at"] else None,
         facts=f,
+        agent_work_business_ms=f["agent_work_business_ms"],
+        agent_work_calendar_ms=f["agent_work_calendar_ms"],
+        requester_wait_business_ms=f["requester_wait_business_ms"],
+        requester_wait_calendar_ms=f["requester_wait_calendar_ms"],
     )

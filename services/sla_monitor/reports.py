@@ -3,7 +3,9 @@
 The per-ticket facts (written with the state, in the same transaction) are:
 ``first_response_seconds`` and ``resolution_seconds`` (business time, null until
 reached), ``public_agent_replies``, ``targets_met``, ``targets_breached`` (outcomes of
-finished targets, met late counting as breached), ``csat`` and ``nps`` (last survey).
+finished targets, met late counting as breached), ``csat`` and ``nps`` (last survey), and
+the agent work / requester wait times (business and calendar ms, also as columns; the
+reports give their medians over solved tickets).
 FCR is the share of solved tickets with exactly one public agent reply; NPS is
 %promoters (9-10) minus %detractors (0-6) among tickets with an NPS answer.
 """
@@ -29,7 +31,9 @@ WITH f AS (
          (facts->>'targets_met')::int AS met, (facts->>'targets_breached')::int AS breached,
          (facts->>'first_response_seconds')::float AS frt, (facts->>'resolution_seconds')::float AS rt,
          (facts->>'public_agent_replies')::int AS replies,
-         (facts->>'csat')::float AS csat, (facts->>'nps')::int AS nps
+         (facts->>'csat')::float AS csat, (facts->>'nps')::int AS nps,
+         agent_work_business_ms AS awb, agent_work_calendar_ms AS awc,
+         requester_wait_business_ms AS rwb, requester_wait_calendar_ms AS rwc
   FROM ticket_facts WHERE created_at >= $1 AND created_at < $2
 )
 SELECT key,
@@ -46,7 +50,11 @@ SELECT key,
        count(csat) AS csat_responses,
        count(nps) AS nps_responses,
        count(*) FILTER (WHERE nps >= 9) AS promoters,
-       count(*) FILTER (WHERE nps <= 6) AS detractors
+       count(*) FILTER (WHERE nps <= 6) AS detractors,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY awb) FILTER (WHERE solved_at IS NOT NULL) / 1000 AS agent_work_business_p50_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY awc) FILTER (WHERE solved_at IS NOT NULL) / 1000 AS agent_work_calendar_p50_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY rwb) FILTER (WHERE solved_at IS NOT NULL) / 1000 AS requester_wait_business_p50_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY rwc) FILTER (WHERE solved_at IS NOT NULL) / 1000 AS requester_wait_calendar_p50_s
 FROM f GROUP BY key ORDER BY key
 """
 
@@ -105,6 +113,11 @@ def _groups(rows: list[Any], group_by: str) -> list[dict[str, Any]]:
                 if r["nps_responses"]
                 else None,
                 "nps_responses": r["nps_responses"],
+                # Of solved tickets (final figures), seconds: docs/policies.md, work/wait time.
+                "agent_work_business_p50_s": r["agent_work_business_p50_s"],
+                "agent_work_calendar_p50_s": r["agent_work_calendar_p50_s"],
+                "requester_wait_business_p50_s": r["requester_wait_business_p50_s"],
+                "requester_wait_calendar_p50_s": r["requester_wait_calendar_p50_s"],
             }
         )
     return out

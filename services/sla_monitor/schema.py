@@ -73,6 +73,12 @@ ticket_facts = Table(
     Column("solved_at", DateTime(timezone=True), nullable=True),
     Column("facts", JSONB, nullable=False, server_default="{}"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Agent work time and requester wait time (Zendesk's definitions), business and calendar
+    # ms: the facts' keys of the same names, as columns for per-assignee/group sums.
+    Column("agent_work_business_ms", BigInteger, nullable=True),
+    Column("agent_work_calendar_ms", BigInteger, nullable=True),
+    Column("requester_wait_business_ms", BigInteger, nullable=True),
+    Column("requester_wait_calendar_ms", BigInteger, nullable=True),
 )
 
 retained_events = Table(

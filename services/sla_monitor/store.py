@@ -41,6 +41,11 @@ class FactsRow:
     created_at: datetime | None
     solved_at: datetime | None
     facts: dict[str, Any]
+    # The facts' work / wait times (views._work_time), as their own columns.
+    agent_work_business_ms: int | None = None
+    agent_work_calendar_ms: int | None = None
+    requester_wait_business_ms: int | None = None
+    requester_wait_calendar_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -183,16 +188,23 @@ class Store:
             await conn.execute(
                 """
                 INSERT INTO ticket_facts (ticket_id, policy, customer_tier, channel, priority,
-                                          created_at, solved_at, facts, updated_at)
-                SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, now()
+                                          created_at, solved_at, facts, updated_at,
+                                          agent_work_business_ms, agent_work_calendar_ms,
+                                          requester_wait_business_ms, requester_wait_calendar_ms)
+                SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, now(), wb, wc, rb, rc
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                            $6::timestamptz[], $7::timestamptz[], $8::text[])
-                     AS u(t, po, ti, ch, pr, ca, sa, f)
+                            $6::timestamptz[], $7::timestamptz[], $8::text[],
+                            $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+                     AS u(t, po, ti, ch, pr, ca, sa, f, wb, wc, rb, rc)
                 ON CONFLICT (ticket_id) DO UPDATE SET
                   policy = EXCLUDED.policy, customer_tier = EXCLUDED.customer_tier,
                   channel = EXCLUDED.channel, priority = EXCLUDED.priority,
                   created_at = EXCLUDED.created_at, solved_at = EXCLUDED.solved_at,
-                  facts = EXCLUDED.facts, updated_at = now()
+                  facts = EXCLUDED.facts, updated_at = now(),
+                  agent_work_business_ms = EXCLUDED.agent_work_business_ms,
+                  agent_work_calendar_ms = EXCLUDED.agent_work_calendar_ms,
+                  requester_wait_business_ms = EXCLUDED.requester_wait_business_ms,
+                  requester_wait_calendar_ms = EXCLUDED.requester_wait_calendar_ms
                 """,
                 [r.ticket_id for r in rows_f],
                 [r.policy for r in rows_f],
@@ -202,6 +214,10 @@ class Store:
                 [r.created_at for r in rows_f],
                 [r.solved_at for r in rows_f],
                 [json.dumps(r.facts) for r in rows_f],
+                [r.agent_work_business_ms for r in rows_f],
+                [r.agent_work_calendar_ms for r in rows_f],
+                [r.requester_wait_business_ms for r in rows_f],
+                [r.requester_wait_calendar_ms for r in rows_f],
             )
         if batch.retained:
             await conn.execute(

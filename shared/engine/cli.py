@@ -103,6 +103,11 @@ def policy_main(argv: Sequence[str]) -> int:
                 else ""
             )
             print(f"  {policy.id}: {match} -> {targets} ({policy.calendar.name}){window}")
+        for group, ola in sorted(policies.olas.items()):
+            targets = ", ".join(
+                f"{spec.name} {format_duration(spec.ms / 1000)}" for spec in ola.targets.values()
+            )
+            print(f"  OLA {ola.id}: group {group} -> {targets} ({ola.calendar.name})")
     found = warnings(policies, args.today or datetime.now(UTC).date())
     for line, message in found:
         where = f"{args.file}:{line}" if line else args.file

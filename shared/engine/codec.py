@@ -20,7 +20,10 @@ level's signature, level 1 first>"`` (trailing zeros left out; a row written bef
 signatures existed reads with signature 0, "not known"). ``derived`` holds the SLA fields
 (``pid`` policy id, ``frd`` first response done, ``frs``/``rs`` first-response/resolution
 business ms, ``nrc``/``nrs`` next-response cycle and its start, ``puc``/``pus`` periodic
-update, ``tr`` the clocks, ``oc`` the last met outcomes). The ticket's own fields are not
+update, ``og`` the group of each OLA cycle, ``tr`` the clocks, ``oc`` the last met
+outcomes). An OLA clock (target letters ``o`` group_ownership, ``g`` group_response) stores
+its policy as 0: its cycle's group in ``og`` names its OLA. Blobs without OLAs are byte for
+byte what format 1 always was; the OLA keys only extend it. The ticket's own fields are not
 stored: loading folds them from the log (``ticket_log.fold_event``).
 """
 
@@ -33,20 +36,30 @@ from typing import Any, Final
 from shared.engine.policy import PolicySet, registered
 from shared.engine.state import STATUS_CHANGED, Clock, EventKind, LedgerEntry, LogEntry, State
 from shared.engine.ticket_log import STATUS, fold_event
-from shared.sla_events import Target
+from shared.sla_events import GROUP_TARGETS, Target
 
 FORMAT_VERSION = 1
 # A serialised state longer than this is stored zlib-compressed (a long conversation: ~1 in
 # 10 realistic open tickets); shorter ones stay plain JSON, cheaper to write and to read.
 COMPRESS_ABOVE = 1024
 
-# A target is stored as its initial (unique: checked at import).
-_LETTER: Final = {target: target.value[0] for target in Target}
+# A target is stored as one letter: the ticket targets their initial (format 1 as it was
+# first written), the OLA targets letters no initial took (unique: checked at import).
+_LETTER: Final = {
+    Target.first_response: "f",
+    Target.next_response: "n",
+    Target.periodic_update: "p",
+    Target.resolution: "r",
+    Target.group_ownership: "o",
+    Target.group_response: "g",
+}
+assert set(_LETTER) == set(Target), "every target needs its stored letter"
 _TARGET: Final = {letter: target for target, letter in _LETTER.items()}
 assert len(_TARGET) == len(_LETTER), (
     "two targets share an initial: the stored format needs another letter"
 )
 _KIND: Final = {kind.value: kind for kind in EventKind}
+_GROUP_TARGETS: Final = frozenset(GROUP_TARGETS)
 
 
 class StateError(ValueError):
@@ -93,7 +106,9 @@ def serialise(state: State) -> bytes:
             _LETTER[clock.target],
             clock.cycle,
             clock.cycle_start - base,
-            0 if clock.spec.policy == state.policy_id else clock.spec.policy,
+            0
+            if clock.spec.group is not None or clock.spec.policy == state.policy_id
+            else clock.spec.policy,
             clock.checkpoint - base,
             clock.counted_ms,
             int(clock.running),
@@ -123,6 +138,8 @@ def serialise(state: State) -> bytes:
         derived["puc"] = state.periodic_update_cycle
     if clocks:
         derived["tr"] = clocks
+    if state.ola_groups:
+        derived["og"] = state.ola_groups
     if state.last_met:
         derived["oc"] = {
             _LETTER[target]: [cycle, at - base, int(breached)]
@@ -238,6 +255,7 @@ def _read_format_1(doc: list, policies: PolicySet | None) -> State:
     state.resolution_ms = derived.get("rs")
     state.next_response_cycle = derived.get("nrc", 0)
     state.periodic_update_cycle = derived.get("puc", 0)
+    state.ola_groups = list(derived.get("og", ()))
     state.last_met = {
         _TARGET[letter]: (cycle, base + at, bool(breached))
         for letter, (cycle, at, breached) in derived.get("oc", {}).items()
@@ -265,10 +283,16 @@ def _read_format_1(doc: list, policies: PolicySet | None) -> State:
             breached,
         ) in rows:
             target = _TARGET[letter]
-            policy = ps.get(pid or state.policy_id or "")
-            spec = policy.targets.get(target) if policy is not None else None
-            if spec is None:
-                raise KeyError(f"policy {pid!r} has no target {target.value!r}")
+            if target in _GROUP_TARGETS:  # an OLA cycle: its group says which OLA
+                group = state.ola_groups[cycle - 1]
+                spec = ps.ola_spec(group, target)
+                if spec is None:
+                    raise KeyError(f"group {group!r} has no OLA target {target.value!r}")
+            else:
+                policy = ps.get(pid or state.policy_id or "")
+                spec = policy.targets.get(target) if policy is not None else None
+                if spec is None:
+                    raise KeyError(f"policy {pid!r} has no target {target.value!r}")
             clock = Clock(target, cycle, base + start, spec)
             clock.checkpoint = base + checkpoint
             clock.counted_ms = counted

@@ -59,7 +59,7 @@ from shared.engine.state import (
 )
 from shared.engine.ticket_log import event_hash, fold_event, log_entry
 from shared.events import TicketEvent
-from shared.sla_events import SlaKind, Target, sla_event_id
+from shared.sla_events import GROUP_TARGETS, TICKET_TARGETS, SlaKind, Target, sla_event_id
 
 NEVER = 1 << 62
 _DONE = DONE_STATUSES
@@ -69,11 +69,13 @@ _BREACHED: Final = SlaKind.breached
 _ESCALATED: Final = SlaKind.escalated
 _MET: Final = SlaKind.met
 _RETRACTED: Final = SlaKind.retracted
-_TARGETS: Final = tuple(Target)  # in their order
+_TICKET_TARGETS: Final = TICKET_TARGETS  # a policy's, in their order
+_GROUP_TARGETS: Final = GROUP_TARGETS  # an OLA's
 _FIRST_RESPONSE: Final = Target.first_response
 _NEXT_RESPONSE: Final = Target.next_response
 _PERIODIC_UPDATE: Final = Target.periodic_update
 _RESOLUTION: Final = Target.resolution
+_GROUP_RESPONSE: Final = Target.group_response
 
 LedgerKey = tuple[Target, int]
 
@@ -291,7 +293,11 @@ def _retract(
     if clock is not None and clock.cycle != cycle:
         clock = None
     spec = clock.spec if clock is not None else None
-    if spec is None and s.policy_id is not None:
+    if spec is None and target in _GROUP_TARGETS:
+        groups = s.ola_groups
+        group = groups[cycle - 1] if 0 < cycle <= len(groups) else None
+        spec = _policies(s).ola_spec(group, target)
+    elif spec is None and s.policy_id is not None:
         spec = s.policy.targets.get(target)
     _emit(
         s,
@@ -329,7 +335,12 @@ def _emit(
     retracts: str | None = None,
 ) -> None:
     """Append the SLA record of one decision: the one place a record is built. ``revision``
-    tells apart a second occurrence of the same condition (see ``sla_event_id``)."""
+    tells apart a second occurrence of the same condition (see ``sla_event_id``). An OLA
+    target's record carries the group of its cycle, whatever group the ticket has now."""
+    attributes = s.attributes()
+    if spec is not None and spec.group is not None and spec.group != attributes[3]:
+        a = attributes
+        attributes = (a[0], a[1], a[2], spec.group, a[4], a[5], a[6], a[7])
     out.append(
         SlaRecord(
             kind=kind,
@@ -341,7 +352,7 @@ def _emit(
             deadline_ms=deadline,
             elapsed_ms=elapsed_ms,
             target_ms=0 if spec is None else spec.ms,
-            attributes=s.attributes(),
+            attributes=attributes,
             fraction=fraction,
             level=level,
             breached=breached,
@@ -379,12 +390,18 @@ def _process(s: State, entry: LogEntry, out: list[SlaRecord]) -> None:
         fold_event(s, entry)
         _created(s, t, out)
     elif kind is CREATED or kind is UPDATED or kind is ASSIGNED:
-        # Attributes only (a second ticket.created too): the policy may change.
-        before = (s.priority, s.customer_tier, s.customer_id, s.group, s.tags)
+        # Attributes only (a second ticket.created too): the policy may change, a new
+        # group starts its OLA cycle, a tag may pause or resume clocks.
+        group, tags = s.group, s.tags
+        before = (s.priority, s.customer_tier, s.customer_id, group, tags)
         fold_event(s, entry)
-        after = (s.priority, s.customer_tier, s.customer_id, s.group, s.tags)
-        if s.created_at is not None and after != before:
-            _reselect(s, t, out)
+        if s.created_at is not None:
+            if s.group != group:
+                _group_changed(s, t, out)
+            if (s.priority, s.customer_tier, s.customer_id, s.group, s.tags) != before:
+                _reselect(s, t, out)
+            if s.tags != tags:
+                _repause(s, t, out, "tags")
     else:
         fold_event(s, entry)  # a survey; an internal note folds to nothing
 
@@ -402,6 +419,7 @@ def _created(s: State, t: int, out: list[SlaRecord]) -> None:
         spec = policy.targets.get(target)
         if spec is not None:
             _new_clock(s, target, 0, t, spec, "new")
+    _start_ola_cycle(s, t, "new")
     if s.status != "new":
         _status_changed(s, t, "new", out)
 
@@ -424,6 +442,9 @@ def _agent_reply(s: State, t: int, first: bool, out: list[SlaRecord]) -> None:
         if clock is not None:
             _meet(s, clock, t, out)
     clock = clocks.get(_PERIODIC_UPDATE)
+    if clock is not None:
+        _meet(s, clock, t, out)
+    clock = clocks.get(_GROUP_RESPONSE)
     if clock is not None:
         _meet(s, clock, t, out)
     s.periodic_update_cycle += 1
@@ -464,14 +485,21 @@ def _status_changed(s: State, t: int, old: str, out: list[SlaRecord]) -> None:
     if old in _DONE:
         _reopen(s, t, out)
         return
-    pause = _policies(s).pause_statuses
-    pausing = new in pause
-    if (old in pause) == pausing:
-        return
+    _repause(s, t, out, new)
+
+
+def _repause(s: State, t: int, out: list[SlaRecord], why: str) -> None:
+    """The status or the tags changed at ``t``: pause the clocks a condition of theirs now
+    holds for, resume those none holds for any more (each target its own conditions)."""
+    status = s.status
+    tags = s.tags
     for clock in s.clocks.values():
-        if clock.met or not clock.spec.pausable:
+        if clock.met:
             continue
-        if pausing:
+        spec = clock.spec
+        if not spec.pause_statuses and not spec.pause_tags:
+            continue  # nothing pauses it
+        if _paused(spec, status, tags):
             if clock.running:
                 due = clock.next_due if clock.next_due is not None else _calc_due(clock)
                 while due <= t:  # pausing at the very instant does not dodge a threshold
@@ -479,11 +507,50 @@ def _status_changed(s: State, t: int, old: str, out: list[SlaRecord]) -> None:
                     due = _calc_due(clock)
                 _stop(clock, t)
                 if s.journal is not None:
-                    _note(s, t, "paused", clock.target, clock.cycle, new)
+                    _note(s, t, "paused", clock.target, clock.cycle, why)
         elif not clock.running:
             _resume(clock, t)
             if s.journal is not None:
-                _note(s, t, "resumed", clock.target, clock.cycle, new)
+                _note(s, t, "resumed", clock.target, clock.cycle, why)
+
+
+def _paused(spec: TargetSpec, status: str, tags: tuple[str, ...]) -> bool:
+    """Whether a condition of the target holds: its pause status, or one of its tags."""
+    if status in spec.pause_statuses:
+        return True
+    pause_tags = spec.pause_tags
+    if pause_tags:
+        for tag in tags:
+            if tag in pause_tags:
+                return True
+    return False
+
+
+def _group_changed(s: State, t: int, out: list[SlaRecord]) -> None:
+    """The ticket left its group at ``t`` (folded already): the group's OLA cycle ends - met,
+    its breach standing if it ran out - and the new group's begins."""
+    clocks = s.clocks
+    for target in _GROUP_TARGETS:
+        clock = clocks.get(target)
+        if clock is not None and not clock.met:
+            _meet(s, clock, t, out)
+    if s.status not in _DONE:
+        _start_ola_cycle(s, t, s.status)
+
+
+def _start_ola_cycle(s: State, t: int, status: str) -> None:
+    """Start an OLA cycle of the ticket's group, if its group has an OLA: the next cycle
+    number of the ticket, shared by the OLA's targets."""
+    group = s.group
+    if group is None:
+        return
+    ola = _policies(s).olas.get(group)
+    if ola is None:
+        return
+    s.ola_groups.append(group)
+    cycle = len(s.ola_groups)
+    for target, spec in ola.targets.items():
+        _new_clock(s, target, cycle, t, spec, status)
 
 
 def _reopen(s: State, t: int, out: list[SlaRecord]) -> None:
@@ -513,6 +580,7 @@ def _reopen(s: State, t: int, out: list[SlaRecord]) -> None:
     update = policy.targets.get(_PERIODIC_UPDATE)
     if update is not None:
         _new_clock(s, _PERIODIC_UPDATE, s.periodic_update_cycle, t, update, s.status)
+    _start_ola_cycle(s, t, s.status)  # the group holds the ticket again: a new cycle
 
 
 def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
@@ -528,7 +596,7 @@ def _reselect(s: State, t: int, out: list[SlaRecord]) -> None:
     s.policy_id = policy.id
     s.policy = policy
     clocks = s.clocks
-    for target in _TARGETS:
+    for target in _TICKET_TARGETS:  # OLA clocks do not depend on the policy
         clock = clocks.get(target)
         spec = policy.targets.get(target)
         if clock is not None:
@@ -575,12 +643,8 @@ def _cycle_in_progress(s: State, target: Target) -> tuple[int | None, int]:
 
 # ---------------------------------------------------------------------------- clocks
 def _should_run(s: State, clock: Clock, status: str) -> bool:
-    """Whether the clock runs while the ticket is in ``status``."""
-    return (
-        not clock.met
-        and status not in _DONE
-        and not (clock.spec.pausable and status in _policies(s).pause_statuses)
-    )
+    """Whether the clock runs while the ticket is in ``status`` (with its tags now)."""
+    return not clock.met and status not in _DONE and not _paused(clock.spec, status, s.tags)
 
 
 def _policies(s: State) -> PolicySet:
@@ -714,25 +778,48 @@ def _recount(s: State, clock: Clock, spec: TargetSpec, t: int) -> tuple[int, lis
     deadline as it stood then). Those are the instants and deadlines the event-time clock
     computes when it runs under ``spec`` from the start: the same calendar pieces, the same
     pauses, the same rules for a threshold reached at the very instant the clock stops."""
-    stop = (_policies(s).pause_statuses if spec.pausable else frozenset()) | _DONE
     calendar = spec.calendar
     thresholds = spec.thresholds
     origin = clock.cycle_start
     status = "new"
-    changes: list[tuple[int, str | None]] = []
+    tags: tuple[str, ...] = ()
+    # The changes of what stops the clock after the origin: (instant, status, tags), None
+    # where that one did not change.
+    changes: list[tuple[int, str | None, tuple[str, ...] | None]] = []
     for at, st in s.status_history:
         if at <= origin:
             status = st
         elif at <= t:
-            changes.append((at, st))
+            changes.append((at, st, None))
+    if spec.pause_tags:
+        for at, tg in s.tag_history:
+            if at <= origin:
+                tags = tg
+            elif at <= t:
+                changes.append((at, None, tg))
+        changes.sort(key=_instant)  # stable: a status and a tag change keep their order
     counted = 0
     passed: list[tuple[int, int]] = []
     breached_at = 0
     j = 0
     n = len(thresholds)
-    start = origin if status not in stop else None
-    for at, new in [*changes, (t, None)]:  # None: the end, ``t``
-        if start is not None and (new is None or new in stop):
+    start = None if status in _DONE or _paused(spec, status, tags) else origin
+    last = len(changes)
+    for index in range(last + 1):
+        end = index == last  # the end, ``t``
+        if end:
+            at = t
+            done = False
+            stopped = True
+        else:
+            at, st_new, tags_new = changes[index]
+            if st_new is not None:
+                status = st_new
+            if tags_new is not None:
+                tags = tags_new
+            done = status in _DONE
+            stopped = done or _paused(spec, status, tags)
+        if start is not None and stopped:
             piece = calendar.elapsed(start, at)
             while j < n and counted + piece >= thresholds[j][0]:
                 value = thresholds[j][0]
@@ -740,7 +827,7 @@ def _recount(s: State, clock: Clock, spec: TargetSpec, t: int) -> tuple[int, lis
                 # Reached exactly where the clock stops: a pause does not dodge it (the clock
                 # crosses it when pausing); a solve there meets it in time, and so does the
                 # end, ``t`` (what is due at ``t`` fires after the event, not before it).
-                if reached == at and (new is None or new in _DONE):
+                if reached == at and (end or done):
                     break
                 if j == spec.breach_index:
                     breached_at = reached
@@ -753,9 +840,13 @@ def _recount(s: State, clock: Clock, spec: TargetSpec, t: int) -> tuple[int, lis
                 j += 1
             counted += piece
             start = None
-        elif start is None and new is not None and new not in stop:
+        elif start is None and not stopped:
             start = at
     return counted, passed
+
+
+def _instant(change: tuple[int, str | None, tuple[str, ...] | None]) -> int:
+    return change[0]
 
 
 def _cross(s: State, clock: Clock, at: int, out: list[SlaRecord]) -> None:

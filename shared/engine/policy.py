@@ -26,10 +26,10 @@ from shared.engine.calendar import Calendar
 from shared.engine.policy_file import DONE_STATUSES as DONE_STATUSES
 from shared.engine.policy_file import PAUSABLE_STATUSES as PAUSABLE_STATUSES
 from shared.engine.policy_file import VERSION as VERSION
-from shared.sla_events import Target
+from shared.sla_events import TICKET_TARGETS, Target
 from shared.yamlsource import Issue, Located, load_located, validate
 
-TARGETS: tuple[str, ...] = tuple(target.value for target in Target)  # the one list: Target
+TARGETS: tuple[str, ...] = tuple(target.value for target in TICKET_TARGETS)  # from Target
 assert TARGETS == policy_file.TARGETS, "the policy file's targets are the engine's"
 # Threshold kinds, in the order they sort at equal elapsed time.
 WARN, BREACH, ESCALATE = 0, 1, 2
@@ -65,10 +65,40 @@ class TargetSpec:
     policy: str
     ms: int
     calendar: Calendar
-    pausable: bool
+    # What pauses it (policy_file.pause_plan): the ticket is in one of these statuses, or
+    # has one of these tags. Both empty: nothing pauses it.
+    pause_statuses: frozenset[str]
+    pause_tags: frozenset[str]
     # (elapsed ms at which it fires, kind, percent-or-level), ascending.
     thresholds: tuple[tuple[int, int, int], ...]
     breach_index: int
+    group: str | None = None  # the group of an OLA target (its cycles are that group's)
+
+    @property
+    def pausable(self) -> bool:
+        return bool(self.pause_statuses or self.pause_tags)
+
+    def pauses(self, status: str, tags: tuple[str, ...]) -> bool:
+        """Whether the ticket in ``status`` with ``tags`` pauses this target."""
+        if status in self.pause_statuses:
+            return True
+        if self.pause_tags:
+            for tag in tags:
+                if tag in self.pause_tags:
+                    return True
+        return False
+
+
+@dataclass(frozen=True, eq=False)
+class Ola:
+    """A team OLA compiled for one group: its targets on the group's calendar."""
+
+    id: str
+    group: str
+    calendar: Calendar
+    targets: Mapping[Target, TargetSpec]
+    description: str | None = None
+    line: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +185,8 @@ class PolicySet:
     pause_statuses: frozenset[str]
     fingerprint: str
     source: str = "<policies>"
+    pause_tags: frozenset[str] = frozenset()
+    olas: Mapping[str, Ola] = field(default_factory=dict)  # by group
     _by_id: dict[str, Policy] = field(default_factory=dict, repr=False)
     _cache: dict[tuple, Policy] = field(default_factory=dict, repr=False)
     # Every start and end of a contract window, sorted: between two of them the same
@@ -177,6 +209,11 @@ class PolicySet:
 
     def get(self, policy_id: str) -> Policy | None:
         return self._by_id.get(policy_id)
+
+    def ola_spec(self, group: str | None, target: Target) -> TargetSpec | None:
+        """The OLA target of ``group``, if its OLA sets it."""
+        ola = self.olas.get(group) if group is not None else None
+        return ola.targets.get(target) if ola is not None else None
 
     def select(
         self,
@@ -377,9 +414,25 @@ def _compile(
                 options,
                 entry.description,
                 doc.line(("policies", index)) or 0,
+                policy_file.pause_plan(file, entry),
                 contracts.window_ms(entry.valid_from, entry.valid_until, calendar.timezone),
             )
         )
+    olas: dict[str, Ola] = {}
+    for index, ola in enumerate(file.olas):
+        calendar = calendars[ola.calendar or file.defaults.calendar or ""]
+        warn_at = tuple(ola.warn_at if ola.warn_at is not None else file.defaults.warn_at)
+        escalations = ola.escalations if ola.escalations is not None else file.defaults.escalations
+        plan = policy_file.pause_plan(file, ola)
+        for group in ola.group:
+            specs: dict[Target, TargetSpec] = {}
+            for key, ms in ola.targets.ms().items():
+                target = Target(policy_file.OLA_TARGET_NAMES[key])
+                specs[target] = _spec(
+                    target, ola.id, ms, calendar, plan[key], warn_at, escalations, group
+                )
+            olas[group] = Ola(ola.id, group, calendar, specs, ola.description,
+                              doc.line(("olas", index)) or 0)  # fmt: skip
     # The fingerprint covers the files of ids too: editing one recomputes open tickets.
     digests = {str(index): digest for index, (_ids, digest) in sorted(customer_files.items())}
     canonical = json.dumps(
@@ -400,6 +453,8 @@ def _compile(
         },
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:12],
         source=source,
+        pause_tags=frozenset(file.pause_tags),
+        olas=olas,
     )
 
 
@@ -411,6 +466,7 @@ def _compile_policy(
     options: Mapping[str, Any],
     description: str | None,
     line: int,
+    plan: Mapping[str, tuple[frozenset[str], frozenset[str]]],
     window: contracts.Window = (None, None),
 ) -> Policy:
     warn_at = tuple(options["warn_at"])
@@ -420,24 +476,9 @@ def _compile_policy(
     for name in TARGETS:
         if name not in targets_ms:
             continue
-        ms = targets_ms[name]
-        thresholds = [(round(ms * f), WARN, round(f * 100)) for f in warn_at]
-        thresholds.append((ms, BREACH, 0))
-        thresholds += [
-            (ms + offset, ESCALATE, level) for level, offset in enumerate(escalations_ms, start=1)
-        ]
-        thresholds.sort(key=lambda t: (t[0], t[1]))
-        breach_index = next(i for i, t in enumerate(thresholds) if t[1] == BREACH)
         target = Target(name)
-        specs[target] = TargetSpec(
-            name=name,
-            target=target,
-            policy=pid,
-            ms=ms,
-            calendar=calendar,
-            pausable=(name != "first_response") or pause_first,
-            thresholds=tuple(thresholds),
-            breach_index=breach_index,
+        specs[target] = _spec(
+            target, pid, targets_ms[name], calendar, plan[name], warn_at, options["escalations"]
         )
     return Policy(
         id=pid,
@@ -450,6 +491,38 @@ def _compile_policy(
         description=description,
         line=line,
         window=window,
+    )
+
+
+def _spec(
+    target: Target,
+    owner: str,
+    ms: int,
+    calendar: Calendar,
+    pause: tuple[frozenset[str], frozenset[str]],
+    warn_at: Iterable[float],
+    escalations: Iterable[timedelta],
+    group: str | None = None,
+) -> TargetSpec:
+    """One target ready for the clock: its thresholds pre-sorted, in milliseconds."""
+    escalations_ms = [offset // timedelta(milliseconds=1) for offset in escalations]
+    thresholds = [(round(ms * f), WARN, round(f * 100)) for f in warn_at]
+    thresholds.append((ms, BREACH, 0))
+    thresholds += [
+        (ms + offset, ESCALATE, level) for level, offset in enumerate(escalations_ms, start=1)
+    ]
+    thresholds.sort(key=lambda t: (t[0], t[1]))
+    return TargetSpec(
+        name=target.value,
+        target=target,
+        policy=owner,
+        ms=ms,
+        calendar=calendar,
+        pause_statuses=pause[0],
+        pause_tags=pause[1],
+        thresholds=tuple(thresholds),
+        breach_index=next(i for i, t in enumerate(thresholds) if t[1] == BREACH),
+        group=group,
     )
 
 

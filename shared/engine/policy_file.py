@@ -28,6 +28,7 @@ from shared.bounds import is_time_zone, text_problem
 from shared.durations import Duration, PositiveDuration
 from shared.engine.calendar import WEEKDAYS, check_day, parse_interval
 from shared.events import Channel, Priority, Status
+from shared.sla_events import GROUP_TARGETS, TICKET_TARGETS
 from shared.yamlsource import Issue, Located, Refusal, fields_at
 
 VERSION = 1
@@ -241,6 +242,33 @@ NameValues = Annotated[list[Name], BeforeValidator(_one_or_many), Field(min_leng
 PauseStatus = Annotated[
     str, BeforeValidator(_pause_status), WithJsonSchema({"enum": list(PAUSABLE_STATUSES)})
 ]
+# What can pause a clock: the ticket's status is one of pause_statuses, or the ticket has
+# one of pause_tags. A target's ``pause`` entry names which of them pause it.
+PAUSE_CONDITIONS: tuple[str, ...] = ("statuses", "tags")
+PauseCondition = Annotated[
+    str,
+    BeforeValidator(_choice(PAUSE_CONDITIONS, "pause condition")),
+    WithJsonSchema({"enum": list(PAUSE_CONDITIONS)}),
+]
+
+
+def _distinct(values: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise _refuse(_AFTER_COLON, f"{value!r} is listed twice", at=(index,))
+        seen.add(value)
+    return values
+
+
+PauseOn = Annotated[
+    list[PauseCondition],
+    BeforeValidator(_one_or_many),
+    AfterValidator(_distinct),
+    Field(description="Which conditions pause this target: statuses, tags; [] never pauses it."),
+]
+PauseStatuses = Annotated[list[PauseStatus], AfterValidator(_distinct)]
+PauseTags = Annotated[list[Name], BeforeValidator(_one_or_many), AfterValidator(_distinct)]
 
 
 # ---------------------------------------------------------------------------- the file
@@ -393,6 +421,54 @@ class Targets(_Section):
 
 
 TARGETS: tuple[str, ...] = tuple(Targets.model_fields)
+assert TARGETS == tuple(t.value for t in TICKET_TARGETS), "the policy file's targets are Target's"
+
+
+class PauseTargets(_Section):
+    """Per target, which conditions pause it (JSM-style); a target left out takes its default:
+    both, except first_response (none, unless pause_first_response: true)."""
+
+    first_response: PauseOn | None = None
+    next_response: PauseOn | None = None
+    periodic_update: PauseOn | None = None
+    resolution: PauseOn | None = None
+
+
+assert tuple(PauseTargets.model_fields) == TARGETS
+
+
+class OlaTargets(_Section):
+    """A group's targets: ``ownership`` (counted time assigned to the group, until handed on
+    or solved) and ``group_response`` (from the assignment to the first public agent reply)."""
+
+    ownership: PositiveDuration | None = None
+    group_response: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> OlaTargets:
+        if not self.model_fields_set:
+            raise _refuse(_AFTER_COLON, f"define at least one of {', '.join(OLA_TARGETS)}")
+        return self
+
+    def ms(self) -> dict[str, int]:
+        return {
+            name: length // timedelta(milliseconds=1) for name, length in self if length is not None
+        }
+
+
+class OlaPauseTargets(_Section):
+    """Per OLA target, which conditions pause it; a target left out pauses on both."""
+
+    ownership: PauseOn | None = None
+    group_response: PauseOn | None = None
+
+
+OLA_TARGETS: tuple[str, ...] = tuple(OlaTargets.model_fields)
+# The OLA file key -> the SLA events' target.
+OLA_TARGET_NAMES: dict[str, str] = dict(
+    zip(OLA_TARGETS, (t.value for t in GROUP_TARGETS), strict=True)
+)
+assert tuple(OlaPauseTargets.model_fields) == OLA_TARGETS
 
 
 CalendarName = Annotated[Name, Field(description="A name from `calendars`.")]
@@ -440,9 +516,34 @@ class PolicyEntry(_Section):
         description="A contract's end: tickets created after it no longer take this policy"
         " (a date is its whole day); a ticket created before keeps it.",
     )
+    pause_statuses: PauseStatuses | None = Field(
+        default=None,
+        description="This policy's pause statuses; default: the file's pause_statuses.",
+    )
+    pause_tags: PauseTags | None = Field(
+        default=None, description="Tags that pause the clocks; default: the file's pause_tags."
+    )
+    pause: PauseTargets | None = None
 
     def windowed(self) -> bool:
         return self.valid_from is not None or self.valid_until is not None
+
+
+class OlaEntry(_Section):
+    """A team OLA: targets for each group it names; each assignment to a group is a cycle."""
+
+    id: Name
+    description: Description | None = None
+    group: NameValues = Field(description="The group (or groups) this OLA applies to.")
+    calendar: CalendarName | None = Field(
+        default=None, description="The group's calendar; default: defaults.calendar."
+    )
+    targets: OlaTargets
+    warn_at: WarnAt | None = None
+    escalations: Escalations | None = None
+    pause_statuses: PauseStatuses | None = None
+    pause_tags: PauseTags | None = None
+    pause: OlaPauseTargets | None = None
 
 
 class PolicyFile(_Section):
@@ -453,9 +554,13 @@ class PolicyFile(_Section):
 
     version: Annotated[int, BeforeValidator(_version), WithJsonSchema({"const": VERSION})]
     calendars: Annotated[dict[Name, CalendarFile], Field(min_length=1)]
-    pause_statuses: list[PauseStatus] = Field(default_factory=lambda: ["pending", "on_hold"])
+    pause_statuses: PauseStatuses = Field(default_factory=lambda: ["pending", "on_hold"])
+    pause_tags: PauseTags = Field(
+        default_factory=list, description="Tags that pause the clocks of every policy by default."
+    )
     defaults: Defaults = Defaults()
     policies: Annotated[list[PolicyEntry], Field(min_length=1)]
+    olas: list[OlaEntry] = Field(default_factory=list, description="Team OLAs (group SLAs).")
 
 
 COMMON_KEYS = tuple(Common.model_fields)
@@ -493,6 +598,14 @@ def where(doc: Located, path: tuple, kind: str = "") -> str:
             what = f"policy #{index + 1}"
         else:
             what = f"policy {str(pid)!r}"
+    elif head == "olas" and len(path) > 1 and isinstance(path[1], int):
+        items = doc.data.get("olas") if isinstance(doc.data, dict) else None
+        entry = items[path[1]] if isinstance(items, list) and path[1] < len(items) else None
+        oid = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(oid, str) and oid.strip() and rest != ["id"]:
+            what = f"ola {oid!r}"
+        else:
+            what = f"ola #{path[1] + 1}"
     else:
         what, rest = str(head), rest
     return ": ".join([what, *rest])
@@ -588,6 +701,8 @@ def cross_check(doc: Located, file: PolicyFile) -> list[Issue]:
                     f"{what}: missing key 'calendar' (or set defaults.calendar)",
                 )
             )
+        issues.extend(_pause_contradictions(doc, file, entry, item, what))
+    issues.extend(_ola_problems(doc, file, known_calendar))
     if catch_all is None:
         issues.append(
             Issue(
@@ -595,6 +710,118 @@ def cross_check(doc: Located, file: PolicyFile) -> list[Issue]:
                 "no catch-all policy: add a last policy with 'match: {}' so that every ticket gets an SLA",
             )
         )
+    return issues
+
+
+def pause_plan(
+    file: PolicyFile, entry: PolicyEntry | OlaEntry
+) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per target (the file's key), what pauses it: (statuses, tags). The precedence
+    (docs/policies.md, "Pausing"): the target's own ``pause`` entry picks the conditions;
+    the entry's ``pause_statuses`` / ``pause_tags`` give them, else the file's; a target
+    with no ``pause`` entry pauses on both, except first_response, which pauses on both
+    only with ``pause_first_response: true`` (on none otherwise)."""
+    statuses = frozenset(
+        entry.pause_statuses if entry.pause_statuses is not None else file.pause_statuses
+    )
+    tags = frozenset(entry.pause_tags if entry.pause_tags is not None else file.pause_tags)
+    plan: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    if isinstance(entry, OlaEntry):
+        names: tuple[str, ...] = OLA_TARGETS
+        given: dict[str, Any] = dict(entry.pause) if entry.pause is not None else {}
+        pause_first = False
+    else:
+        names = TARGETS
+        given = dict(entry.pause) if entry.pause is not None else {}
+        pause_first = bool(options(file, entry)["pause_first_response"])
+    for name in names:
+        conditions = given.get(name)
+        if conditions is None:
+            conditions = () if name == "first_response" and not pause_first else PAUSE_CONDITIONS
+        plan[name] = (
+            statuses if "statuses" in conditions else frozenset(),
+            tags if "tags" in conditions else frozenset(),
+        )
+    return plan
+
+
+def _pause_contradictions(
+    doc: Located, file: PolicyFile, entry: PolicyEntry | OlaEntry, item: tuple, what: str
+) -> list[Issue]:
+    """What `slawatch policy check` refuses about pausing: settings that say opposite things,
+    or that can never hold (a clock that would never run)."""
+    issues: list[Issue] = []
+
+    def refuse(path: tuple, message: str) -> None:
+        issues.append(Issue(doc.line(item + path) or doc.line(item) or 0, f"{what}: {message}"))
+
+    given = dict(entry.pause) if entry.pause is not None else {}
+    given = {k: v for k, v in given.items() if v is not None}
+    defined = entry.targets.ms()
+    for name in given:
+        if name not in defined:
+            refuse(("pause", name), f"pause.{name}: the target {name!r} is not in its targets")
+    if isinstance(entry, PolicyEntry) and "first_response" in given:
+        explicit = "pause_first_response" in entry.model_fields_set
+        pause_first = bool(options(file, entry)["pause_first_response"])
+        if (pause_first and not given["first_response"]) or (
+            explicit and not pause_first and given["first_response"]
+        ):
+            refuse(
+                ("pause", "first_response"),
+                f"pause.first_response {list(given['first_response'])} contradicts "
+                f"pause_first_response: {str(pause_first).lower()} (say it once, in pause)",
+            )
+    statuses = entry.pause_statuses if entry.pause_statuses is not None else file.pause_statuses
+    tags = entry.pause_tags if entry.pause_tags is not None else file.pause_tags
+    for name, conditions in given.items():
+        if "statuses" in conditions and not statuses:
+            refuse(("pause", name), f"pause.{name} pauses on statuses, but pause_statuses is empty")
+        if "tags" in conditions and not tags:
+            refuse(("pause", name), f"pause.{name} pauses on tags, but pause_tags is empty")
+    plan = pause_plan(file, entry)
+    running = [n for n in defined if plan[n][0] or plan[n][1]]
+    if running and set(PAUSABLE_STATUSES) <= set(statuses):
+        if any(plan[n][0] for n in running):
+            refuse(
+                ("pause_statuses",),
+                "pause_statuses lists every open status: its clocks could never run",
+            )
+    match_tags = entry.match.tags if isinstance(entry, PolicyEntry) and entry.match else None
+    if match_tags and set(match_tags) <= set(tags) and any(plan[n][1] for n in running):
+        refuse(
+            ("pause_tags",),
+            f"it matches tickets by tags {sorted(match_tags)} and pauses on them: "
+            "its clocks could never run",
+        )
+    return issues
+
+
+def _ola_problems(doc: Located, file: PolicyFile, known_calendar: Any) -> list[Issue]:
+    """OLAs: a calendar that exists, unique ids, each group under one OLA."""
+    issues: list[Issue] = []
+    ids: dict[str, int] = {}
+    groups: dict[str, str] = {}
+    for index, entry in enumerate(file.olas):
+        item = ("olas", index)
+        what = f"ola {entry.id!r}"
+        line = doc.line(item) or 0
+        if entry.id in ids:
+            issues.append(Issue(line, f"{what}: duplicate id (first used on line {ids[entry.id]})"))
+        ids.setdefault(entry.id, line)
+        for group in entry.group:
+            if group in groups:
+                issues.append(
+                    Issue(
+                        doc.line(item + ("group",)) or line,
+                        f"{what}: group {group!r} already has ola {groups[group]!r}",
+                    )
+                )
+            groups.setdefault(group, entry.id)
+        known_calendar(entry.calendar, item + ("calendar",), what)
+        if entry.calendar is None and file.defaults.calendar is None:
+            issues.append(Issue(line, f"{what}: missing key 'calendar' (or set defaults.calendar)"))
+        issues.extend(_pause_contradictions(doc, file, entry, item, what))
     return issues
 
 

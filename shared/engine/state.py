@@ -237,12 +237,12 @@ class State:
         # the ticket, folded from the log in event-time order (ticket_log.fold_event)
         "created_at", "channel", "priority", "customer_tier", "customer_id", "group", "assignee",
         "tags", "url",
-        "subject", "status", "status_history", "first_reply_at", "public_agent_replies",
-        "solved_at", "csat", "nps", "attribute_values",
+        "subject", "status", "status_history", "tag_history", "first_reply_at",
+        "public_agent_replies", "solved_at", "csat", "nps", "attribute_values",
         # its SLA, derived by the machine
         "policy_id", "policy", "first_response_done", "first_response_ms", "resolution_ms",
         "next_response_cycle", "next_response_started_at", "periodic_update_cycle",
-        "periodic_update_started_at", "clocks", "last_met",
+        "periodic_update_started_at", "ola_groups", "clocks", "last_met",
     )  # fmt: skip
 
     def __init__(self, ticket_id: str, policies: PolicySet | None = None) -> None:
@@ -275,6 +275,8 @@ class State:
         self.subject: str | None = None
         self.status = "new"
         self.status_history: list[tuple[int, str]] = []
+        # (instant, tags) at each change of the tags (tag pauses are recounted from it)
+        self.tag_history: list[tuple[int, tuple[str, ...]]] = []
         self.first_reply_at: int | None = None  # the first public agent reply
         self.public_agent_replies = 0
         self.solved_at: int | None = None  # the last solve
@@ -290,6 +292,9 @@ class State:
         self.next_response_started_at: int | None = None  # None while no reply is awaited
         self.periodic_update_cycle = 0
         self.periodic_update_started_at: int | None = None  # the last agent reply or reopen
+        # The group of each OLA cycle, cycle n at index n - 1: a cycle starts at every
+        # assignment to a group with an OLA (and at a reopen while the group holds it).
+        self.ola_groups: list[str] = []
         self.clocks: dict[Target, Clock] = {}
         self.last_met: dict[Target, MetOutcome] = {}
 

@@ -179,12 +179,12 @@ def fold_event(state: State, entry: LogEntry) -> bool:
             state.channel = fields.get(CHANNEL)
             state.status = "new"
             state.status_history = [(t, "new")]
-        fold_attributes(state, fields)
+        fold_attributes(state, fields, t)
         if created:
             _fold_status(state, t, fields.get(STATUS, "new"))
         return True
     if kind is UPDATED or kind is ASSIGNED:
-        fold_attributes(state, fields)
+        fold_attributes(state, fields, t)
         return True
     if kind is SURVEY and fields:
         csat = fields.get(CSAT)
@@ -207,8 +207,9 @@ def _fold_status(state: State, t: int, new: str) -> bool:
     return True
 
 
-def fold_attributes(state: State, fields: dict[str, Any] | None) -> None:
-    """Apply the attributes an entry carries; drops the attribute tuple events share."""
+def fold_attributes(state: State, fields: dict[str, Any] | None, t: int) -> None:
+    """Apply the attributes an entry carries (at ``t``); drops the attribute tuple events
+    share, and records a change of the tags in the tag history (tag pauses recount it)."""
     if not fields:
         return
     state.attribute_values = None
@@ -217,7 +218,11 @@ def fold_attributes(state: State, fields: dict[str, Any] | None) -> None:
         if name is None:
             continue
         if name == "tags":
-            value = tuple(value or ())
-        elif name == "priority" and value is None:
+            tags = tuple(value or ())
+            if tags != state.tags:
+                state.tag_history.append((t, tags))
+            state.tags = tags
+            continue
+        if name == "priority" and value is None:
             continue
         setattr(state, name, value)

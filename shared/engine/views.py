@@ -18,9 +18,14 @@ from shared.engine.policy import DONE_STATUSES, PolicySet
 from shared.engine.state import State
 from shared.engine.ticket_log import event_hash
 from shared.events import TicketEvent
-from shared.sla_events import Target
+from shared.sla_events import GROUP_TARGETS, Target
 
 _ORDER: Final = {target.value: i for i, target in enumerate(Target)}
+_GROUP_TARGETS: Final = frozenset(GROUP_TARGETS)
+# Zendesk's definitions: agent work time counts while the ticket is new or open, requester
+# wait time while it is new, open or on-hold (not pending, not solved/closed).
+WORK_STATUSES: Final = frozenset({"new", "open"})
+WAIT_STATUSES: Final = frozenset({"new", "open", "on_hold"})
 
 
 def describe(state: State, now: datetime, policies: PolicySet | None = None) -> dict[str, Any]:
@@ -50,36 +55,38 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
             status = "breached"
         else:
             status = "running" if clock.running else "paused"
-        targets.append(
-            {
-                "target": spec.name,
-                "cycle": clock.cycle,
-                "status": status,
-                "breached": breached,
-                "policy": spec.policy,
-                "calendar": spec.calendar.name,
-                "started_at": from_ms(clock.cycle_start).isoformat(),
-                "deadline": None if deadline is None else from_ms(deadline).isoformat(),
-                "estimated": _estimated(ps, spec.calendar.name, deadline),
-                "target_seconds": spec.ms / 1000,
-                "elapsed_seconds": counted / 1000,
-                "remaining_seconds": max(0, spec.ms - counted) / 1000,
-                "overdue_seconds": max(0, counted - spec.ms) / 1000,
-            }
-        )
+        item = {
+            "target": spec.name,
+            "cycle": clock.cycle,
+            "status": status,
+            "breached": breached,
+            "policy": spec.policy,
+            "calendar": spec.calendar.name,
+            "started_at": from_ms(clock.cycle_start).isoformat(),
+            "deadline": None if deadline is None else from_ms(deadline).isoformat(),
+            "estimated": _estimated(ps, spec.calendar.name, deadline),
+            "target_seconds": spec.ms / 1000,
+            "elapsed_seconds": counted / 1000,
+            "remaining_seconds": max(0, spec.ms - counted) / 1000,
+            "overdue_seconds": max(0, counted - spec.ms) / 1000,
+        }
+        if spec.group is not None:
+            item["group"] = spec.group  # an OLA cycle: the group whose target it is
+        targets.append(item)
     for target, (cycle, met_at, breached) in sorted(state.last_met.items()):
         running = state.clocks.get(target)
         if running is not None and running.cycle == cycle:
             continue
-        targets.append(
-            {
-                "target": target.value,
-                "cycle": cycle,
-                "status": "met",
-                "breached": breached,
-                "met_at": from_ms(met_at).isoformat(),
-            }
-        )
+        item = {
+            "target": target.value,
+            "cycle": cycle,
+            "status": "met",
+            "breached": breached,
+            "met_at": from_ms(met_at).isoformat(),
+        }
+        if target in _GROUP_TARGETS and 0 < cycle <= len(state.ola_groups):
+            item["group"] = state.ola_groups[cycle - 1]
+        targets.append(item)
     targets.sort(key=lambda item: (_ORDER[item["target"]], item["cycle"]))
     due = next_due_ms(state)
     return {
@@ -99,6 +106,9 @@ def describe(state: State, now: datetime, policies: PolicySet | None = None) -> 
             "subject": state.subject,
         },
         "targets": targets,
+        # Every OLA cycle of the ticket, in order: which group held it from when.
+        "group_cycles": _group_cycles(state),
+        "work_time": _work_time(state),
         "next_due": None if due is None else from_ms(due).isoformat(),
         "as_of": from_ms(n).isoformat(),
     }
@@ -138,6 +148,7 @@ def facts(state: State) -> dict[str, Any]:
         "channel": state.channel,
         "group": state.group,
         "assignee": state.assignee,
+        "tags": list(state.tags),  # the board finds tickets a tag pauses by them
         "status": state.status,
         "created_at": _iso(state.created_at),
         "first_response_at": _iso(state.first_reply_at),
@@ -151,7 +162,40 @@ def facts(state: State) -> dict[str, Any]:
         "targets": per_target,
         "targets_met": met,
         "targets_breached": breached,
+        **_work_time(state),
     }
+
+
+def _group_cycles(state: State) -> list[dict[str, Any]]:
+    return [{"cycle": n, "group": g} for n, g in enumerate(state.ola_groups, start=1)]
+
+
+def _work_time(state: State) -> dict[str, int | None]:
+    """Agent work time and requester wait time, in the policy's business time and in
+    calendar time (ms): the time the ticket spent in the work / wait statuses, from its
+    creation to its last solve (across reopens), or to the horizon (the latest instant the
+    state was brought to) while it is open. None before the ticket is created."""
+    keys = ("agent_work_business_ms", "agent_work_calendar_ms",
+            "requester_wait_business_ms", "requester_wait_calendar_ms")  # fmt: skip
+    if state.created_at is None or state.policy is None:
+        return dict.fromkeys(keys)
+    calendar = state.policy.calendar
+    end = max(state.horizon, state.created_at)
+    history = state.status_history
+    work_business = work_calendar = wait_business = wait_calendar = 0
+    for index, (at, status) in enumerate(history):
+        until = history[index + 1][0] if index + 1 < len(history) else end
+        if until <= at or status not in WAIT_STATUSES:
+            continue
+        business = calendar.elapsed(at, until)
+        wait_business += business
+        wait_calendar += until - at
+        if status in WORK_STATUSES:
+            work_business += business
+            work_calendar += until - at
+    return dict(
+        zip(keys, (work_business, work_calendar, wait_business, wait_calendar), strict=True)
+    )
 
 
 def _iso(ms: int | None) -> str | None:

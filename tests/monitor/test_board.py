@@ -25,6 +25,7 @@ version: 1
 calendars:
   always: {timezone: UTC, always_open: true}
 pause_statuses: [pending, on_hold]
+pause_tags: [waiting-vendor]
 policies:
   - id: gold
     match: {customer_tier: [gold]}
@@ -69,20 +70,25 @@ async def test_board_timeline_and_series(kafka_bootstrap, topic_prefix, fresh_da
             # paused: pending
             created("P1", t0 - timedelta(minutes=3)),
             status("P1", t0 - timedelta(minutes=2), "pending"),
+            # paused by a tag (its resolution; first response never pauses by default)
+            created("P2", t0 - timedelta(minutes=3), tags=["waiting-vendor"]),
         ] + [created(f"G{i:02d}", t0 - timedelta(minutes=4, seconds=i), customer_tier="gold") for i in range(12)]
         await produce(kafka_bootstrap, settings.topic_events, events)
         async with httpx.AsyncClient(base_url=monitor.url, timeout=10, headers=READ_AUTH) as client:
             assert (await client.get("/v1/board", headers={"Authorization": ""})).status_code == 401
             for _ in range(100):
                 body = (await client.get("/v1/board")).json()
-                if body["counts"] == {"at_risk": 13, "breached": 1, "paused": 1}:
+                if body["counts"] == {"at_risk": 13, "breached": 1, "paused": 2}:
                     break
                 await asyncio.sleep(0.2)
-            assert body["counts"] == {"at_risk": 13, "breached": 1, "paused": 1}, body["counts"]
+            assert body["counts"] == {"at_risk": 13, "breached": 1, "paused": 2}, body["counts"]
             items = body["items"]
             assert items[0]["ticket_id"] == "B1" and items[0]["board_state"] == "breached"
             assert items[0]["overdue_seconds"] > 250 and items[0]["group"] == "billing"
-            assert items[-1]["ticket_id"] == "P1" and items[-1]["board_state"] == "paused"
+            assert [(i["ticket_id"], i["target"]) for i in items if i["board_state"] == "paused"] == [
+                ("P1", "resolution"),
+                ("P2", "resolution"),
+            ]
             assert items[0]["clock_running"] is True  # the `always` calendar is open
             assert items[-1]["clock_running"] is False
             deadlines = [i["deadline"] for i in items if i["board_state"] != "paused"]

@@ -125,6 +125,12 @@ async def test_read_api_reports_replay_and_policy_reload(
             assert gold["tickets"] == 2 and gold["solved"] == 1 and gold["fcr_pct"] == 100.0
             assert gold["csat_avg"] == 4.0 and gold["nps"] == 100.0
             assert gold["targets_met"] >= 1 and gold["first_response_p50_s"] == 5.0
+            # Q1 was new from creation to the solve, 8 s: work and wait time alike (the
+            # ticket_facts columns of the same names, medians over solved tickets).
+            assert gold["agent_work_business_p50_s"] == gold["agent_work_calendar_p50_s"] == 8.0
+            assert gold["requester_wait_business_p50_s"] == 8.0
+            q1 = (await client.get("/v1/tickets/Q1/sla")).json()
+            assert q1["work_time"]["requester_wait_calendar_ms"] == 8000
             other = next(g for g in report["groups"] if g["customer_tier"] == "(none)")
             assert other["targets_breached"] == 1 and other["sla_met_pct"] == 0.0
             csv = await client.get(
