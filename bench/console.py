@@ -35,8 +35,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.sla_monitor import migrate  # noqa: E402
-from shared.devstack import Broker, Postgres, free_port  # noqa: E402
+from services.database import migrate  # noqa: E402
+from services.dev.provision import Broker, Postgres, free_port  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
 

@@ -42,8 +42,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.dev.provision import Broker, free_port  # noqa: E402
 from services.ingest.sources import ADAPTERS  # noqa: E402
-from shared.devstack import Broker, free_port  # noqa: E402
 from shared.kafka import ensure_topics, make_producer  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
 from tests.sources import payloads  # noqa: E402

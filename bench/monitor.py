@@ -33,9 +33,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.sla_monitor import migrate  # noqa: E402
+from services.database import migrate  # noqa: E402
+from services.dev.provision import Broker, Postgres, free_port  # noqa: E402
 from shared.db import asyncpg_dsn  # noqa: E402
-from shared.devstack import Broker, Postgres, free_port  # noqa: E402
 from shared.engine import apply, load_policies, next_due, serialise  # noqa: E402
 from shared.events import parse_event  # noqa: E402
 from shared.kafka import ensure_topics, make_producer  # noqa: E402

@@ -36,9 +36,9 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.database import migrate  # noqa: E402
+from services.dev.provision import Broker, Postgres, free_port  # noqa: E402
 from services.notifier.app import FETCH_MAX_WAIT_MS  # noqa: E402
-from services.sla_monitor import migrate  # noqa: E402
-from shared.devstack import Broker, Postgres, free_port  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.settings import CommonSettings  # noqa: E402
 from shared.sla_events import SlaEvent, dump_sla_event, sla_event_id  # noqa: E402

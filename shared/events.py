@@ -10,7 +10,6 @@ is parsed again (the monitor dead-letters it).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -258,6 +257,3 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
 }
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

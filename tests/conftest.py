@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
+from services.dev.provision import Broker, Postgres
 from shared.db import asyncpg_dsn, with_database
-from shared.devstack import Broker, Postgres
 
 settings.register_profile(
     "ci",

@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from shared.devstack import free_port
+from services.dev.provision import free_port
 from shared.settings import CommonSettings
 
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.devstack import free_port
+from services.dev.provision import free_port
 from tests.helpers import wait_ready_sync
 
 # The port variable of each service (the monitor's package is sla_monitor, its name monitor).

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from shared.devstack import free_port
+from services.dev.provision import free_port
 
 pytestmark = pytest.mark.integration
 

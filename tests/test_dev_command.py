@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.devstack import free_port
+from services.dev.provision import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_embedded_postgres_stops_when_its_owner_is_killed_hard(tmp_path) -> None
 
     script = (
         "import json, sys, time\n"
-        "from shared.devstack import Postgres\n"
+        "from services.dev.provision import Postgres\n"
         "pg = Postgres().start()\n"
         "pid = int((pg.directory / 'pgdata' / 'postmaster.pid').read_text().split()[0])\n"
         "print(json.dumps({'pid': pid, 'dir': str(pg.directory)}), flush=True)\n"

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from services.schemas import SCHEMAS, render
 from shared.events import (
     EVENT_TYPES,
     EXAMPLES,
@@ -20,7 +21,6 @@ from shared.events import (
     dump_event,
     parse_event,
 )
-from shared.schema_export import SCHEMAS, render
 from shared.sla_events import EXAMPLE, SlaEvent, dump_sla_event, parse_sla_event, sla_event_id
 
 

@@ -25,12 +25,12 @@ from starlette.routing import request_response
 
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import BrokerUnavailable, Publisher
+from services.ingest.settings import IngestSettings
 from shared.auth import ApiKeys, bearer_token
 from shared.bounds import MAX_JSON_DEPTH, json_depth
 from shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
 from shared.http_errors import METRICS_RESPONSE, ReadyStatus
 from shared.kafka import broker_reachable
-from shared.settings import IngestSettings
 
 log = logging.getLogger("slawatch.ingest")
 

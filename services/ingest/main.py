@@ -7,10 +7,11 @@ import logging
 import sys
 
 from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from services.ingest.sources.mapping import MappingError
 from shared.auth import ApiKeys, api_keys_setting
 from shared.logs import configure_logging
-from shared.settings import IngestSettings, bad_setting, load_settings, require
+from shared.settings import bad_setting, load_settings, require
 from shared.tasks import run_service
 
 log = logging.getLogger("slawatch.ingest")

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.ingest.settings import IngestSettings
 from shared.kafka import make_producer
-from shared.settings import IngestSettings
 
 log = logging.getLogger("slawatch.ingest.publisher")
 _PARTITIONER = DefaultPartitioner()

@@ -1,17 +1,14 @@
 """The notifier process: consumer, dispatcher and the HTTP API, in one event loop.
 
 HTTP: silences (``/v1/silences``), the delivery log (``/v1/notifications``), ``/healthz``,
-``/readyz``, ``/metrics``; with ``SLAWATCH_ENV=dev`` also ``/dev/webhook-sink``, the local
-signed-webhook receiver the example routing file sends to.
+``/readyz``, ``/metrics``. (The example routing file's webhook receiver is a dev tool of its
+own, services/dev/webhook_sink.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
-import os
 import uuid
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -20,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +29,6 @@ from services.notifier.consumer import SlaConsumer
 from services.notifier.core import NotifierCore
 from services.notifier.dispatcher import Dispatcher, lanes_for
 from services.notifier.integrations import build_integration
-from services.notifier.integrations.webhook import webhook_signature
 from services.notifier.matchers import (
     MAX_PATTERN_LENGTH,
     MAX_VALUE_LENGTH,
@@ -75,8 +71,6 @@ from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise,
 log = logging.getLogger("slawatch.notifier")
 
 FETCH_MAX_WAIT_MS = 50
-DEV_WEBHOOK_SECRET_VAR = "SLAWATCH_DEV_WEBHOOK_SECRET"
-DEV_WEBHOOK_SECRET_DEFAULT = "slawatch-dev-webhook-secret"  # as in examples/routes.yaml
 MAX_BODY_BYTES = 64 * 1024  # a silence is a few hundred bytes
 
 
@@ -606,35 +600,5 @@ def create_app(
     @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
     async def metrics() -> Response:
         return Response(generate_latest(notifier.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    if settings.is_dev:
-
-        @app.post("/dev/webhook-sink", status_code=204, include_in_schema=False)
-        async def dev_webhook_sink(request: Request) -> Response:
-            """Receives the example routing file's signed webhook and checks its signature."""
-            body = await request.body()
-            secret = os.environ.get(DEV_WEBHOOK_SECRET_VAR, DEV_WEBHOOK_SECRET_DEFAULT)
-            header = request.headers.get("x-slawatch-signature", "")
-            parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-            try:
-                expected = webhook_signature(secret, int(parts.get("t", "")), body)
-            except ValueError:
-                expected = ""
-            if not expected or not hmac.compare_digest(expected, parts.get("v1", "")):
-                log.warning("dev webhook sink: refused a request with a bad signature")
-                return Response(status_code=401)
-            try:
-                events = [
-                    (e["kind"], e["ticket_id"], e["target"], e.get("level", "-"))
-                    for e in json.loads(body)["events"]
-                ]
-            except (ValueError, KeyError, TypeError, AttributeError):
-                return Response("expected a slawatch webhook body with `events`", status_code=400)
-            for kind, ticket, target, level in events:
-                print(
-                    f"[webhook sink] signature ok  {kind:<14} {ticket:<12} {target:<15} level={level}",
-                    flush=True,
-                )
-            return Response(status_code=204)
 
     return app

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -25,21 +25,3 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(self.real_seconds(seconds), 0.0))
-
-
-class ScaledClock(Clock):
-    """Clock time runs ``speed`` times faster than real time, from ``start``."""
-
-    def __init__(self, speed: float, start: datetime | None = None) -> None:
-        self.speed = speed
-        self._real0 = time.monotonic()
-        self._start = start or datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return (time.monotonic() - self._real0) * self.speed
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self.monotonic())
-
-    def real_seconds(self, seconds: float) -> float:
-        return seconds / self.speed

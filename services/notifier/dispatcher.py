@@ -285,16 +285,6 @@ class Dispatcher:
             and all(lane.idle for lane in self.lanes.values())
         )
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """For tests and benchmarks: wait (real seconds) until :attr:`idle`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.idle:
-            if loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
-
     # ------------------------------------------------------------ intake
 
     async def submit(self, events: Sequence[SlaEvent], shard: int | None = None) -> int:

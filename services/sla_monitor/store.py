@@ -319,13 +319,6 @@ class Store:
             offset,
         )
 
-    async def open_ticket_ids(self, partitions: Sequence[int]) -> list[str]:
-        rows = await self.pool.fetch(
-            "SELECT ticket_id FROM ticket_state WHERE open AND partition = ANY($1::int[])",
-            list(partitions),
-        )
-        return [r["ticket_id"] for r in rows]
-
     async def retained_events(self, ticket_id: str) -> list[str]:
         rows = await self.pool.fetch(
             "SELECT payload FROM (SELECT DISTINCT ON (event_id) event_id, occurred_at, payload "

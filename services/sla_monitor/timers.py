@@ -11,7 +11,6 @@ a churn of reschedules cannot grow it without bound.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
 
 
 class DeadlineHeap:
@@ -27,9 +26,6 @@ class DeadlineHeap:
     def __contains__(self, ticket_id: object) -> bool:
         return ticket_id in self._due
 
-    def due_at(self, ticket_id: str) -> float | None:
-        return self._due.get(ticket_id)
-
     def schedule(self, ticket_id: str, due: float | None) -> None:
         """Set (or with ``None`` clear) the one due time of a ticket."""
         if due is None:
@@ -42,12 +38,6 @@ class DeadlineHeap:
 
     def cancel(self, ticket_id: str) -> None:
         self.schedule(ticket_id, None)
-
-    def cancel_many(self, ticket_ids: Iterable[str]) -> None:
-        for ticket_id in ticket_ids:
-            self._due.pop(ticket_id, None)
-        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._due):
-            self._compact()
 
     def next_due(self) -> float | None:
         """The earliest live due time (drops stale entries it meets on the way)."""

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.db import asyncpg_dsn, with_database
 from tests.console.stack import ARTEFACTS, Stack, start_stack
 from tests.helpers import serve

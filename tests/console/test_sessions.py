@@ -91,7 +91,7 @@ def test_bad_console_settings_stop_it_with_one_line(env, variable) -> None:
 
 
 async def test_a_service_that_cannot_be_reached_is_shown_plainly() -> None:
-    from shared.devstack import free_port
+    from services.dev.provision import free_port
 
     closed = f"http://127.0.0.1:{free_port()}"
     async with client(console_monitor_url=closed, console_notifier_url=closed) as http:

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.db import asyncpg_dsn, with_database
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings

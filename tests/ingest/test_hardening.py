@@ -12,9 +12,9 @@ import schemathesis
 from schemathesis.core.failures import FailureGroup
 
 from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from shared.bounds import MAX_JSON_DEPTH
 from shared.kafka import ensure_topics
-from shared.settings import IngestSettings
 from tests.helpers import serve, topic_settings, topic_size
 from tests.ingest.test_ingest import AUTH, KEYS, Ingest, event
 

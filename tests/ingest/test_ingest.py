@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from shared.auth import ApiKeys
 from shared.events import EXAMPLES
 from shared.kafka import ensure_topics
-from shared.settings import IngestSettings
 from tests.helpers import read_topic, serve, topic_settings, topic_size
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.devstack import free_port
+from services.dev.provision import free_port
+from services.ingest.settings import IngestSettings
 from shared.kafka import ensure_topics
-from shared.settings import IngestSettings
 from tests.helpers import read_topic, topic_settings, wait_ready
 
 pytestmark = pytest.mark.integration

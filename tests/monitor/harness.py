@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from shared.devstack import free_port
+from services.dev.provision import free_port
 from tests.helpers import wait_ready, wait_ready_sync
 
 FAST_POLICIES = Path(__file__).with_name("fast-policies.yaml")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.engine.helpers import Downstream

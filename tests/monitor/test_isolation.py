@@ -23,7 +23,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.db import asyncpg_dsn
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 
 import services.notifier.schema  # noqa: F401 - the notifier's tables share the history
 import services.sla_monitor.schema  # noqa: F401
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.db import make_engine, metadata
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.sla_monitor import migrate
-from shared.devstack import Postgres
+from services.database import migrate
+from services.dev.provision import Postgres
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings, wait_ready

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings

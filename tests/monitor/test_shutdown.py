@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings

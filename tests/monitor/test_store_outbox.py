@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from services.sla_monitor.outbox import OutboxDrainer
 from services.sla_monitor.store import BatchWrite, OutboxRow, RetainedEvent, Store, TicketRow
 from shared.kafka import ensure_topics, make_producer

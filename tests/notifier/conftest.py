@@ -13,17 +13,16 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from services.dev.provision import free_port
 from services.notifier.clock import Clock
 from services.notifier.config import RoutingConfig
 from services.notifier.core import NotifierCore
 from services.notifier.dispatcher import Dispatcher, lanes_for
 from services.notifier.metrics import NotifierMetrics
-from services.notifier.sink import MemorySink
 from services.notifier.stages.retry import RetryPolicy
 from services.notifier.templates import Renderer
-from shared.devstack import free_port
 from tests.helpers import serve
-from tests.notifier.support import HttpSink
+from tests.notifier.support import HttpSink, MemorySink
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +60,16 @@ class Pipeline:
     sink: MemorySink
     metrics: NotifierMetrics
     client: httpx.AsyncClient
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait (real seconds) until the dispatcher has nothing queued or in flight."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.dispatcher.idle:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def count(self, name: str, **labels: str) -> float:
         value = self.metrics.registry.get_sample_value(f"slawatch_notifier_{name}_total", labels)

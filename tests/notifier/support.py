@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.notifier.clock import Clock
 from services.notifier.config import RoutingConfig, parse_routes
-from services.notifier.model import Notice
+from services.notifier.model import Notice, NoticeKey, Status, StatusChange
 from shared.sla_events import SlaEvent, parse_sla_event, sla_event_id
 
 T0 = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)
@@ -167,3 +168,61 @@ class HttpSink:
                 )
             await asyncio.sleep(0.01)
         return self.at(path)
+
+
+# An in-process delivery log for tests of the pipeline that are not about storage (the
+# service never uses one: it would lose queued notifications on a restart).
+@dataclass
+class MemoryRow:
+    notice: Notice
+    status: Status
+    reason: str = ""
+    message_id: str | None = None
+    duplicates: int = 0
+
+
+@dataclass
+class MemorySink:
+    rows: dict[NoticeKey, MemoryRow] = field(default_factory=dict)
+    dead_letters: list[tuple[Notice, str]] = field(default_factory=list)
+    history: list[StatusChange] = field(default_factory=list)
+
+    async def enqueue(self, notices: Sequence[Notice]) -> list[Notice]:
+        fresh = []
+        for notice in notices:
+            row = self.rows.get(notice.key)
+            if row is None:
+                self.rows[notice.key] = MemoryRow(notice, Status.queued)
+                fresh.append(notice)
+            else:
+                row.duplicates += 1
+        return fresh
+
+    async def record(self, changes: Sequence[StatusChange]) -> None:
+        for change in changes:
+            self.history.append(change)
+            row = self.rows.setdefault(change.notice.key, MemoryRow(change.notice, change.status))
+            row.notice, row.status, row.reason = change.notice, change.status, change.reason
+            if change.message_id:
+                row.message_id = change.message_id
+
+    async def dead_letter(self, notices: Sequence[Notice], reason: str) -> None:
+        self.dead_letters.extend((n, reason) for n in notices)
+
+
+class ScaledClock(Clock):
+    """Clock time runs ``speed`` times faster than real time, from ``start``."""
+
+    def __init__(self, speed: float, start: datetime | None = None) -> None:
+        self.speed = speed
+        self._real0 = time.monotonic()
+        self._start = start or datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._real0) * self.speed
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self.monotonic())
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds / self.speed

@@ -438,7 +438,7 @@ def test_example_routes_file_is_valid() -> None:
 def test_published_routes_schema_matches_the_models() -> None:
     import json
 
-    from shared.schema_export import render
+    from services.schemas import render
 
     published = Path("docs/schemas/routes.schema.json").read_text()
     assert published == render("routes.schema.json"), "regenerate: slawatch schemas"

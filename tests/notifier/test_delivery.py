@@ -10,14 +10,13 @@ import uuid
 
 import pytest
 
-from services.notifier.clock import ScaledClock
 from services.notifier.config import RoutingConfig
 from services.notifier.matchers import Matchers
 from services.notifier.model import Status
 from services.notifier.stages.retry import RetryPolicy
 from services.notifier.stages.silences import Silence
 from tests.notifier.conftest import running_pipeline
-from tests.notifier.support import routes, sla_event
+from tests.notifier.support import ScaledClock, routes, sla_event
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,7 @@ async def test_500s_then_success_is_retried_and_delivered_once(http_sink) -> Non
     async with running_pipeline(config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=FAST) as pipe:
         assert await pipe.dispatcher.submit([sla_event()]) == 1
         await sink.wait_for(p, 3)
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         requests = sink.at(p)
         assert len(requests) == 3
         assert len({r.headers["x-slawatch-delivery"] for r in requests}) == 1
@@ -72,7 +71,7 @@ async def test_429_retry_after_is_honoured(http_sink) -> None:
         await pipe.dispatcher.submit([sla_event()])
         first, second = await sink.wait_for(p, 2, timeout=10)
         assert second.at - first.at >= 0.95  # the backoff alone would have been <= 0.05s
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         assert [row.status for row in pipe.sink.rows.values()] == [Status.sent]
 
 
@@ -89,7 +88,7 @@ async def test_provider_rate_limit_code_waits_its_throttle_time(http_sink) -> No
         await pipe.dispatcher.submit([sla_event()])
         first, second = await sink.wait_for(p, 2, timeout=10)
         assert (second.at - first.at) * clock.speed >= 590
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         assert [row.status for row in pipe.sink.rows.values()] == [Status.sent]
 
 
@@ -101,7 +100,7 @@ async def test_timeout_is_retried(http_sink) -> None:
     async with running_pipeline(config, retry=FAST) as pipe:
         await pipe.dispatcher.submit([sla_event()])
         await sink.wait_for(p, 2)
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         [row] = pipe.sink.rows.values()
         assert row.status is Status.sent and row.notice.attempts == 2
         assert pipe.sink.history[0].reason.startswith("timeout")
@@ -113,7 +112,7 @@ async def test_permanent_400_goes_to_the_dead_letters_at_once(http_sink) -> None
     sink.script(p).always(400, b"invalid_payload")
     async with running_pipeline(config_for(f'{{type: slack, url: "{url}{p}"}}'), retry=FAST) as pipe:
         await pipe.dispatcher.submit([sla_event()])
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         assert len(sink.at(p)) == 1
         [(notice, reason)] = pipe.sink.dead_letters
         assert reason == "permanent failure: HTTP 400: invalid_payload"
@@ -144,7 +143,7 @@ async def test_200_with_error_body(http_sink, integration, answers, final, reque
     async with running_pipeline(config, retry=patient, clock=clock) as pipe:
         await pipe.dispatcher.submit([sla_event()])
         await sink.wait_for(p, requests)
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         assert len(sink.at(p)) == requests
         [row] = pipe.sink.rows.values()
         assert row.status is final
@@ -157,7 +156,7 @@ async def test_provider_down_longer_than_the_retry_budget(http_sink) -> None:
     budget = RetryPolicy(max_attempts=50, base_s=0.05, cap_s=0.1, budget_s=0.6)
     async with running_pipeline(config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=budget) as pipe:
         await pipe.dispatcher.submit([sla_event(ticket="T-1")])
-        assert await pipe.dispatcher.wait_idle(10)
+        assert await pipe.wait_idle(10)
         tries = len(sink.at(p))
         assert tries >= 3
         [(notice, reason)] = pipe.sink.dead_letters
@@ -165,13 +164,13 @@ async def test_provider_down_longer_than_the_retry_budget(http_sink) -> None:
         assert reason.startswith("retry budget of 0.6s exhausted after") and "HTTP 503" in reason
         # the circuit is open: the next message gets one attempt while the provider is down
         await pipe.dispatcher.submit([sla_event(ticket="T-2")])
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         assert len(sink.at(p)) == tries + 1
         assert pipe.sink.dead_letters[1][1].startswith("circuit open")
         # the provider is back: delivered, and the circuit closes
         sink.script(p).always(200, b"")
         await pipe.dispatcher.submit([sla_event(ticket="T-3")])
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         statuses = {row.notice.event.ticket_id: row.status for row in pipe.sink.rows.values()}
         assert statuses == {"T-1": Status.dlq, "T-2": Status.dlq, "T-3": Status.sent}
         assert pipe.count("failed", receiver="r", integration="webhook") == 2
@@ -186,7 +185,7 @@ async def test_a_warning_superseded_while_retrying_is_not_sent(http_sink) -> Non
         await pipe.dispatcher.submit([sla_event("sla.warning", fraction=0.8)])
         await sink.wait_for(p, 1)
         await pipe.dispatcher.submit([sla_event("sla.breached")])
-        assert await pipe.dispatcher.wait_idle(10)
+        assert await pipe.wait_idle(10)
         delivered = [r.json() for r in sink.at(p) if r is sink.at(p)[-1]]
         assert [e["kind"] for e in delivered[0]["events"]] == ["sla.breached"]
         statuses = {row.notice.event.kind.value: row.status for row in pipe.sink.rows.values()}
@@ -200,7 +199,7 @@ async def test_the_same_event_twice_is_sent_once(http_sink) -> None:
         event = sla_event()
         assert await pipe.dispatcher.submit([event, event]) == 1
         assert await pipe.dispatcher.submit([event]) == 0
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         await asyncio.sleep(0.2)
         assert len(sink.at(p)) == 1
         assert pipe.count("deduplicated", receiver="r", integration="webhook") == 2
@@ -217,7 +216,7 @@ async def test_silenced_notifications_are_logged_not_sent(http_sink) -> None:
             Silence("maint-1", Matchers.parse({"ticket_id": "T-9"}), now, now + timedelta(hours=1))
         )
         await pipe.dispatcher.submit([sla_event(ticket="T-9"), sla_event(ticket="T-10")])
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
         [request] = sink.at(p)
         assert [e["ticket_id"] for e in request.json()["events"]] == ["T-10"]
         statuses = {row.notice.event.ticket_id: (row.status, row.reason) for row in pipe.sink.rows.values()}
@@ -267,7 +266,7 @@ async def test_storm_of_1000_breaches_in_a_minute_is_grouped_paced_and_complete(
             events = [sla_event(ticket=f"S-{chunk}-{i:03d}") for i in range(100)]
             assert await pipe.dispatcher.submit(events) == 100
             await clock.sleep(6)
-        assert await pipe.dispatcher.wait_idle(30)
+        assert await pipe.wait_idle(30)
         requests = sink.at(p)
         listed = [
             block["text"]["text"]
@@ -314,7 +313,7 @@ async def test_sent_and_given_up_lines_carry_ticket_and_notification_ids(http_si
     async with running_pipeline(config, retry=FAST) as pipe:
         event = sla_event(ticket="T-LOG")
         await pipe.dispatcher.submit([event])
-        assert await pipe.dispatcher.wait_idle(5)
+        assert await pipe.wait_idle(5)
     sent = [r for r in caplog.records if r.getMessage().startswith("sent 1 notification")]
     given_up = [r for r in caplog.records if r.getMessage().startswith("giving up")]
     assert [r.ticket_id for r in sent] == ["T-LOG"] and sent[0].notification_ids == [event.id]

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.database import migrate
 from services.notifier.app import create_app
 from services.notifier.config import load_routes
 from services.notifier.settings import NotifierSettings
-from services.sla_monitor import migrate
 from shared.auth import ApiKeys
 from shared.kafka import ensure_topics
 from tests.helpers import serve, topic_settings

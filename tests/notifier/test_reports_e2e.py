@@ -29,13 +29,13 @@ import asyncpg
 import httpx
 import pytest
 
+from services.database import migrate
+from services.dev.provision import free_port
 from services.notifier.app import create_app
 from services.notifier.clock import Clock
 from services.notifier.config import load_routes
 from services.notifier.settings import NotifierSettings
-from services.sla_monitor import migrate
 from shared.db import asyncpg_dsn, with_database
-from shared.devstack import free_port
 from shared.kafka import ensure_topics
 from tests.helpers import read_topic, serve, topic_settings
 from tests.helpers import wait_ready as wait_until_ready

@@ -16,7 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from alembic.script import ScriptDirectory
 
-from services.sla_monitor import migrate
+from services.database import migrate
 from shared.db import asyncpg_dsn
 from tests.ops.deployfiles import COMPOSE, load_yaml
 

@@ -1,7 +1,7 @@
 """The per-source mapping file: what differs between installations of one helpdesk.
 
 Declared once, as the pydantic model :class:`SourceMapping`; docs/schemas/source-mapping.schema.json
-is generated from it (shared/schema_export.py). Files are read with the notifier's
+is generated from it (services/schemas.py). Files are read with the notifier's
 line-keeping YAML loader (shared/yamlsource.py), so every problem is reported as
 ``FILE:LINE: problem``, all at once, by ``slawatch sources check`` and at ingest start.
 

@@ -32,6 +32,7 @@ from services.ingest.app import (
 )
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publisher import BrokerUnavailable, Publisher
+from services.ingest.settings import IngestSettings
 from services.ingest.sources import ADAPTERS
 from services.ingest.sources.base import Unauthorized, Unavailable
 from services.ingest.sources.pipeline import (
@@ -43,7 +44,6 @@ from services.ingest.sources.pipeline import (
     source_settings,
     translate,
 )
-from shared.settings import IngestSettings
 
 log = logging.getLogger("slawatch.ingest.sources")
 

@@ -1,5 +1,6 @@
 """Export the event contracts and the configuration files as JSON Schema (docs/schemas/),
-generated from the models (`slawatch schemas`).
+generated from the models (`slawatch schemas`). It lives above the services because it
+gathers every service's contract; the project library (shared/) never imports a service.
 
 The files under docs/schemas/ are generated, never hand-edited; a test fails when they
 drift from the models, so the published contract is always the enforced one.
@@ -14,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from services.ingest.sources.mapping import mapping_json_schema
+from services.notifier.routes_file import json_schema as routes_json_schema
 from shared.engine.policy_file import PolicyFile
 from shared.events import ticket_event_adapter
 from shared.sla_events import SlaEvent
@@ -40,23 +43,9 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest-batch.schema.json": _batch_schema,
     "sla-event.schema.json": lambda: SlaEvent.model_json_schema(),
     "policy.schema.json": lambda: PolicyFile.model_json_schema(),
-    "routes.schema.json": lambda: _routes_schema(),
-    "source-mapping.schema.json": lambda: _mapping_schema(),
+    "routes.schema.json": routes_json_schema,
+    "source-mapping.schema.json": mapping_json_schema,
 }
-
-
-def _routes_schema() -> dict[str, Any]:
-    # The routing file is the notifier's: imported only when its schema is written.
-    from services.notifier.routes_file import json_schema
-
-    return json_schema()
-
-
-def _mapping_schema() -> dict[str, Any]:
-    # A helpdesk mapping file is ingest's: imported only when its schema is written.
-    from services.ingest.sources.mapping import mapping_json_schema
-
-    return mapping_json_schema()
 
 
 def render(name: str) -> str:

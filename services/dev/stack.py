@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 from services.cli import SERVICES, available
+from services.dev.provision import _die_with_parent, provision
 from shared.auth import DEV_TOKEN
-from shared.devstack import _die_with_parent, provision
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings, SettingsError, load_settings
 
@@ -159,6 +159,13 @@ def dev_main(argv: Sequence[str]) -> int:
             env.setdefault(var, f"http://{host}:{env.get(PORT_VARS[name], DEFAULT_PORTS[name])}")
         processes: dict[str, subprocess.Popen[bytes]] = {}
         try:
+            if "notifier" in services:  # the example routing file's webhook goes here
+                processes["webhook-sink"] = subprocess.Popen(
+                    [sys.executable, "-m", "services.dev.webhook_sink"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
             for name in services:
                 processes[name] = _spawn(name, env)
             for name in services:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from services.dev import STATE_FILE
+from services.dev.stack import STATE_FILE
 from shared.auth import DEV_TOKEN
 
 
