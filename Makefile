@@ -66,7 +66,7 @@ test-engine-pure: install
 	@rm -rf $(PURE) && mkdir -p $(PURE)
 	@cp -r shared services tests docs pyproject.toml examples $(PURE)/
 	@find $(PURE) -name '*$(EXT_SUFFIX)' -delete
-	cd $(PURE) && $(CURDIR)/$(VENV)/bin/python -c 'import shared.engine as e; assert not e.NATIVE, e.machine.__file__; print("pure-Python engine:", e.machine.__file__)'
+	cd $(PURE) && $(CURDIR)/$(VENV)/bin/python -c 'import slawatch.shared.engine as e; assert not e.NATIVE, e.machine.__file__; print("pure-Python engine:", e.machine.__file__)'
 	cd $(PURE) && $(CURDIR)/$(VENV)/bin/pytest -p no:cacheprovider -q tests/engine tests/test_events.py
 
 test-unit: install

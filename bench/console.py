@@ -35,10 +35,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.database import migrate  # noqa: E402
-from services.dev.provision import Broker, Postgres, free_port  # noqa: E402
-from shared.kafka import ensure_topics  # noqa: E402
-from shared.settings import CommonSettings  # noqa: E402
+from slawatch.services.database import migrate  # noqa: E402
+from slawatch.services.dev.provision import Broker, Postgres, free_port  # noqa: E402
+from slawatch.shared.kafka import ensure_topics  # noqa: E402
+from slawatch.shared.settings import CommonSettings  # noqa: E402
 
 TOKEN = "bench-console-" + uuid.uuid4().hex
 KEYS = f"bench:admin:{hashlib.sha256(TOKEN.encode()).hexdigest()}"
@@ -76,7 +76,7 @@ class Process:
         self.log = folder / f"{name}.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", name],
+            [sys.executable, "-m", "slawatch.services.cli", name],
             env={**clean, **env, port_var: str(self.port)},
             stdout=open(self.log, "ab"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,

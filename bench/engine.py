@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.engine import (  # noqa: E402
+from slawatch.shared.engine import (  # noqa: E402
     NATIVE,
     advance,
     apply,
@@ -53,7 +53,7 @@ from shared.engine import (  # noqa: E402
     serialise,
     to_ms,
 )
-from shared.events import TicketEvent, parse_event  # noqa: E402
+from slawatch.shared.events import TicketEvent, parse_event  # noqa: E402
 
 GOAL_EPS = 100_000
 GOAL_DEADLINE_US = 50.0

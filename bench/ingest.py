@@ -42,10 +42,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.dev.provision import Broker, free_port  # noqa: E402
-from services.ingest.sources import ADAPTERS  # noqa: E402
-from shared.kafka import ensure_topics, make_producer  # noqa: E402
-from shared.settings import CommonSettings  # noqa: E402
+from slawatch.services.dev.provision import Broker, free_port  # noqa: E402
+from slawatch.services.ingest.sources import ADAPTERS  # noqa: E402
+from slawatch.shared.kafka import ensure_topics, make_producer  # noqa: E402
+from slawatch.shared.settings import CommonSettings  # noqa: E402
 from tests.sources import payloads  # noqa: E402
 from tests.sources.rsa import TestKey, jwks_server  # noqa: E402
 
@@ -341,7 +341,7 @@ def ingest_process(bootstrap: str, topic: str, jwks_url: str = "http://127.0.0.1
         "SLAWATCH_SOURCE_ZOHO_DESK_ORG_ID": payloads.ZOHO_ORG,
         "SLAWATCH_SOURCE_ZOHO_DESK_JWKS_URL": jwks_url,
     }
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "ingest"], env=env)
+    process = subprocess.Popen([sys.executable, "-m", "slawatch.services.cli", "ingest"], env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):

@@ -33,13 +33,13 @@ from aiokafka.partitioner import DefaultPartitioner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.database import migrate  # noqa: E402
-from services.dev.provision import Broker, Postgres, free_port  # noqa: E402
-from shared.db import asyncpg_dsn  # noqa: E402
-from shared.engine import apply, load_policies, next_due, serialise  # noqa: E402
-from shared.events import parse_event  # noqa: E402
-from shared.kafka import ensure_topics, make_producer  # noqa: E402
-from shared.settings import CommonSettings  # noqa: E402
+from slawatch.services.database import migrate  # noqa: E402
+from slawatch.services.dev.provision import Broker, Postgres, free_port  # noqa: E402
+from slawatch.shared.db import asyncpg_dsn  # noqa: E402
+from slawatch.shared.engine import apply, load_policies, next_due, serialise  # noqa: E402
+from slawatch.shared.events import parse_event  # noqa: E402
+from slawatch.shared.kafka import ensure_topics, make_producer  # noqa: E402
+from slawatch.shared.settings import CommonSettings  # noqa: E402
 
 POLICY = """\
 version: 1
@@ -134,7 +134,7 @@ def applied(url: str) -> float:
 
 def start_monitor(env: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "monitor"], env=env)
+    process = subprocess.Popen([sys.executable, "-m", "slawatch.services.cli", "monitor"], env=env)
     url = f"http://127.0.0.1:{env['SLAWATCH_MONITOR_PORT']}"
     return process, url, started
 
@@ -261,7 +261,7 @@ async def _fresh_db(url: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    from shared.db import with_database
+    from slawatch.shared.db import with_database
 
     target = with_database(url, name)
     await asyncio.to_thread(migrate.upgrade, target)

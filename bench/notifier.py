@@ -36,12 +36,12 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.database import migrate  # noqa: E402
-from services.dev.provision import Broker, Postgres, free_port  # noqa: E402
-from services.notifier.app import FETCH_MAX_WAIT_MS  # noqa: E402
-from shared.kafka import ensure_topics  # noqa: E402
-from shared.settings import CommonSettings  # noqa: E402
-from shared.sla_events import SlaEvent, dump_sla_event, sla_event_id  # noqa: E402
+from slawatch.services.database import migrate  # noqa: E402
+from slawatch.services.dev.provision import Broker, Postgres, free_port  # noqa: E402
+from slawatch.services.notifier.app import FETCH_MAX_WAIT_MS  # noqa: E402
+from slawatch.shared.kafka import ensure_topics  # noqa: E402
+from slawatch.shared.settings import CommonSettings  # noqa: E402
+from slawatch.shared.sla_events import SlaEvent, dump_sla_event, sla_event_id  # noqa: E402
 
 ROUTES = """\
 version: 1
@@ -130,7 +130,7 @@ def start_notifier(bootstrap: str, db: str, topic_prefix: str, routes: Path, log
         "SLAWATCH_NOTIFIER_GROUP_ID": f"{topic_prefix}-notifier", "SLAWATCH_NOTIFIER_PORT": str(port),
         "SLAWATCH_ROUTES_FILE": str(routes), "SLAWATCH_LOG_LEVEL": "WARNING",
     })
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "notifier"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "slawatch.services.cli", "notifier"], env=env,
                                stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

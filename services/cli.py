@@ -16,45 +16,45 @@ from collections.abc import Callable, Sequence
 # name -> (module, function, help). Services run with no arguments, configured by SLAWATCH_*.
 SERVICES: dict[str, tuple[str, str]] = {
     "ingest": (
-        "services.ingest.main",
+        "slawatch.services.ingest.main",
         "HTTP API that validates ticket events and publishes them to Kafka",
     ),
     "monitor": (
-        "services.sla_monitor.main",
+        "slawatch.services.sla_monitor.main",
         "Kafka consumer keeping SLA clocks; emits SLA events; read API",
     ),
-    "notifier": ("services.notifier.main", "routes SLA events to chat, webhooks and e-mail"),
-    "console": ("services.console.main", "the supervisor console: live board, tickets, reports"),
+    "notifier": ("slawatch.services.notifier.main", "routes SLA events to chat, webhooks and e-mail"),
+    "console": ("slawatch.services.console.main", "the supervisor console: live board, tickets, reports"),
 }
 
 # name -> (module, function taking argv and returning an exit code, help)
 TOOLS: dict[str, tuple[str, str, str]] = {
     "policy": (
-        "shared.engine.cli",
+        "slawatch.shared.engine.cli",
         "policy_main",
         "check an SLA policy file: `slawatch policy check FILE`",
     ),
     "routes": (
-        "services.notifier.cli",
+        "slawatch.services.notifier.cli",
         "routes_main",
         "check a routing file: `slawatch routes check FILE`",
     ),
     "sources": (
-        "services.ingest.sources.cli",
+        "slawatch.services.ingest.sources.cli",
         "sources_main",
         "helpdesk adapters: `slawatch sources check FILE`, `slawatch sources test SYSTEM PAYLOAD.json`",
     ),
-    "db": ("services.database.cli", "db_main", "database migrations: `slawatch db upgrade`"),
+    "db": ("slawatch.services.database.cli", "db_main", "database migrations: `slawatch db upgrade`"),
     "replay": (
-        "services.sla_monitor.cli",
+        "slawatch.services.sla_monitor.cli",
         "replay_main",
         "recompute one ticket: `slawatch replay --ticket ID`",
     ),
-    "demo": ("services.dev.demo", "demo_main", "run a demo scenario against `slawatch dev`"),
-    "dev": ("services.dev.stack", "dev_main", "start broker, database and every service locally"),
-    "schemas": ("services.schemas", "schemas_main", "write the JSON Schemas to a folder"),
+    "demo": ("slawatch.services.dev.demo", "demo_main", "run a demo scenario against `slawatch dev`"),
+    "dev": ("slawatch.services.dev.stack", "dev_main", "start broker, database and every service locally"),
+    "schemas": ("slawatch.services.schemas", "schemas_main", "write the JSON Schemas to a folder"),
     "topics": (
-        "shared.kafka",
+        "slawatch.shared.kafka",
         "topics_main",
         "create the topics slawatch uses: `slawatch topics create`",
     ),

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.ingest.sources.mapping import mapping_json_schema
-from services.notifier.routes_file import json_schema as routes_json_schema
-from shared.engine.policy_file import PolicyFile
-from shared.events import ticket_event_adapter
-from shared.sla_events import SlaEvent
+from slawatch.services.ingest.sources.mapping import mapping_json_schema
+from slawatch.services.notifier.routes_file import json_schema as routes_json_schema
+from slawatch.shared.engine.policy_file import PolicyFile
+from slawatch.shared.events import ticket_event_adapter
+from slawatch.shared.sla_events import SlaEvent
 
 
 def _batch_schema() -> dict[str, Any]:

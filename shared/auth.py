@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.settings import CommonSettings, bad_setting
+from slawatch.shared.settings import CommonSettings, bad_setting
 
 DEV_TOKEN = "slawatch-dev-token"
 DEV_KEY_NAME = "dev"

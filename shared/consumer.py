@@ -35,8 +35,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from shared.failures import describe, reason_label
-from shared.kafka import send_confirmed
+from slawatch.shared.failures import describe, reason_label
+from slawatch.shared.kafka import send_confirmed
 
 # Header names of every dead-lettered record, whichever service dead-lettered it.
 ERROR_HEADER = "slawatch-error"

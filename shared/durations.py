@@ -6,7 +6,7 @@ once: ``d`` (24 hours of *counted* time: business time when a calendar has hours
 ``2d`` target in a 9-to-6 calendar spans more than a week of wall time), ``h``, ``m``,
 ``s`` and ``ms``: ``90s``, ``15m``, ``1h30m``, ``2d``, ``250ms``, ``0m``. Nothing else: no
 bare numbers (``15`` could mean seconds or minutes), no fractions, no spaces, no signs.
-At most :data:`shared.bounds.MAX_DURATION_DAYS` days, like every duration in slawatch.
+At most :data:`slawatch.shared.bounds.MAX_DURATION_DAYS` days, like every duration in slawatch.
 
 Whether zero is allowed is the caller's decision (an escalation offset may be ``0m``; a
 target may not, it would breach at creation): :data:`Duration` allows it,
@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from shared.bounds import MAX_DURATION_DAYS, MAX_DURATION_SECONDS
+from slawatch.shared.bounds import MAX_DURATION_DAYS, MAX_DURATION_SECONDS
 
 __all__ = [
     "DURATION_PATTERN",

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from shared.bounds import EventInstant, Instant, Line, Text
-from shared.bounds import Identifier as Identifier
+from slawatch.shared.bounds import EventInstant, Instant, Line, Text
+from slawatch.shared.bounds import Identifier as Identifier
 
 
 class Channel(StrEnum):

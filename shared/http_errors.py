@@ -7,7 +7,7 @@ echoing the input) are turned into the same shape by one handler, and the OpenAP
 documents exactly these models, so that generated clients and contract tests hold.
 
 :class:`BodyLimits` bounds request bodies before any parsing: at most ``max_bytes``
-(413) and JSON nested at most ``shared.bounds.MAX_JSON_DEPTH`` deep (400), because
+(413) and JSON nested at most ``slawatch.shared.bounds.MAX_JSON_DEPTH`` deep (400), because
 parsing is where deep nesting does its harm (recursion).
 """
 
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.bounds import MAX_JSON_DEPTH, json_depth
+from slawatch.shared.bounds import MAX_JSON_DEPTH, json_depth
 
 _WHERE = ("query", "path", "body", "header", "cookie")
 

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
 
-from shared.settings import CommonSettings
+from slawatch.shared.settings import CommonSettings
 
 log = logging.getLogger("slawatch.kafka")
 
@@ -164,7 +164,7 @@ def topics_main(argv: list[str]) -> int:
     """`slawatch topics create`: create missing topics (idempotent), for deploy jobs."""
     import argparse
 
-    from shared.settings import SettingsError, load_settings, require
+    from slawatch.shared.settings import SettingsError, load_settings, require
 
     parser = argparse.ArgumentParser(prog="slawatch topics", description=topics_main.__doc__)
     parser.add_argument("action", choices=["create"])

@@ -11,7 +11,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from shared.settings import CommonSettings
+from slawatch.shared.settings import CommonSettings
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

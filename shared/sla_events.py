@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.bounds import Line, Text
-from shared.events import UtcDatetime
+from slawatch.shared.bounds import Line, Text
+from slawatch.shared.events import UtcDatetime
 
 
 class SlaKind(StrEnum):

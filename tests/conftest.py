@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from services.dev.provision import Broker, Postgres
-from shared.db import asyncpg_dsn, with_database
+from slawatch.services.dev.provision import Broker, Postgres
+from slawatch.shared.db import asyncpg_dsn, with_database
 
 settings.register_profile(
     "ci",

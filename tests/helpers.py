@@ -22,8 +22,8 @@ import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from services.dev.provision import free_port
-from shared.settings import CommonSettings
+from slawatch.services.dev.provision import free_port
+from slawatch.shared.settings import CommonSettings
 
 
 def topic_settings(cls: type[CommonSettings], prefix: str, bootstrap: str, **overrides: Any) -> Any:

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.dev.provision import free_port
+from slawatch.services.dev.provision import free_port
 from tests.helpers import wait_ready_sync
 
 # The port variable of each service (the monitor's package is sla_monitor, its name monitor).
@@ -39,7 +39,7 @@ class ServiceProcess:
         env.update(self.env)
         env[PORT_VARIABLES[self.name]] = str(self.port)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", self.name],
+            [sys.executable, "-m", "slawatch.services.cli", self.name],
             env=env,
             stdout=open(self.log_path, "ab"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from shared.bounds import (
+from slawatch.shared.bounds import (
     EVENT_INSTANT_MAX,
     EVENT_INSTANT_MIN,
     INSTANT_MAX,
@@ -24,7 +24,7 @@ from shared.bounds import (
     json_depth,
     shift,
 )
-from shared.engine import (
+from slawatch.shared.engine import (
     DurationError,
     advance,
     apply,
@@ -35,7 +35,7 @@ from shared.engine import (
     parse_duration,
     serialise,
 )
-from shared.events import parse_event
+from slawatch.shared.events import parse_event
 
 EXAMPLE_POLICIES = Path(__file__).parents[1] / "examples" / "policies.yaml"
 line, text, instant = TypeAdapter(Line), TypeAdapter(Text), TypeAdapter(Instant)
@@ -96,10 +96,10 @@ def test_longer_durations_are_refused(text: str) -> None:
 
 def test_one_grammar_everywhere() -> None:
     """Policies, routes, silences and ?within= read durations with the same parser."""
-    from services.notifier import app as notifier_app
-    from services.notifier import routes_file
-    from services.sla_monitor import app as monitor_app
-    from shared import durations
+    from slawatch.services.notifier import app as notifier_app
+    from slawatch.services.notifier import routes_file
+    from slawatch.services.sla_monitor import app as monitor_app
+    from slawatch.shared import durations
 
     assert parse_duration is durations.parse_duration
     assert routes_file.parse_duration is durations.parse_duration

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from services.dev.provision import free_port
+from slawatch.services.dev.provision import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_demo_shows_the_whole_flow() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
     env.update({f"SLAWATCH_{name}_PORT": str(free_port()) for name in ("INGEST", "MONITOR", "NOTIFIER", "CONSOLE")})
-    result = subprocess.run([sys.executable, "-m", "services.cli", "demo"], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "slawatch.services.cli", "demo"], env=env, capture_output=True,
                             text=True, timeout=400)
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-4000:]

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from services.dev.provision import free_port
+from slawatch.services.dev.provision import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_dev_starts_everything_and_ctrl_c_stops_everything(tmp_path) -> None:
     )
     log = open(tmp_path / "dev.log", "w+")
     dev = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "dev", "--services", "ingest"],
+        [sys.executable, "-m", "slawatch.services.cli", "dev", "--services", "ingest"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -86,7 +86,7 @@ def test_embedded_postgres_stops_when_its_owner_is_killed_hard(tmp_path) -> None
 
     script = (
         "import json, sys, time\n"
-        "from services.dev.provision import Postgres\n"
+        "from slawatch.services.dev.provision import Postgres\n"
         "pg = Postgres().start()\n"
         "pid = int((pg.directory / 'pgdata' / 'postmaster.pid').read_text().split()[0])\n"
         "print(json.dumps({'pid': pid, 'dir': str(pg.directory)}), flush=True)\n"

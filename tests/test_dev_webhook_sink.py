@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from services.dev.webhook_sink import PATH, SECRET_DEFAULT, create_app
-from services.notifier.integrations.webhook import webhook_signature
+from slawatch.services.dev.webhook_sink import PATH, SECRET_DEFAULT, create_app
+from slawatch.services.notifier.integrations.webhook import webhook_signature
 from tests.helpers import serve
 from tests.notifier.support import sla_event
 

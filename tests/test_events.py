@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.schemas import SCHEMAS, render
-from shared.events import (
+from slawatch.services.schemas import SCHEMAS, render
+from slawatch.shared.events import (
     EVENT_TYPES,
     EXAMPLES,
     MessageCreated,
@@ -21,7 +21,13 @@ from shared.events import (
     dump_event,
     parse_event,
 )
-from shared.sla_events import EXAMPLE, SlaEvent, dump_sla_event, parse_sla_event, sla_event_id
+from slawatch.shared.sla_events import (
+    EXAMPLE,
+    SlaEvent,
+    dump_sla_event,
+    parse_sla_event,
+    sla_event_id,
+)
 
 
 @pytest.mark.parametrize("kind", EVENT_TYPES)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
-from shared import http_errors
+from slawatch.shared import http_errors
 
 
 def _client() -> TestClient:

@@ -6,8 +6,8 @@ import io
 import json
 import logging
 
-from shared.logs import configure_logging
-from shared.settings import CommonSettings
+from slawatch.shared.logs import configure_logging
+from slawatch.shared.settings import CommonSettings
 
 
 def test_json_lines_carry_correlation_fields() -> None:

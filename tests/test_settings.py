@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import SERVICES, available
-from shared.settings import CommonSettings
+from slawatch.services.cli import SERVICES, available
+from slawatch.shared.settings import CommonSettings
 
 DOC = Path("docs/configuration.md").read_text()
 
@@ -41,7 +41,7 @@ def test_every_setting_is_documented_with_a_default() -> None:
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "slawatch.services.cli", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,

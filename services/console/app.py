@@ -35,14 +35,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import StreamingResponse
 
-from services.console import i18n
-from services.console.backend import Backend, BackendError
-from services.console.live import LiveFeed
-from services.console.metrics import ConsoleMetrics
-from services.console.sessions import COOKIE, Session, Sessions
-from services.console.settings import ConsoleSettings
-from shared.auth import DEV_TOKEN, LADDER, access_from, bearer_token
-from shared.tasks import cancel_all, supervise
+from slawatch.services.console import i18n
+from slawatch.services.console.backend import Backend, BackendError
+from slawatch.services.console.live import LiveFeed
+from slawatch.services.console.metrics import ConsoleMetrics
+from slawatch.services.console.sessions import COOKIE, Session, Sessions
+from slawatch.services.console.settings import ConsoleSettings
+from slawatch.shared.auth import DEV_TOKEN, LADDER, access_from, bearer_token
+from slawatch.shared.tasks import cancel_all, supervise
 
 log = logging.getLogger("slawatch.console")
 

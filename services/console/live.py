@@ -22,8 +22,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.kafka import client_options
-from shared.settings import CommonSettings
+from slawatch.shared.kafka import client_options
+from slawatch.shared.settings import CommonSettings
 
 log = logging.getLogger("slawatch.console")
 

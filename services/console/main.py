@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from services.console.app import create_app
-from services.console.settings import ConsoleSettings
-from shared.logs import configure_logging
-from shared.settings import bad_setting, load_settings, require
-from shared.tasks import run_service
+from slawatch.services.console.app import create_app
+from slawatch.services.console.settings import ConsoleSettings
+from slawatch.shared.logs import configure_logging
+from slawatch.shared.settings import bad_setting, load_settings, require
+from slawatch.shared.tasks import run_service
 
 log = logging.getLogger("slawatch.console")
 

@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from shared.auth import LADDER, ApiKeys
+from slawatch.shared.auth import LADDER, ApiKeys
 
 COOKIE = "slawatch_session"
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shared.settings import CommonSettings
+from slawatch.shared.settings import CommonSettings
 
 
 class ConsoleSettings(CommonSettings):
@@ -50,7 +50,7 @@ class ConsoleSettings(CommonSettings):
     def _window(cls, value: str) -> str:
         from datetime import timedelta
 
-        from shared.durations import parse_duration
+        from slawatch.shared.durations import parse_duration
 
         # parse_duration raises ValueError naming the problem
         if not timedelta(0) < parse_duration(value) <= timedelta(days=90):

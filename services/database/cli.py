@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shared.settings import CommonSettings, SettingsError, load_settings
+from slawatch.shared.settings import CommonSettings, SettingsError, load_settings
 
 
 def db_main(argv: Sequence[str]) -> int:
@@ -27,7 +27,7 @@ def db_main(argv: Sequence[str]) -> int:
     if not settings.database_url:
         print("slawatch: bad setting SLAWATCH_DATABASE_URL: required", file=sys.stderr)
         return 2
-    from services.database import migrate
+    from slawatch.services.database import migrate
 
     if args.action == "upgrade":
         migrate.upgrade(settings.database_url, args.revision)

@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from services.dev.stack import STATE_FILE
-from shared.auth import DEV_TOKEN
+from slawatch.services.dev.stack import STATE_FILE
+from slawatch.shared.auth import DEV_TOKEN
 
 
 @dataclass
@@ -166,7 +166,7 @@ def demo_main(argv: Sequence[str]) -> int:
     if state is None:
         print("[demo] no `slawatch dev` running here: starting one (its output follows)", flush=True)
         env = {**os.environ, "SLAWATCH_ENV": "dev"}
-        dev = subprocess.Popen([sys.executable, "-m", "services.cli", "dev"], env=env)
+        dev = subprocess.Popen([sys.executable, "-m", "slawatch.services.cli", "dev"], env=env)
         deadline = time.monotonic() + 180
         while (state := _running_dev()) is None:
             if dev.poll() is not None or time.monotonic() > deadline:

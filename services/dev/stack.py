@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 
-from services.cli import SERVICES, available
-from services.dev.provision import _die_with_parent, provision
-from shared.auth import DEV_TOKEN
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings, SettingsError, load_settings
+from slawatch.services.cli import SERVICES, available
+from slawatch.services.dev.provision import _die_with_parent, provision
+from slawatch.shared.auth import DEV_TOKEN
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings, SettingsError, load_settings
 
 PORT_VARS = {
     "ingest": "SLAWATCH_INGEST_PORT",
@@ -55,7 +55,7 @@ def _say(message: str) -> None:
 
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", name],
+        [sys.executable, "-m", "slawatch.services.cli", name],
         env=env,
         stdin=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
@@ -143,9 +143,9 @@ def dev_main(argv: Sequence[str]) -> int:
         )
         if created:
             _say("created topics: " + ", ".join(created))
-        if available("services.sla_monitor.cli"):
+        if available("slawatch.services.sla_monitor.cli"):
             subprocess.run(
-                [sys.executable, "-m", "services.cli", "db", "upgrade"], env=env, check=True
+                [sys.executable, "-m", "slawatch.services.cli", "db", "upgrade"], env=env, check=True
             )
 
         # The console reaches the monitor and notifier where this stack runs them.
@@ -161,7 +161,7 @@ def dev_main(argv: Sequence[str]) -> int:
         try:
             if "notifier" in services:  # the example routing file's webhook goes here
                 processes["webhook-sink"] = subprocess.Popen(
-                    [sys.executable, "-m", "services.dev.webhook_sink"],
+                    [sys.executable, "-m", "slawatch.services.dev.webhook_sink"],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     preexec_fn=_die_with_parent,

@@ -5,7 +5,7 @@ small server checks the signature the way a customer's endpoint should and print
 per event, so a newcomer sees the whole path work. It is its own process (started by
 ``slawatch dev``), never part of the production notifier.
 
-    python -m services.dev.webhook_sink      # 127.0.0.1:SLAWATCH_DEV_WEBHOOK_PORT (8084)
+    python -m slawatch.services.dev.webhook_sink      # 127.0.0.1:SLAWATCH_DEV_WEBHOOK_PORT (8084)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.notifier.integrations.webhook import webhook_signature
+from slawatch.services.notifier.integrations.webhook import webhook_signature
 
 SECRET_VAR = "SLAWATCH_DEV_WEBHOOK_SECRET"
 SECRET_DEFAULT = "slawatch-dev-webhook-secret"  # as in examples/routes.yaml

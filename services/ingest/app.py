@@ -23,14 +23,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.routing import request_response
 
-from services.ingest.metrics import IngestMetrics
-from services.ingest.publisher import BrokerUnavailable, Publisher
-from services.ingest.settings import IngestSettings
-from shared.auth import ApiKeys, bearer_token
-from shared.bounds import MAX_JSON_DEPTH, json_depth
-from shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
-from shared.http_errors import METRICS_RESPONSE, ReadyStatus
-from shared.kafka import broker_reachable
+from slawatch.services.ingest.metrics import IngestMetrics
+from slawatch.services.ingest.publisher import BrokerUnavailable, Publisher
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.shared.auth import ApiKeys, bearer_token
+from slawatch.shared.bounds import MAX_JSON_DEPTH, json_depth
+from slawatch.shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
+from slawatch.shared.http_errors import METRICS_RESPONSE, ReadyStatus
+from slawatch.shared.kafka import broker_reachable
 
 log = logging.getLogger("slawatch.ingest")
 
@@ -400,7 +400,7 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
     serve_directly(app, post_events)
 
     # The helpdesks' own webhooks (services/ingest/sources), published the same way.
-    from services.ingest.sources.routes import mount_sources
+    from slawatch.services.ingest.sources.routes import mount_sources
 
     mount_sources(app, settings, publisher, metrics)
 

@@ -6,13 +6,13 @@ import importlib.util
 import logging
 import sys
 
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from services.ingest.sources.mapping import MappingError
-from shared.auth import ApiKeys, api_keys_setting
-from shared.logs import configure_logging
-from shared.settings import bad_setting, load_settings, require
-from shared.tasks import run_service
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.services.ingest.sources.mapping import MappingError
+from slawatch.shared.auth import ApiKeys, api_keys_setting
+from slawatch.shared.logs import configure_logging
+from slawatch.shared.settings import bad_setting, load_settings, require
+from slawatch.shared.tasks import run_service
 
 log = logging.getLogger("slawatch.ingest")
 

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.ingest.settings import IngestSettings
-from shared.kafka import make_producer
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.shared.kafka import make_producer
 
 log = logging.getLogger("slawatch.ingest.publisher")
 _PARTITIONER = DefaultPartitioner()

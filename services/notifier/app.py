@@ -22,51 +22,58 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notifier.calendars import Calendar
-from services.notifier.clock import Clock
-from services.notifier.config import RoutingConfig
-from services.notifier.consumer import SlaConsumer
-from services.notifier.core import NotifierCore
-from services.notifier.dispatcher import Dispatcher, lanes_for
-from services.notifier.integrations import build_integration
-from services.notifier.matchers import (
+from slawatch.services.notifier.calendars import Calendar
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.config import RoutingConfig
+from slawatch.services.notifier.consumer import SlaConsumer
+from slawatch.services.notifier.core import NotifierCore
+from slawatch.services.notifier.dispatcher import Dispatcher, lanes_for
+from slawatch.services.notifier.integrations import build_integration
+from slawatch.services.notifier.matchers import (
     MAX_PATTERN_LENGTH,
     MAX_VALUE_LENGTH,
     MAX_VALUES,
     MatcherError,
     Matchers,
 )
-from services.notifier.metrics import NotifierMetrics
-from services.notifier.model import Status
-from services.notifier.report_scheduler import MonitorReports, ReportScheduler
-from services.notifier.report_scheduler import dead_letter_record as report_dead_letter
-from services.notifier.report_store import ReportStore
-from services.notifier.settings import NotifierSettings
-from services.notifier.stages.repeat import Acknowledgement, Acknowledgements
-from services.notifier.stages.retry import RetryPolicy
-from services.notifier.stages.silences import Silence, SilenceSet
-from services.notifier.store import (
+from slawatch.services.notifier.metrics import NotifierMetrics
+from slawatch.services.notifier.model import Status
+from slawatch.services.notifier.report_scheduler import MonitorReports, ReportScheduler
+from slawatch.services.notifier.report_scheduler import dead_letter_record as report_dead_letter
+from slawatch.services.notifier.report_store import ReportStore
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.services.notifier.stages.repeat import Acknowledgement, Acknowledgements
+from slawatch.services.notifier.stages.retry import RetryPolicy
+from slawatch.services.notifier.stages.silences import Silence, SilenceSet
+from slawatch.services.notifier.store import (
     SILENCE_MATCHER_FIELDS,
     AckStore,
     AlreadyAcknowledged,
     NotifierStore,
     PgDeliverySink,
 )
-from services.notifier.templates import Renderer
-from shared import http_errors
-from shared.auth import DEV_TOKEN, ApiKeys, OperatorKey, access_from, require_role
-from shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
-from shared.durations import parse_duration
-from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
-from shared.kafka import (
+from slawatch.services.notifier.templates import Renderer
+from slawatch.shared import http_errors
+from slawatch.shared.auth import DEV_TOKEN, ApiKeys, OperatorKey, access_from, require_role
+from slawatch.shared.bounds import Identifier, Instant, InstantRangeError, Line, Offset, Text, shift
+from slawatch.shared.durations import parse_duration
+from slawatch.shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
+from slawatch.shared.kafka import (
     client_options,
     group_options,
     make_producer,
     send_confirmed,
     stop_consumer,
 )
-from shared.sla_events import Target
-from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
+from slawatch.shared.sla_events import Target
+from slawatch.shared.tasks import (
+    Deadline,
+    cancel_all,
+    finish,
+    stop_budget_s,
+    supervise,
+    wait_or_cancel,
+)
 
 log = logging.getLogger("slawatch.notifier")
 

@@ -3,7 +3,7 @@
 A receiver names a calendar of the policy file (``SLAWATCH_POLICY_FILE``), so "business
 hours" mean the same thing for the SLA clock and for who gets woken up. The notifier
 needs only two questions answered, which is this module's :class:`Calendar` protocol;
-:class:`EngineCalendar` answers them with ``shared.engine.calendar.Calendar``.
+:class:`EngineCalendar` answers them with ``slawatch.shared.engine.calendar.Calendar``.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ class EngineCalendar:
         return self._calendar.name
 
     def is_open(self, at: datetime) -> bool:
-        from shared.engine.calendar import to_ms
+        from slawatch.shared.engine.calendar import to_ms
 
         return self._calendar.is_open(to_ms(at))
 
     def next_open(self, at: datetime) -> datetime:
         # `add(t, 1)` is the instant one business millisecond after t; one ms before it
         # the calendar opened (or t itself, when it is open already).
-        from shared.engine.calendar import from_ms, to_ms
+        from slawatch.shared.engine.calendar import from_ms, to_ms
 
         return from_ms(self._calendar.add(to_ms(at), 1) - 1)
 
@@ -59,7 +59,7 @@ class EngineCalendar:
 def load_calendars(policy_file: str | Path) -> dict[str, Calendar]:
     """Every calendar of a policy file, by name."""
     try:
-        from shared.engine.policy import PolicyError, load_policies
+        from slawatch.shared.engine.policy import PolicyError, load_policies
     except ImportError as exc:  # pragma: no cover - the engine ships with slawatch
         raise CalendarsUnavailable(f"the SLA engine is not available: {exc}") from None
     try:

@@ -11,12 +11,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from services.notifier.config import RoutesError, load_routes
+from slawatch.services.notifier.config import RoutesError, load_routes
 
 
 def _calendar_names(policy_file: str) -> tuple[set[str] | None, str | None]:
     """Calendar names of a policy file, or (None, why not) when they cannot be read."""
-    from services.notifier.calendars import CalendarsUnavailable, load_calendars
+    from slawatch.services.notifier.calendars import CalendarsUnavailable, load_calendars
 
     try:
         return set(load_calendars(policy_file)), None

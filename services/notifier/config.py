@@ -21,14 +21,14 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.notifier import routes_file
-from services.notifier.matchers import Matchers
-from services.notifier.providers import DEFAULT_TIMEOUT_S, PROVIDERS, Kind, RateLimit
-from services.notifier.routes_file import parse_rate_limits as parse_rate_limits
-from services.notifier.secret import Secret
-from services.notifier.secret import reveal as reveal
-from shared.sla_events import SlaEvent
-from shared.yamlsource import Issue, Located, describe, load_located, validate
+from slawatch.services.notifier import routes_file
+from slawatch.services.notifier.matchers import Matchers
+from slawatch.services.notifier.providers import DEFAULT_TIMEOUT_S, PROVIDERS, Kind, RateLimit
+from slawatch.services.notifier.routes_file import parse_rate_limits as parse_rate_limits
+from slawatch.services.notifier.secret import Secret
+from slawatch.services.notifier.secret import reveal as reveal
+from slawatch.shared.sla_events import SlaEvent
+from slawatch.shared.yamlsource import Issue, Located, describe, load_located, validate
 
 # --- the model ------------------------------------------------------------------------
 

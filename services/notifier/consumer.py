@@ -26,13 +26,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from services.notifier.dispatcher import Dispatcher
-from services.notifier.metrics import NotifierMetrics
-from services.notifier.model import Status
-from services.notifier.store import NotifierStore
-from shared.consumer import Batches, DeadLetter, DeadLetterFailed, PartitionedConsumer, Round
-from shared.failures import describe, is_data_error, is_outage
-from shared.sla_events import SlaEvent, parse_sla_event
+from slawatch.services.notifier.dispatcher import Dispatcher
+from slawatch.services.notifier.metrics import NotifierMetrics
+from slawatch.services.notifier.model import Status
+from slawatch.services.notifier.store import NotifierStore
+from slawatch.shared.consumer import (
+    Batches,
+    DeadLetter,
+    DeadLetterFailed,
+    PartitionedConsumer,
+    Round,
+)
+from slawatch.shared.failures import describe, is_data_error, is_outage
+from slawatch.shared.sla_events import SlaEvent, parse_sla_event
 
 log = logging.getLogger("slawatch.notifier")
 

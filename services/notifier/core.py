@@ -17,9 +17,9 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from services.notifier.calendars import Calendar
-from services.notifier.config import Receiver, RoutingConfig
-from services.notifier.model import (
+from slawatch.services.notifier.calendars import Calendar
+from slawatch.services.notifier.config import Receiver, RoutingConfig
+from slawatch.services.notifier.model import (
     ALERTING_KINDS,
     RESOLVING_KINDS,
     Batch,
@@ -29,12 +29,12 @@ from services.notifier.model import (
     StatusChange,
     TargetKey,
 )
-from services.notifier.stages.grouping import Grouper, GroupTiming, Holding
-from services.notifier.stages.inhibit import Inhibitor, supersedes
-from services.notifier.stages.quiet_hours import place
-from services.notifier.stages.repeat import Acknowledgements, next_reminder, stopped_by
-from services.notifier.stages.silences import SilenceSet
-from shared.sla_events import SlaEvent, SlaKind
+from slawatch.services.notifier.stages.grouping import Grouper, GroupTiming, Holding
+from slawatch.services.notifier.stages.inhibit import Inhibitor, supersedes
+from slawatch.services.notifier.stages.quiet_hours import place
+from slawatch.services.notifier.stages.repeat import Acknowledgements, next_reminder, stopped_by
+from slawatch.services.notifier.stages.silences import SilenceSet
+from slawatch.shared.sla_events import SlaEvent, SlaKind
 
 
 def wants_resolution(event: SlaEvent) -> bool:

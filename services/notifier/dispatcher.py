@@ -1,4 +1,4 @@
-"""The imperative shell around :class:`~services.notifier.core.NotifierCore`.
+"""The imperative shell around :class:`~slawatch.services.notifier.core.NotifierCore`.
 
 One scheduler task asks the core what is due and hands each batch to the *lane* of its
 (receiver, integration). A lane sends its messages one at a time, in order: it waits for
@@ -10,7 +10,7 @@ later messages get a single attempt each until one succeeds, so an outage longer
 the retry budget costs one budget, not one per message.
 
 Every decision is the core's or a pure stage's; this module only waits, sends and
-records what happened in the :class:`~services.notifier.sink.DeliverySink`.
+records what happened in the :class:`~slawatch.services.notifier.sink.DeliverySink`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 
-from services.notifier.clock import Clock
-from services.notifier.core import NotifierCore
-from services.notifier.integrations import Integration, Prepared
-from services.notifier.metrics import NotifierMetrics
-from services.notifier.model import (
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.core import NotifierCore
+from slawatch.services.notifier.integrations import Integration, Prepared
+from slawatch.services.notifier.metrics import NotifierMetrics
+from slawatch.services.notifier.model import (
     Batch,
     DeliveryResult,
     Notice,
@@ -33,10 +33,10 @@ from services.notifier.model import (
     Status,
     StatusChange,
 )
-from services.notifier.sink import DeliverySink
-from services.notifier.stages.ratelimit import RateLimiter
-from services.notifier.stages.retry import RetryPolicy
-from shared.sla_events import SlaEvent
+from slawatch.services.notifier.sink import DeliverySink
+from slawatch.services.notifier.stages.ratelimit import RateLimiter
+from slawatch.services.notifier.stages.retry import RetryPolicy
+from slawatch.shared.sla_events import SlaEvent
 
 log = logging.getLogger("slawatch.notifier")
 
@@ -449,7 +449,7 @@ def lanes_for(
     wall=None,
 ) -> dict[LaneKey, Integration]:
     """One integration instance per (receiver, integration) of the routing file."""
-    from services.notifier.integrations import build_integration
+    from slawatch.services.notifier.integrations import build_integration
 
     out: dict[LaneKey, Integration] = {}
     for receiver in config.receivers.values():

@@ -6,15 +6,15 @@ import logging
 import os
 import sys
 
-from services.notifier.app import create_app
-from services.notifier.calendars import CalendarsUnavailable, load_calendars
-from services.notifier.clock import Clock
-from services.notifier.config import RoutesError, load_routes
-from services.notifier.settings import NotifierSettings
-from shared.auth import PEOPLE_ROLES, api_keys_setting
-from shared.logs import configure_logging
-from shared.settings import bad_setting, load_settings, require
-from shared.tasks import run_service
+from slawatch.services.notifier.app import create_app
+from slawatch.services.notifier.calendars import CalendarsUnavailable, load_calendars
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.config import RoutesError, load_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.shared.auth import PEOPLE_ROLES, api_keys_setting
+from slawatch.shared.logs import configure_logging
+from slawatch.shared.settings import bad_setting, load_settings, require
+from slawatch.shared.tasks import run_service
 
 log = logging.getLogger("slawatch.notifier")
 

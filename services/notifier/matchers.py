@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.notifier.model import escalation_level
-from shared.bounds import text_problem
-from shared.sla_events import SlaEvent, SlaKind, Target
+from slawatch.services.notifier.model import escalation_level
+from slawatch.shared.bounds import text_problem
+from slawatch.shared.sla_events import SlaEvent, SlaKind, Target
 
 # Attribute name -> how to read it from an event. `receiver` exists only for silences.
 STRING_FIELDS = (

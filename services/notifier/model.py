@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from shared.sla_events import SlaEvent, SlaKind
+from slawatch.shared.sla_events import SlaEvent, SlaKind
 
 
 class Status(StrEnum):

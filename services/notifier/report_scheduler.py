@@ -22,13 +22,13 @@ from typing import Any
 
 import httpx
 
-from services.notifier.clock import Clock
-from services.notifier.config import Receiver, ReportSchedule, RoutingConfig
-from services.notifier.integrations import Integration
-from services.notifier.metrics import NotifierMetrics
-from services.notifier.model import Outcome, Status
-from services.notifier.report_store import ReportStore
-from services.notifier.reports import (
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.config import Receiver, ReportSchedule, RoutingConfig
+from slawatch.services.notifier.integrations import Integration
+from slawatch.services.notifier.metrics import NotifierMetrics
+from slawatch.services.notifier.model import Outcome, Status
+from slawatch.services.notifier.report_store import ReportStore
+from slawatch.services.notifier.reports import (
     REPORT_KIND,
     Period,
     due_period,

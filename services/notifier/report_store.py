@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from services.notifier.model import Status
-from services.notifier.reports import REPORT_KIND
+from slawatch.services.notifier.model import Status
+from slawatch.services.notifier.reports import REPORT_KIND
 
 
 @dataclass(frozen=True)

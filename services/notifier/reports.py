@@ -23,8 +23,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.notifier.config import ReportSchedule
-from services.notifier.i18n import CATALOG, humanize, translate
+from slawatch.services.notifier.config import ReportSchedule
+from slawatch.services.notifier.i18n import CATALOG, humanize, translate
 
 REPORT_KIND = "report.compliance"  # its `kind` in the delivery log
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}

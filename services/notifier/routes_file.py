@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.notifier.matchers import (
+from slawatch.services.notifier.matchers import (
     KINDS,
     LEVEL_FIELDS,
     STRING_FIELDS,
@@ -40,11 +40,11 @@ from services.notifier.matchers import (
     MatcherError,
     Matchers,
 )
-from services.notifier.providers import COMMON_FIELDS, PROVIDERS, Kind, RateLimit
-from services.notifier.secret import Secret
-from shared.bounds import MAX_DURATION_DAYS, is_time_zone, text_problem
-from shared.durations import DURATION_SCHEMA, DurationError, parse_duration
-from shared.yamlsource import Issue, Located, Refusal, Unresolved, describe, fields_at
+from slawatch.services.notifier.providers import COMMON_FIELDS, PROVIDERS, Kind, RateLimit
+from slawatch.services.notifier.secret import Secret
+from slawatch.shared.bounds import MAX_DURATION_DAYS, is_time_zone, text_problem
+from slawatch.shared.durations import DURATION_SCHEMA, DurationError, parse_duration
+from slawatch.shared.yamlsource import Issue, Located, Refusal, Unresolved, describe, fields_at
 
 LANGUAGES = ("en", "zh")
 # Scheduled reports (the `reports` section): what the monitor's report API groups by, and when.

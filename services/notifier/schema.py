@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.db import metadata
+from slawatch.shared.db import metadata
 
 notification_log = Table(
     "notification_log",
@@ -26,7 +26,7 @@ notification_log = Table(
     Column("repeat", Integer, nullable=False, server_default="0"),
     # The SLA-topic partition that brought it; its owner restores it after a restart.
     Column("shard", Integer, nullable=True),
-    # queued | sent | failed | dlq | silenced | inhibited | cleared (services.notifier.model.Status)
+    # queued | sent | failed | dlq | silenced | inhibited | cleared (slawatch.services.notifier.model.Status)
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=False, server_default=""),
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -46,7 +46,7 @@ silences = Table(
     "silences",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("matchers", JSONB, nullable=False),  # services.notifier.matchers.Matchers.describe()
+    Column("matchers", JSONB, nullable=False),  # slawatch.services.notifier.matchers.Matchers.describe()
     Column("starts_at", DateTime(timezone=True), nullable=False),
     Column("ends_at", DateTime(timezone=True), nullable=False, index=True),
     Column("created_by", String(128), nullable=False, server_default=""),
@@ -61,7 +61,7 @@ acknowledgements = Table(
     # One supervisor saying "I have this breach": it stops the breach's reminders
     # (repeat_interval). It never changes the SLA outcome, which is the monitor's.
     Column("id", String(64), primary_key=True),
-    # The SLA clock whose breach is acknowledged (services.notifier.model.TargetKey).
+    # The SLA clock whose breach is acknowledged (slawatch.services.notifier.model.TargetKey).
     Column("ticket_id", String(128), nullable=False, index=True),
     Column("target", String(32), nullable=False),
     Column("cycle", Integer, nullable=False, server_default="0"),

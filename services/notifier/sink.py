@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from services.notifier.model import Notice, StatusChange
+from slawatch.services.notifier.model import Notice, StatusChange
 
 
 class DeliverySink(Protocol):

@@ -1,6 +1,6 @@
 """The notifier's durable state in PostgreSQL: the delivery log and the silences.
 
-:class:`PgDeliverySink` is the production :class:`~services.notifier.sink.DeliverySink`:
+:class:`PgDeliverySink` is the production :class:`~slawatch.services.notifier.sink.DeliverySink`:
 the delivery log in PostgreSQL plus the notifications dead-letter topic in Kafka. Writes
 are one statement per call whatever the number of notices (``unnest`` arrays), as in the
 monitor's store. asyncpg is used directly; tables are declared in schema.py.
@@ -17,14 +17,14 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from services.notifier.matchers import Matchers
-from services.notifier.model import Notice, NoticeKey, Status, StatusChange
-from services.notifier.reports import REPORT_KIND
-from services.notifier.stages.repeat import Acknowledgement
-from services.notifier.stages.silences import Silence
-from shared.db import asyncpg_dsn
-from shared.kafka import send_confirmed
-from shared.sla_events import parse_sla_event
+from slawatch.services.notifier.matchers import Matchers
+from slawatch.services.notifier.model import Notice, NoticeKey, Status, StatusChange
+from slawatch.services.notifier.reports import REPORT_KIND
+from slawatch.services.notifier.stages.repeat import Acknowledgement
+from slawatch.services.notifier.stages.silences import Silence
+from slawatch.shared.db import asyncpg_dsn
+from slawatch.shared.kafka import send_confirmed
+from slawatch.shared.sla_events import parse_sla_event
 
 UNFINISHED = (Status.queued.value, Status.failed.value)
 SILENCE_MATCHER_FIELDS = ("receiver",)

@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from services.notifier.config import Receiver
-from services.notifier.i18n import humanize, translate
-from services.notifier.model import Notice
-from services.notifier.reports import ReportView
-from shared.sla_events import SlaKind
+from slawatch.services.notifier.config import Receiver
+from slawatch.services.notifier.i18n import humanize, translate
+from slawatch.services.notifier.model import Notice
+from slawatch.services.notifier.reports import ReportView
+from slawatch.shared.sla_events import SlaKind
 
 BUILTIN = Path(__file__).with_name("templates")
 SUBJECT_MAX = 160

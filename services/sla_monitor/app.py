@@ -23,19 +23,26 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import Field, TypeAdapter, ValidationError
 
-from services.sla_monitor import board, engine_port, reports
-from services.sla_monitor.metrics import MonitorMetrics
-from services.sla_monitor.outbox import OutboxDrainer
-from services.sla_monitor.settings import MonitorSettings
-from services.sla_monitor.store import Store
-from services.sla_monitor.worker import Worker
-from shared import http_errors
-from shared.auth import access_from, require_role
-from shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
-from shared.durations import parse_duration
-from shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
-from shared.kafka import client_options, group_options, make_producer, stop_consumer
-from shared.tasks import Deadline, cancel_all, finish, stop_budget_s, supervise, wait_or_cancel
+from slawatch.services.sla_monitor import board, engine_port, reports
+from slawatch.services.sla_monitor.metrics import MonitorMetrics
+from slawatch.services.sla_monitor.outbox import OutboxDrainer
+from slawatch.services.sla_monitor.settings import MonitorSettings
+from slawatch.services.sla_monitor.store import Store
+from slawatch.services.sla_monitor.worker import Worker
+from slawatch.shared import http_errors
+from slawatch.shared.auth import access_from, require_role
+from slawatch.shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
+from slawatch.shared.durations import parse_duration
+from slawatch.shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
+from slawatch.shared.kafka import client_options, group_options, make_producer, stop_consumer
+from slawatch.shared.tasks import (
+    Deadline,
+    cancel_all,
+    finish,
+    stop_budget_s,
+    supervise,
+    wait_or_cancel,
+)
 
 log = logging.getLogger("slawatch.monitor")
 MAX_BODY_BYTES = 64 * 1024  # the read API takes no bodies; anything posted is refused early

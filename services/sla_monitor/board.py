@@ -18,11 +18,11 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import Field
 
-from services.sla_monitor import engine_port, reports
-from shared.auth import require_role
-from shared.bounds import Identifier, Line, Offset
-from shared.events import parse_event
-from shared.http_errors import responses
+from slawatch.services.sla_monitor import engine_port, reports
+from slawatch.shared.auth import require_role
+from slawatch.shared.bounds import Identifier, Line, Offset
+from slawatch.shared.events import parse_event
+from slawatch.shared.http_errors import responses
 
 router = APIRouter(
     dependencies=[Depends(require_role("viewer"))], responses=responses(401, 403, 422)
@@ -229,7 +229,7 @@ async def compliance_series(
     bucket: Literal["day", "week"] = "day",
     tz: Annotated[str, Query(description="IANA time zone of the buckets.")] = "UTC",
 ) -> dict[str, Any]:
-    from services.sla_monitor.app import parse_instant
+    from slawatch.services.sla_monitor.app import parse_instant
 
     monitor = request.app.state.monitor
     assert monitor.store

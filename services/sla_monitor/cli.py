@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.settings import CommonSettings, SettingsError, load_settings
+from slawatch.shared.settings import CommonSettings, SettingsError, load_settings
 
 
 def _format_line(line: dict) -> str:
@@ -57,9 +57,9 @@ def replay_main(argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
             return 2
-    from services.sla_monitor import engine_port
-    from shared.engine import timeline
-    from shared.events import parse_event
+    from slawatch.services.sla_monitor import engine_port
+    from slawatch.shared.engine import timeline
+    from slawatch.shared.events import parse_event
 
     try:
         policies = engine_port.load_policies(args.policies or settings.policy_file)
@@ -77,7 +77,7 @@ def replay_main(argv: Sequence[str]) -> int:
 
 
 async def _retained(database_url: str, ticket_id: str) -> list[str]:
-    from services.sla_monitor.store import Store
+    from slawatch.services.sla_monitor.store import Store
 
     store = await Store.connect(database_url, min_size=1, max_size=1)
     try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from services.sla_monitor.store import FactsRow
-from shared.engine import (
+from slawatch.services.sla_monitor.store import FactsRow
+from slawatch.shared.engine import (
     NATIVE,
     PolicyError,
     PolicySet,
@@ -26,10 +26,10 @@ from shared.engine import (
     serialise,
     timeline,
 )
-from shared.engine import advance as _advance
-from shared.engine import apply as _apply
-from shared.engine.coverage import Coverage
-from shared.events import TicketEvent
+from slawatch.shared.engine import advance as _advance
+from slawatch.shared.engine import apply as _apply
+from slawatch.shared.engine.coverage import Coverage
+from slawatch.shared.events import TicketEvent
 
 Policies = PolicySet
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from services.sla_monitor import engine_port
-from services.sla_monitor.app import create_app
-from services.sla_monitor.settings import MonitorSettings
-from shared.logs import configure_logging
-from shared.settings import bad_setting, load_settings, require
-from shared.tasks import run_service
+from slawatch.services.sla_monitor import engine_port
+from slawatch.services.sla_monitor.app import create_app
+from slawatch.services.sla_monitor.settings import MonitorSettings
+from slawatch.shared.logs import configure_logging
+from slawatch.shared.settings import bad_setting, load_settings, require
+from slawatch.shared.tasks import run_service
 
 log = logging.getLogger("slawatch.monitor")
 

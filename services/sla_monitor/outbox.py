@@ -14,8 +14,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.sla_monitor.store import Store
-from shared.kafka import send_confirmed
+from slawatch.services.sla_monitor.store import Store
+from slawatch.shared.kafka import send_confirmed
 
 log = logging.getLogger("slawatch.monitor.outbox")
 

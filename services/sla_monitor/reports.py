@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.sla_monitor import engine_port
-from services.sla_monitor.store import Store
+from slawatch.services.sla_monitor import engine_port
+from slawatch.services.sla_monitor.store import Store
 
 GROUP_COLUMNS = {
     "policy": "policy",

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.db import metadata
+from slawatch.shared.db import metadata
 
 ticket_state = Table(
     "ticket_state",

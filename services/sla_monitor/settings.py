@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from slawatch.shared.settings import CommonSettings
 
 
 class MonitorSettings(CommonSettings):

@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import asyncpg_dsn
-from shared.failures import is_data_error
+from slawatch.shared.db import asyncpg_dsn
+from slawatch.shared.failures import is_data_error
 
 
 @dataclass(slots=True)

@@ -42,10 +42,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from services.sla_monitor import engine_port
-from services.sla_monitor.metrics import MonitorMetrics
-from services.sla_monitor.settings import MonitorSettings
-from services.sla_monitor.store import (
+from slawatch.services.sla_monitor import engine_port
+from slawatch.services.sla_monitor.metrics import MonitorMetrics
+from slawatch.services.sla_monitor.settings import MonitorSettings
+from slawatch.services.sla_monitor.store import (
     BatchWrite,
     FactsRow,
     OutboxRow,
@@ -53,11 +53,17 @@ from services.sla_monitor.store import (
     Store,
     TicketRow,
 )
-from services.sla_monitor.timers import DeadlineHeap
-from shared.consumer import Batches, DeadLetter, DeadLetterFailed, PartitionedConsumer, Round
-from shared.engine import SlaRecord
-from shared.events import TicketEvent, parse_event
-from shared.failures import describe, is_data_error
+from slawatch.services.sla_monitor.timers import DeadlineHeap
+from slawatch.shared.consumer import (
+    Batches,
+    DeadLetter,
+    DeadLetterFailed,
+    PartitionedConsumer,
+    Round,
+)
+from slawatch.shared.engine import SlaRecord
+from slawatch.shared.events import TicketEvent, parse_event
+from slawatch.shared.failures import describe, is_data_error
 
 log = logging.getLogger("slawatch.monitor")
 

@@ -21,17 +21,23 @@ which date each calendar's holiday data is official), durations.
 """
 
 # ruff: noqa: E402
-from shared.engine import native
+from slawatch.shared.engine import native
 
 # Before any compiled module is imported: True when it runs compiled (tools/build_native.py);
 # a partial or stale compiled engine stops the import here, with the command that fixes it.
 NATIVE = native.check()
 
-from shared.engine.calendar import Calendar, from_ms, to_ms
-from shared.engine.codec import FORMAT_VERSION, StateError, copy_state, deserialise, serialise
-from shared.engine.durations import DurationError, format_duration, parse_duration
-from shared.engine.machine import advance, apply, earliest_deadline, is_open, next_due
-from shared.engine.policy import (
+from slawatch.shared.engine.calendar import Calendar, from_ms, to_ms
+from slawatch.shared.engine.codec import (
+    FORMAT_VERSION,
+    StateError,
+    copy_state,
+    deserialise,
+    serialise,
+)
+from slawatch.shared.engine.durations import DurationError, format_duration, parse_duration
+from slawatch.shared.engine.machine import advance, apply, earliest_deadline, is_open, next_due
+from slawatch.shared.engine.policy import (
     Policy,
     PolicyError,
     PolicySet,
@@ -39,10 +45,10 @@ from shared.engine.policy import (
     load_policies,
     policy_json_schema,
 )
-from shared.engine.record import SlaRecord
-from shared.engine.state import State
-from shared.engine.ticket_log import event_hash
-from shared.engine.views import describe, facts, timeline
+from slawatch.shared.engine.record import SlaRecord
+from slawatch.shared.engine.state import State
+from slawatch.shared.engine.ticket_log import event_hash
+from slawatch.shared.engine.views import describe, facts, timeline
 
 __all__ = [
     "FORMAT_VERSION",

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 
-from shared.engine import contracts
-from shared.engine.durations import format_duration
-from shared.engine.policy import PolicyError, PolicySet, load_policies
+from slawatch.shared.engine import contracts
+from slawatch.shared.engine.durations import format_duration
+from slawatch.shared.engine.policy import PolicyError, PolicySet, load_policies
 
 
 def _day(text: str) -> date:
@@ -122,7 +122,7 @@ def policy_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def main() -> None:  # pragma: no cover - convenience for `python -m shared.engine.cli`
+def main() -> None:  # pragma: no cover - convenience for `python -m slawatch.shared.engine.cli`
     raise SystemExit(policy_main(sys.argv[1:]))
 
 

@@ -33,10 +33,17 @@ import json
 import zlib
 from typing import Any, Final
 
-from shared.engine.policy import PolicySet, registered
-from shared.engine.state import STATUS_CHANGED, Clock, EventKind, LedgerEntry, LogEntry, State
-from shared.engine.ticket_log import STATUS, fold_event
-from shared.sla_events import GROUP_TARGETS, Target
+from slawatch.shared.engine.policy import PolicySet, registered
+from slawatch.shared.engine.state import (
+    STATUS_CHANGED,
+    Clock,
+    EventKind,
+    LedgerEntry,
+    LogEntry,
+    State,
+)
+from slawatch.shared.engine.ticket_log import STATUS, fold_event
+from slawatch.shared.sla_events import GROUP_TARGETS, Target
 
 FORMAT_VERSION = 1
 # A serialised state longer than this is stored zlib-compressed (a long conversation: ~1 in

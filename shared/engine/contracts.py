@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.engine.calendar import from_ms, to_ms
+from slawatch.shared.engine.calendar import from_ms, to_ms
 
 EXPIRY_WARNING_DAYS = 30
 Window = tuple[int | None, int | None]  # [start, end) in UTC ms; None: open-ended

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from shared.engine.calendar import Calendar, to_ms
+from slawatch.shared.engine.calendar import Calendar, to_ms
 
 YEARS_AHEAD = 2
 # Countries whose official schedule comes with make-up working days: a year without any

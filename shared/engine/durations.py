@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from shared.durations import DurationError, format_duration, parse_duration
+from slawatch.shared.durations import DurationError, format_duration, parse_duration
 
 __all__ = ["DurationError", "format_duration", "parse_duration"]

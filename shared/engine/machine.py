@@ -8,7 +8,7 @@ implementation. The read side (describe, facts, timeline) is in shared/engine/vi
 How one ticket is computed
 --------------------------
 Events are processed in event-time order, key ``(occurred_at, created-first, hash(event_id))``.
-Each target cycle is a :class:`~shared.engine.state.Clock`: it counts business
+Each target cycle is a :class:`~slawatch.shared.engine.state.Clock`: it counts business
 milliseconds of its policy's calendar while it runs, against a sorted list of thresholds
 on that count - the ``warn_at`` fractions, the breach at 100 %, the escalation offsets past
 it. A threshold is *crossed* at the first instant the count reaches it.
@@ -42,10 +42,10 @@ from bisect import insort
 from datetime import datetime
 from typing import Any, Final
 
-from shared.engine.calendar import from_ms, to_ms
-from shared.engine.policy import BREACH, DONE_STATUSES, WARN, Policy, PolicySet, TargetSpec
-from shared.engine.record import SlaRecord
-from shared.engine.state import (
+from slawatch.shared.engine.calendar import from_ms, to_ms
+from slawatch.shared.engine.policy import BREACH, DONE_STATUSES, WARN, Policy, PolicySet, TargetSpec
+from slawatch.shared.engine.record import SlaRecord
+from slawatch.shared.engine.state import (
     AGENT_REPLY,
     ASSIGNED,
     CREATED,
@@ -57,9 +57,9 @@ from shared.engine.state import (
     LogEntry,
     State,
 )
-from shared.engine.ticket_log import event_hash, fold_event, log_entry
-from shared.events import TicketEvent
-from shared.sla_events import GROUP_TARGETS, TICKET_TARGETS, SlaKind, Target, sla_event_id
+from slawatch.shared.engine.ticket_log import event_hash, fold_event, log_entry
+from slawatch.shared.events import TicketEvent
+from slawatch.shared.sla_events import GROUP_TARGETS, TICKET_TARGETS, SlaKind, Target, sla_event_id
 
 NEVER = 1 << 62
 _DONE = DONE_STATUSES

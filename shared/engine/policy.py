@@ -20,14 +20,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.bounds import text_problem
-from shared.engine import contracts, coverage, policy_file
-from shared.engine.calendar import Calendar
-from shared.engine.policy_file import DONE_STATUSES as DONE_STATUSES
-from shared.engine.policy_file import PAUSABLE_STATUSES as PAUSABLE_STATUSES
-from shared.engine.policy_file import VERSION as VERSION
-from shared.sla_events import TICKET_TARGETS, Target
-from shared.yamlsource import Issue, Located, load_located, validate
+from slawatch.shared.bounds import text_problem
+from slawatch.shared.engine import contracts, coverage, policy_file
+from slawatch.shared.engine.calendar import Calendar
+from slawatch.shared.engine.policy_file import DONE_STATUSES as DONE_STATUSES
+from slawatch.shared.engine.policy_file import PAUSABLE_STATUSES as PAUSABLE_STATUSES
+from slawatch.shared.engine.policy_file import VERSION as VERSION
+from slawatch.shared.sla_events import TICKET_TARGETS, Target
+from slawatch.shared.yamlsource import Issue, Located, load_located, validate
 
 TARGETS: tuple[str, ...] = tuple(target.value for target in TICKET_TARGETS)  # from Target
 assert TARGETS == policy_file.TARGETS, "the policy file's targets are the engine's"

@@ -24,12 +24,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.bounds import is_time_zone, text_problem
-from shared.durations import Duration, PositiveDuration
-from shared.engine.calendar import WEEKDAYS, check_day, parse_interval
-from shared.events import Channel, Priority, Status
-from shared.sla_events import GROUP_TARGETS, TICKET_TARGETS
-from shared.yamlsource import Issue, Located, Refusal, fields_at
+from slawatch.shared.bounds import is_time_zone, text_problem
+from slawatch.shared.durations import Duration, PositiveDuration
+from slawatch.shared.engine.calendar import WEEKDAYS, check_day, parse_interval
+from slawatch.shared.events import Channel, Priority, Status
+from slawatch.shared.sla_events import GROUP_TARGETS, TICKET_TARGETS
+from slawatch.shared.yamlsource import Issue, Located, Refusal, fields_at
 
 VERSION = 1
 PAUSABLE_STATUSES: tuple[str, ...] = ("new", "open", "pending", "on_hold")

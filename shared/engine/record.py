@@ -15,8 +15,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from shared.engine.calendar import from_ms
-from shared.sla_events import SlaEvent, SlaKind, Target, sla_event_id
+from slawatch.shared.engine.calendar import from_ms
+from slawatch.shared.sla_events import SlaEvent, SlaKind, Target, sla_event_id
 
 _TARGETS = {t.value: t for t in Target}
 _FIELDS = frozenset(SlaEvent.model_fields)

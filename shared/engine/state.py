@@ -28,9 +28,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Final
 
-from shared.engine.policy import PolicySet, TargetSpec, registered
-from shared.engine.record import Attributes
-from shared.sla_events import Target
+from slawatch.shared.engine.policy import PolicySet, TargetSpec, registered
+from slawatch.shared.engine.record import Attributes
+from slawatch.shared.sla_events import Target
 
 
 class EventKind(StrEnum):

@@ -16,8 +16,8 @@ import binascii
 import hashlib
 from typing import Any, Final
 
-from shared.engine.policy import DONE_STATUSES
-from shared.engine.state import (
+from slawatch.shared.engine.policy import DONE_STATUSES
+from slawatch.shared.engine.state import (
     AGENT_REPLY,
     ASSIGNED,
     CREATED,
@@ -30,7 +30,7 @@ from shared.engine.state import (
     LogEntry,
     State,
 )
-from shared.events import (
+from slawatch.shared.events import (
     AssignedData,
     MessageCreatedData,
     StatusChangedData,

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
-from shared.engine.calendar import from_ms, to_ms
-from shared.engine.codec import copy_state
-from shared.engine.machine import advance, apply, deadline_ms, next_due_ms, recompute
-from shared.engine.policy import DONE_STATUSES, PolicySet
-from shared.engine.state import State
-from shared.engine.ticket_log import event_hash
-from shared.events import TicketEvent
-from shared.sla_events import GROUP_TARGETS, Target
+from slawatch.shared.engine.calendar import from_ms, to_ms
+from slawatch.shared.engine.codec import copy_state
+from slawatch.shared.engine.machine import advance, apply, deadline_ms, next_due_ms, recompute
+from slawatch.shared.engine.policy import DONE_STATUSES, PolicySet
+from slawatch.shared.engine.state import State
+from slawatch.shared.engine.ticket_log import event_hash
+from slawatch.shared.events import TicketEvent
+from slawatch.shared.sla_events import GROUP_TARGETS, Target
 
 _ORDER: Final = {target.value: i for i, target in enumerate(Target)}
 _GROUP_TARGETS: Final = frozenset(GROUP_TARGETS)

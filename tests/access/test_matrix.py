@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.notifier.app import create_app as create_notifier
-from services.notifier.config import load_routes
-from services.notifier.settings import NotifierSettings
-from services.sla_monitor import engine_port, migrate
-from services.sla_monitor.app import create_app as create_monitor
-from services.sla_monitor.settings import MonitorSettings
-from shared.kafka import ensure_topics
+from slawatch.services.notifier.app import create_app as create_notifier
+from slawatch.services.notifier.config import load_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.services.sla_monitor import engine_port, migrate
+from slawatch.services.sla_monitor.app import create_app as create_monitor
+from slawatch.services.sla_monitor.settings import MonitorSettings
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import serve, topic_settings
 from tests.monitor.harness import FAST_POLICIES
 

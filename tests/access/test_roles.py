@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from fastapi import HTTPException
 
-from shared.auth import (
+from slawatch.shared.auth import (
     DEV_TOKEN,
     PEOPLE_ROLES,
     Access,
@@ -16,7 +16,7 @@ from shared.auth import (
     access_from,
     grants,
 )
-from shared.settings import CommonSettings, SettingsError
+from slawatch.shared.settings import CommonSettings, SettingsError
 
 
 def digest(token: str) -> str:

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from services.database import migrate
-from shared.db import asyncpg_dsn, with_database
+from slawatch.services.database import migrate
+from slawatch.shared.db import asyncpg_dsn, with_database
 from tests.console.stack import ARTEFACTS, Stack, start_stack
 from tests.helpers import serve
 from tests.notifier.support import HttpSink

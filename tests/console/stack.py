@@ -128,7 +128,7 @@ def start_stack(kafka_bootstrap: str, database_url: str, webhook_url: str, folde
         **topics,
     }
     subprocess.run(
-        [sys.executable, "-m", "services.cli", "topics", "create"],
+        [sys.executable, "-m", "slawatch.services.cli", "topics", "create"],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}, **common},
         check=True,
         capture_output=True,

@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
-from services.console.sessions import COOKIE, Sessions
-from shared.auth import ApiKeys
+from slawatch.services.console.sessions import COOKIE, Sessions
+from slawatch.shared.auth import ApiKeys
 from tests.console.stack import NAMES, TOKENS, created, eventually
 
 pytestmark = pytest.mark.integration
@@ -190,8 +190,8 @@ LADDER = ("viewer", "operator", "admin")
 def test_every_console_route_is_declared() -> None:
     from fastapi.routing import APIRoute
 
-    from services.console.app import create_app
-    from services.console.settings import ConsoleSettings
+    from slawatch.services.console.app import create_app
+    from slawatch.services.console.settings import ConsoleSettings
 
     app = create_app(ConsoleSettings(console_session_secret="s" * 40))
     routes = {

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from services.notifier.app import create_app as create_notifier
-from services.notifier.config import parse_routes
-from services.notifier.settings import NotifierSettings
-from services.sla_monitor import engine_port
-from services.sla_monitor.app import create_app as create_monitor
-from services.sla_monitor.settings import MonitorSettings
+from slawatch.services.notifier.app import create_app as create_notifier
+from slawatch.services.notifier.config import parse_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.services.sla_monitor import engine_port
+from slawatch.services.sla_monitor.app import create_app as create_monitor
+from slawatch.services.sla_monitor.settings import MonitorSettings
 from tests.console.stack import TOKENS
 from tests.monitor.harness import FAST_POLICIES
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.console.app import create_app
-from services.console.settings import ConsoleSettings
+from slawatch.services.console.app import create_app
+from slawatch.services.console.settings import ConsoleSettings
 from tests.console.stack import API_KEYS, TOKENS
 from tests.test_settings import run_cli
 
@@ -91,7 +91,7 @@ def test_bad_console_settings_stop_it_with_one_line(env, variable) -> None:
 
 
 async def test_a_service_that_cannot_be_reached_is_shown_plainly() -> None:
-    from services.dev.provision import free_port
+    from slawatch.services.dev.provision import free_port
 
     closed = f"http://127.0.0.1:{free_port()}"
     async with client(console_monitor_url=closed, console_notifier_url=closed) as http:

@@ -8,9 +8,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.engine import PolicySet, SlaRecord, State, apply, load_policies
-from shared.events import TicketEvent, parse_event
-from shared.sla_events import dump_sla_event, parse_sla_event
+from slawatch.shared.engine import PolicySet, SlaRecord, State, apply, load_policies
+from slawatch.shared.events import TicketEvent, parse_event
+from slawatch.shared.sla_events import dump_sla_event, parse_sla_event
 
 POLICIES = """
 version: 1

@@ -12,8 +12,8 @@ import pytz
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.engine.calendar import Calendar, from_ms, parse_interval, to_ms
-from shared.engine.durations import DurationError, format_duration, parse_duration
+from slawatch.shared.engine.calendar import Calendar, from_ms, parse_interval, to_ms
+from slawatch.shared.engine.durations import DurationError, format_duration, parse_duration
 
 WEEK = ("mon", "tue", "wed", "thu", "fri")
 LUNCH = [parse_interval("09:00-12:00"), parse_interval("13:00-18:00")]

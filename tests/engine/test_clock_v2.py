@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.engine import (
+from slawatch.shared.engine import (
     PolicyError,
     advance,
     apply,
@@ -22,9 +22,9 @@ from shared.engine import (
     serialise,
     timeline,
 )
-from shared.engine.cli import policy_main
-from shared.events import TicketEvent, parse_event
-from shared.sla_events import GROUP_TARGETS
+from slawatch.shared.engine.cli import policy_main
+from slawatch.shared.events import TicketEvent, parse_event
+from slawatch.shared.sla_events import GROUP_TARGETS
 from tests.engine.helpers import Downstream, assert_valid, ev, run, utc
 
 V2 = """

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.engine import PolicyError, advance, describe, load_policies
-from shared.engine.cli import policy_main
-from shared.engine.contracts import expiring
-from shared.events import parse_event
+from slawatch.shared.engine import PolicyError, advance, describe, load_policies
+from slawatch.shared.engine.cli import policy_main
+from slawatch.shared.engine.contracts import expiring
+from slawatch.shared.events import parse_event
 from tests.engine.helpers import ev, ids, random_ticket, run, utc
 
 CONTRACTS = """

@@ -10,9 +10,9 @@ import holidays
 import pytest
 from holidays.holiday_base import HolidayBase
 
-from shared.engine import describe, load_policies
-from shared.engine.cli import policy_main
-from shared.engine.coverage import first_unofficial, unofficial_from
+from slawatch.shared.engine import describe, load_policies
+from slawatch.shared.engine.cli import policy_main
+from slawatch.shared.engine.coverage import first_unofficial, unofficial_from
 from tests.engine.helpers import ev, run
 
 TODAY = date(2026, 12, 1)  # the day this guard was written: CN 2027 had no schedule yet

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from shared.engine import (
+from slawatch.shared.engine import (
     FORMAT_VERSION,
     advance,
     apply,
@@ -28,8 +28,8 @@ from shared.engine import (
     next_due,
     serialise,
 )
-from shared.events import parse_event
-from shared.sla_events import parse_sla_event
+from slawatch.shared.events import parse_event
+from slawatch.shared.sla_events import parse_sla_event
 from tests.engine.helpers import policies
 
 PS = policies()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.engine import (
+from slawatch.shared.engine import (
     StateError,
     advance,
     apply,
@@ -17,7 +17,7 @@ from shared.engine import (
     serialise,
     timeline,
 )
-from shared.sla_events import Target, dump_sla_event, parse_sla_event
+from slawatch.shared.sla_events import Target, dump_sla_event, parse_sla_event
 from tests.engine.helpers import POLICIES, ev, ids, policies, run, utc
 
 PS = policies()

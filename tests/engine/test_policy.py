@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.engine import PolicyError, load_policies, policy_json_schema
-from shared.engine.cli import policy_main
+from slawatch.shared.engine import PolicyError, load_policies, policy_json_schema
+from slawatch.shared.engine.cli import policy_main
 from tests.engine.helpers import POLICIES, policies
 
 ROOT = Path(__file__).resolve().parents[2]

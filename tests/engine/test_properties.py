@@ -8,7 +8,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.engine import (
+from slawatch.shared.engine import (
     advance,
     apply,
     describe,
@@ -17,8 +17,8 @@ from shared.engine import (
     parse_duration,
     serialise,
 )
-from shared.events import parse_event
-from shared.sla_events import dump_sla_event, parse_sla_event
+from slawatch.shared.events import parse_event
+from slawatch.shared.sla_events import dump_sla_event, parse_sla_event
 from tests.engine.helpers import POLICIES, Downstream, assert_valid, policies, random_ticket
 
 PS = policies()

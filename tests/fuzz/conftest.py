@@ -12,10 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.database import migrate
-from shared.db import asyncpg_dsn, with_database
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.shared.db import asyncpg_dsn, with_database
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.fuzz.stack import ROUTES, Service, stack_env
 from tests.helpers import topic_settings
 from tests.processes import stop_all

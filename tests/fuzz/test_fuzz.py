@@ -26,9 +26,9 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.result import Err, Result
 
-from shared.bounds import EVENT_INSTANT_MAX, EVENT_INSTANT_MIN, MAX_JSON_DEPTH
-from shared.events import EXAMPLES
-from shared.sla_events import EXAMPLE as SLA_EXAMPLE
+from slawatch.shared.bounds import EVENT_INSTANT_MAX, EVENT_INSTANT_MIN, MAX_JSON_DEPTH
+from slawatch.shared.events import EXAMPLES
+from slawatch.shared.sla_events import EXAMPLE as SLA_EXAMPLE
 from tests.fuzz.conftest import Stack
 from tests.fuzz.stack import AUTH, SOURCE_SECRET
 from tests.helpers import read_topic

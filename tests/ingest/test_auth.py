@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from shared.auth import DEV_TOKEN, ApiKeyFormatError, ApiKeys, bearer_token
+from slawatch.shared.auth import DEV_TOKEN, ApiKeyFormatError, ApiKeys, bearer_token
 
 
 def digest(token: str) -> str:

@@ -12,11 +12,11 @@ import json
 import httpx
 import pytest
 
-from services.dev.provision import Broker
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from shared.auth import ApiKeys
-from shared.kafka import ensure_topics
+from slawatch.services.dev.provision import Broker
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import read_topic, serve
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from shared.bounds import MAX_JSON_DEPTH
-from shared.kafka import ensure_topics
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.shared.bounds import MAX_JSON_DEPTH
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import serve, topic_settings, topic_size
 from tests.ingest.test_ingest import AUTH, KEYS, Ingest, event
 

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from shared.auth import ApiKeys
-from shared.events import EXAMPLES
-from shared.kafka import ensure_topics
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.events import EXAMPLES
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import read_topic, serve, topic_settings, topic_size
 
 pytestmark = pytest.mark.integration

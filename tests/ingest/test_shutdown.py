@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.dev.provision import free_port
-from services.ingest.settings import IngestSettings
-from shared.kafka import ensure_topics
+from slawatch.services.dev.provision import free_port
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import read_topic, topic_settings, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ async def test_signal_while_posting_exits_0_and_every_accepted_event_is_on_the_t
         SLAWATCH_SHUTDOWN_TIMEOUT_S="8",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "ingest"],
+        [sys.executable, "-m", "slawatch.services.cli", "ingest"],
         env=env,
         stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from services.dev.provision import free_port
+from slawatch.services.dev.provision import free_port
 from tests.helpers import wait_ready, wait_ready_sync
 
 FAST_POLICIES = Path(__file__).with_name("fast-policies.yaml")
@@ -42,7 +42,7 @@ class MonitorProcess:
         env.update(self.env)
         env["SLAWATCH_MONITOR_PORT"] = str(self.port)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "monitor"],
+            [sys.executable, "-m", "slawatch.services.cli", "monitor"],
             env=env,
             stdout=open(self.log_path, "ab"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.database import migrate
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.engine.helpers import Downstream
 from tests.helpers import topic_settings
 from tests.monitor.harness import MonitorProcess, monitor_env, now, produce

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.database import migrate
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.helpers import topic_settings
 from tests.monitor.harness import READ_AUTH, MonitorProcess, created, monitor_env, now, produce
 

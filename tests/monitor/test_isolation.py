@@ -23,10 +23,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.database import migrate
-from shared.db import asyncpg_dsn
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.shared.db import asyncpg_dsn
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings
 from tests.monitor.harness import READ_AUTH, MonitorProcess, created, monitor_env, now, produce
 

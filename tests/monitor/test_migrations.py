@@ -12,10 +12,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import services.notifier.schema  # noqa: F401 - the notifier's tables share the history
-import services.sla_monitor.schema  # noqa: F401
-from services.database import migrate
-from shared.db import make_engine, metadata
+import slawatch.services.notifier.schema  # noqa: F401 - the notifier's tables share the history
+import slawatch.services.sla_monitor.schema  # noqa: F401
+from slawatch.services.database import migrate
+from slawatch.shared.db import make_engine, metadata
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ async def test_upgrade_creates_exactly_the_modelled_schema_and_downgrade_removes
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "slawatch.services.cli", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.database import migrate
-from services.dev.provision import Postgres
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.services.dev.provision import Postgres
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings, wait_ready
 from tests.monitor.harness import MonitorProcess, agent_reply, created, monitor_env, now, produce
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.database import migrate
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings
 from tests.monitor.harness import (
     READ_AUTH,
@@ -193,7 +193,7 @@ async def test_read_api_reports_replay_and_policy_reload(
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SLAWATCH_")}
     run = lambda *a: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "services.cli", "replay", *a],
+        [sys.executable, "-m", "slawatch.services.cli", "replay", *a],
         capture_output=True,
         text=True,
         timeout=60,

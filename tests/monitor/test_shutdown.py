@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.database import migrate
-from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings
 from tests.monitor.harness import MonitorProcess, created, monitor_env, now, produce
 

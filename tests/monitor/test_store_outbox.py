@@ -8,11 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.database import migrate
-from services.sla_monitor.outbox import OutboxDrainer
-from services.sla_monitor.store import BatchWrite, OutboxRow, RetainedEvent, Store, TicketRow
-from shared.kafka import ensure_topics, make_producer
-from shared.settings import CommonSettings
+from slawatch.services.database import migrate
+from slawatch.services.sla_monitor.outbox import OutboxDrainer
+from slawatch.services.sla_monitor.store import (
+    BatchWrite,
+    OutboxRow,
+    RetainedEvent,
+    Store,
+    TicketRow,
+)
+from slawatch.shared.kafka import ensure_topics, make_producer
+from slawatch.shared.settings import CommonSettings
 from tests.helpers import read_topic, topic_settings
 
 pytestmark = pytest.mark.integration

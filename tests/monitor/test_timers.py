@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.sla_monitor.timers import DeadlineHeap
+from slawatch.services.sla_monitor.timers import DeadlineHeap
 
 tickets = st.sampled_from([f"T{i}" for i in range(12)])
 times = st.integers(0, 100).map(float)

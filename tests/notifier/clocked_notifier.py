@@ -10,8 +10,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from services.notifier.clock import Clock
-from services.notifier.main import run
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.main import run
 
 
 class FileClock(Clock):

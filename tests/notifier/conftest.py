@@ -13,14 +13,14 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.dev.provision import free_port
-from services.notifier.clock import Clock
-from services.notifier.config import RoutingConfig
-from services.notifier.core import NotifierCore
-from services.notifier.dispatcher import Dispatcher, lanes_for
-from services.notifier.metrics import NotifierMetrics
-from services.notifier.stages.retry import RetryPolicy
-from services.notifier.templates import Renderer
+from slawatch.services.dev.provision import free_port
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.config import RoutingConfig
+from slawatch.services.notifier.core import NotifierCore
+from slawatch.services.notifier.dispatcher import Dispatcher, lanes_for
+from slawatch.services.notifier.metrics import NotifierMetrics
+from slawatch.services.notifier.stages.retry import RetryPolicy
+from slawatch.services.notifier.templates import Renderer
 from tests.helpers import serve
 from tests.notifier.support import HttpSink, MemorySink
 

@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.notifier.clock import Clock
-from services.notifier.config import RoutingConfig, parse_routes
-from services.notifier.model import Notice, NoticeKey, Status, StatusChange
-from shared.sla_events import SlaEvent, parse_sla_event, sla_event_id
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.config import RoutingConfig, parse_routes
+from slawatch.services.notifier.model import Notice, NoticeKey, Status, StatusChange
+from slawatch.shared.sla_events import SlaEvent, parse_sla_event, sla_event_id
 
 T0 = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)
 

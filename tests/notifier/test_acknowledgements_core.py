@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.notifier.model import Status
-from services.notifier.stages.repeat import Acknowledgement, Acknowledgements
+from slawatch.services.notifier.model import Status
+from slawatch.services.notifier.stages.repeat import Acknowledgement, Acknowledgements
 from tests.notifier.support import sla_event
 from tests.notifier.test_core import NOON, S, accept, flush, make_core
 

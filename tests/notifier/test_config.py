@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from services.notifier.cli import routes_main
-from services.notifier.config import RoutesError, Secret, parse_rate_limits
-from services.notifier.providers import PROVIDERS, RateLimit
-from shared.durations import parse_duration
+from slawatch.services.notifier.cli import routes_main
+from slawatch.services.notifier.config import RoutesError, Secret, parse_rate_limits
+from slawatch.services.notifier.providers import PROVIDERS, RateLimit
+from slawatch.shared.durations import parse_duration
 from tests.notifier.support import routes, sla_event
 
 FULL = """\
@@ -422,7 +422,7 @@ def test_slawatch_routes_check_via_the_cli(tmp_path: Path) -> None:
     file = tmp_path / "routes.yaml"
     file.write_text("receivers: [{name: a, integrations: [{type: consol}]}]\n")
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "routes", "check", str(file)],
+        [sys.executable, "-m", "slawatch.services.cli", "routes", "check", str(file)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -438,7 +438,7 @@ def test_example_routes_file_is_valid() -> None:
 def test_published_routes_schema_matches_the_models() -> None:
     import json
 
-    from services.schemas import render
+    from slawatch.services.schemas import render
 
     published = Path("docs/schemas/routes.schema.json").read_text()
     assert published == render("routes.schema.json"), "regenerate: slawatch schemas"
@@ -450,7 +450,7 @@ def test_routes_schema_knows_every_key_of_valid_files(source: str) -> None:
     """Every key a valid file uses is a property the schema allows, where it is used."""
     import yaml
 
-    from services.notifier.routes_file import json_schema
+    from slawatch.services.notifier.routes_file import json_schema
 
     text = FULL if source == "full" else Path("examples/routes.yaml").read_text()
     doc = yaml.safe_load(text)

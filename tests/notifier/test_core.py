@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.notifier.core import NotifierCore
-from services.notifier.integrations import build_integration
-from services.notifier.matchers import Matchers
-from services.notifier.model import Status
-from services.notifier.stages.ratelimit import RateLimiter
-from services.notifier.stages.silences import Silence, SilenceSet
-from services.notifier.templates import Renderer
+from slawatch.services.notifier.core import NotifierCore
+from slawatch.services.notifier.integrations import build_integration
+from slawatch.services.notifier.matchers import Matchers
+from slawatch.services.notifier.model import Status
+from slawatch.services.notifier.stages.ratelimit import RateLimiter
+from slawatch.services.notifier.stages.silences import Silence, SilenceSet
+from slawatch.services.notifier.templates import Renderer
 from tests.notifier.support import T0, routes, sla_event
 from tests.notifier.test_stages import OfficeHours
 

@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
-from services.notifier.config import RoutingConfig
-from services.notifier.matchers import Matchers
-from services.notifier.model import Status
-from services.notifier.stages.retry import RetryPolicy
-from services.notifier.stages.silences import Silence
+from slawatch.services.notifier.config import RoutingConfig
+from slawatch.services.notifier.matchers import Matchers
+from slawatch.services.notifier.model import Status
+from slawatch.services.notifier.stages.retry import RetryPolicy
+from slawatch.services.notifier.stages.silences import Silence
 from tests.notifier.conftest import running_pipeline
 from tests.notifier.support import ScaledClock, routes, sla_event
 

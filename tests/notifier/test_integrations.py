@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from services.notifier.integrations import build_integration
-from services.notifier.integrations.console import ConsoleIntegration
-from services.notifier.model import Notice, Outcome
-from services.notifier.templates import Renderer
+from slawatch.services.notifier.integrations import build_integration
+from slawatch.services.notifier.integrations.console import ConsoleIntegration
+from slawatch.services.notifier.model import Notice, Outcome
+from slawatch.services.notifier.templates import Renderer
 from tests.notifier.support import T0, routes, sla_event
 
 pytestmark = pytest.mark.integration
@@ -367,7 +367,7 @@ async def test_timeouts_and_refused_connections_are_retryable(http_sink, client)
     slow = make("webhook", f'url: "{url}{p}", timeout: 200ms', client)
     result = await deliver(slow)
     assert result.outcome is Outcome.retryable and result.reason.startswith("timeout")
-    from services.dev.provision import free_port
+    from slawatch.services.dev.provision import free_port
 
     closed = make("slack", f'url: "http://127.0.0.1:{free_port()}/x"', client)
     result = await deliver(closed)
@@ -414,7 +414,7 @@ async def test_email_english_subject(smtp_server) -> None:
 async def test_email_refusals(smtp_server) -> None:
     from aiosmtpd.controller import Controller
 
-    from services.dev.provision import free_port
+    from slawatch.services.dev.provision import free_port
 
     class Refusing:
         def __init__(self, code: int) -> None:
@@ -463,7 +463,7 @@ async def test_email_over_starttls_and_tls_with_certificate_validation(security)
 
     from aiosmtpd.controller import Controller
 
-    from services.dev.provision import free_port
+    from slawatch.services.dev.provision import free_port
     from tests.notifier.conftest import Mailbox
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

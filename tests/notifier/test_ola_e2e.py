@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.database import migrate
-from services.notifier.app import create_app
-from services.notifier.config import load_routes
-from services.notifier.settings import NotifierSettings
-from shared.auth import ApiKeys
-from shared.kafka import ensure_topics
+from slawatch.services.database import migrate
+from slawatch.services.notifier.app import create_app
+from slawatch.services.notifier.config import load_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import serve, topic_settings
 from tests.helpers import wait_ready as wait_until_ready
 from tests.monitor.harness import READ_AUTH, MonitorProcess, created, monitor_env, now, produce

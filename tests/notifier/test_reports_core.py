@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notifier.config import ReportSchedule, RoutesError
-from services.notifier.integrations import build_integration
-from services.notifier.reports import (
+from slawatch.services.notifier.config import ReportSchedule, RoutesError
+from slawatch.services.notifier.integrations import build_integration
+from slawatch.services.notifier.reports import (
     due_period,
     latest_period,
     notification_id,
@@ -25,7 +25,7 @@ from services.notifier.reports import (
     show,
     to_csv,
 )
-from services.notifier.templates import Renderer
+from slawatch.services.notifier.templates import Renderer
 from tests.notifier.support import routes
 
 VALID = """\
@@ -131,7 +131,7 @@ def test_bad_reports_are_refused_with_file_and_line() -> None:
 
 
 def test_routes_check_refuses_bad_reports_with_exit_2(tmp_path: Path) -> None:
-    from services.notifier.cli import routes_main
+    from slawatch.services.notifier.cli import routes_main
 
     file = tmp_path / "routes.yaml"
     file.write_text(VALID.replace("every: day", "every: fortnight"))

@@ -29,14 +29,14 @@ import asyncpg
 import httpx
 import pytest
 
-from services.database import migrate
-from services.dev.provision import free_port
-from services.notifier.app import create_app
-from services.notifier.clock import Clock
-from services.notifier.config import load_routes
-from services.notifier.settings import NotifierSettings
-from shared.db import asyncpg_dsn, with_database
-from shared.kafka import ensure_topics
+from slawatch.services.database import migrate
+from slawatch.services.dev.provision import free_port
+from slawatch.services.notifier.app import create_app
+from slawatch.services.notifier.clock import Clock
+from slawatch.services.notifier.config import load_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.shared.db import asyncpg_dsn, with_database
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import read_topic, serve, topic_settings
 from tests.helpers import wait_ready as wait_until_ready
 from tests.monitor.harness import (

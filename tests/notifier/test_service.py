@@ -23,14 +23,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.database import migrate
-from services.dev.provision import free_port
-from services.notifier.app import create_app
-from services.notifier.config import load_routes
-from services.notifier.settings import NotifierSettings
-from shared.auth import ApiKeys
-from shared.kafka import ensure_topics
-from shared.sla_events import SlaEvent, dump_sla_event
+from slawatch.services.database import migrate
+from slawatch.services.dev.provision import free_port
+from slawatch.services.notifier.app import create_app
+from slawatch.services.notifier.config import load_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.kafka import ensure_topics
+from slawatch.shared.sla_events import SlaEvent, dump_sla_event
 from tests.helpers import read_topic, serve, topic_settings
 from tests.helpers import wait_ready as wait_until_ready
 from tests.notifier.support import sla_event
@@ -217,7 +217,7 @@ async def test_an_event_the_delivery_log_refuses_is_dead_lettered_and_the_rest_s
     topic with the reason and the other events of the batch are delivered."""
     import asyncpg
 
-    from shared.db import asyncpg_dsn
+    from slawatch.shared.db import asyncpg_dsn
 
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
     try:  # the test's database refuses one ticket, as PostgreSQL refuses a NUL in text
@@ -347,7 +347,7 @@ def notifier_process(settings: NotifierSettings, routes: Path, port: int, log: P
     env["SLAWATCH_NOTIFIER_RETRY_MAX_ATTEMPTS"] = "100"
     env["SLAWATCH_NOTIFIER_RETRY_BUDGET_S"] = "600"
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "notifier"],
+        [sys.executable, "-m", "slawatch.services.cli", "notifier"],
         env=env,
         stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notifier.matchers import MatcherError, Matchers
-from services.notifier.model import DeliveryResult, NoticeKey
-from services.notifier.providers import RateLimit
-from services.notifier.stages.grouping import Grouper, GroupTiming, Holding
-from services.notifier.stages.inhibit import Inhibitor, supersedes
-from services.notifier.stages.quiet_hours import place
-from services.notifier.stages.ratelimit import RateLimiter, SlidingWindow
-from services.notifier.stages.repeat import next_reminder
-from services.notifier.stages.retry import RetryPolicy
-from services.notifier.stages.silences import Silence, SilenceSet
+from slawatch.services.notifier.matchers import MatcherError, Matchers
+from slawatch.services.notifier.model import DeliveryResult, NoticeKey
+from slawatch.services.notifier.providers import RateLimit
+from slawatch.services.notifier.stages.grouping import Grouper, GroupTiming, Holding
+from slawatch.services.notifier.stages.inhibit import Inhibitor, supersedes
+from slawatch.services.notifier.stages.quiet_hours import place
+from slawatch.services.notifier.stages.ratelimit import RateLimiter, SlidingWindow
+from slawatch.services.notifier.stages.repeat import next_reminder
+from slawatch.services.notifier.stages.retry import RetryPolicy
+from slawatch.services.notifier.stages.silences import Silence, SilenceSet
 from tests.notifier.support import T0, notice, routes, sla_event
 
 S = timedelta(seconds=1)
@@ -296,8 +296,8 @@ def test_quiet_hours_hold_until_open_or_go_to_fallback() -> None:
 
 
 def test_engine_calendar_adapter_answers_quiet_hours() -> None:
-    from services.notifier.calendars import EngineCalendar
-    from shared.engine.calendar import Calendar, parse_interval
+    from slawatch.services.notifier.calendars import EngineCalendar
+    from slawatch.shared.engine.calendar import Calendar, parse_interval
 
     engine = Calendar(
         "cn-support",

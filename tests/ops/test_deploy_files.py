@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli import available
-from shared.auth import ApiKeys
-from shared.settings import CommonSettings, load_settings
+from slawatch.services.cli import available
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.settings import CommonSettings, load_settings
 from tests.ops.deployfiles import (
     COMPOSE,
     DASHBOARD,
@@ -261,8 +261,8 @@ def test_monitor_replicas_stay_within_the_partition_count() -> None:
 
 
 def test_shipped_policy_and_routes_files_load() -> None:
-    from services.notifier.config import parse_routes
-    from shared.engine.policy import load_policies
+    from slawatch.services.notifier.config import parse_routes
+    from slawatch.shared.engine.policy import load_policies
 
     files = k8s("ConfigMap")["slawatch-files"]["data"]
     policies = load_policies("k8s policies.yaml", text=files["policies.yaml"])
@@ -278,8 +278,8 @@ def test_shipped_policy_and_routes_files_load() -> None:
 
 
 def test_compose_policy_and_routes_files_load() -> None:
-    from services.notifier.config import load_routes
-    from shared.engine.policy import load_policies
+    from slawatch.services.notifier.config import load_routes
+    from slawatch.shared.engine.policy import load_policies
 
     env = compose()["notifier"]["environment"]
     # The image has examples/ at /app/examples (deploy/Dockerfile); routes are mounted.
@@ -310,7 +310,7 @@ def settings_class(service: str | None) -> type[CommonSettings]:
     if service is None:
         return CommonSettings
     for module in (
-        "shared.settings",
+        "slawatch.shared.settings",
         *(f"services.{s}.settings" for s in ("sla_monitor", service)),
     ):
         if available(module):

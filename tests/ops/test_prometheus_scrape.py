@@ -17,15 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.database import migrate
-from services.dev.provision import free_port
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from services.notifier.app import create_app as create_notifier_app
-from services.notifier.config import load_routes
-from services.notifier.settings import NotifierSettings
-from shared.auth import ApiKeys
-from shared.kafka import ensure_topics
+from slawatch.services.database import migrate
+from slawatch.services.dev.provision import free_port
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.services.notifier.app import create_app as create_notifier_app
+from slawatch.services.notifier.config import load_routes
+from slawatch.services.notifier.settings import NotifierSettings
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import serve, topic_settings, wait_ready
 from tests.monitor.harness import MonitorProcess, monitor_env, now
 from tests.notifier.support import HttpSink

@@ -16,8 +16,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from alembic.script import ScriptDirectory
 
-from services.database import migrate
-from shared.db import asyncpg_dsn
+from slawatch.services.database import migrate
+from slawatch.shared.db import asyncpg_dsn
 from tests.ops.deployfiles import COMPOSE, load_yaml
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.ingest.sources.cli import sources_main
+from slawatch.services.ingest.sources.cli import sources_main
 from tests.sources.payloads import LIVES
 
 

@@ -23,12 +23,12 @@ import asyncpg
 import httpx
 import pytest
 
-from services.database import migrate
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from services.ingest.sources import ADAPTERS
-from shared.db import asyncpg_dsn, with_database
-from shared.kafka import ensure_topics
+from slawatch.services.database import migrate
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.shared.db import asyncpg_dsn, with_database
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import read_topic, serve, topic_settings
 from tests.monitor.harness import MonitorProcess, monitor_env
 from tests.sources.payloads import LIVES, SECRET

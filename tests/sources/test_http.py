@@ -16,11 +16,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.ingest.app import create_app
-from services.ingest.settings import IngestSettings
-from services.ingest.sources import ADAPTERS
-from shared.auth import ApiKeys
-from shared.kafka import ensure_topics
+from slawatch.services.ingest.app import create_app
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.shared.auth import ApiKeys
+from slawatch.shared.kafka import ensure_topics
 from tests.helpers import read_topic, serve, topic_settings, topic_size
 from tests.sources import payloads
 from tests.sources.payloads import LIVES, SECRET, ZOHO_ORG

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.ingest.sources import ADAPTERS
-from services.ingest.sources.base import Settings, Unauthorized
-from services.ingest.sources.jwks import KeySet, RsaKey, parse_jwks
-from services.ingest.sources.pipeline import delivery
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.services.ingest.sources.base import Settings, Unauthorized
+from slawatch.services.ingest.sources.jwks import KeySet, RsaKey, parse_jwks
+from slawatch.services.ingest.sources.pipeline import delivery
 from tests.sources import payloads
 from tests.sources.payloads import SECRET, ZOHO_ORG
 from tests.sources.rsa import TestKey, jwks_server

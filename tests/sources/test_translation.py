@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.ingest.sources import ADAPTERS
-from services.ingest.sources.mapping import parse_mapping, resolve
-from services.ingest.sources.pipeline import Refused, delivery, parse_body, translate
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.services.ingest.sources.mapping import parse_mapping, resolve
+from slawatch.services.ingest.sources.pipeline import Refused, delivery, parse_body, translate
 from tests.sources.payloads import LIVES, Step
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import services.notifier.schema  # noqa: F401 - declares the notifier's tables
-import services.sla_monitor.schema  # noqa: F401 - declares the monitor's tables
-from shared.db import make_engine, metadata
+import slawatch.services.notifier.schema  # noqa: F401 - declares the notifier's tables
+import slawatch.services.sla_monitor.schema  # noqa: F401 - declares the monitor's tables
+from slawatch.shared.db import make_engine, metadata
 
 config = context.config
 

@@ -9,8 +9,8 @@ See docs/sources.md.
 
 from __future__ import annotations
 
-from services.ingest.sources import chatwoot, freshdesk, jira, zammad, zendesk, zoho_desk
-from services.ingest.sources.base import Adapter
+from slawatch.services.ingest.sources import chatwoot, freshdesk, jira, zammad, zendesk, zoho_desk
+from slawatch.services.ingest.sources.base import Adapter
 
 ADAPTERS: dict[str, Adapter] = {
     module.ADAPTER.system: module.ADAPTER

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.ingest.sources.mapping import Resolved
+from slawatch.services.ingest.sources.mapping import Resolved
 
 
 @dataclass(frozen=True)

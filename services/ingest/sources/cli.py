@@ -15,9 +15,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.ingest.sources import ADAPTERS
-from services.ingest.sources.mapping import MappingError, load_mapping, resolve
-from services.ingest.sources.pipeline import BadBody, Refused, delivery, parse_body, translate
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.services.ingest.sources.mapping import MappingError, load_mapping, resolve
+from slawatch.services.ingest.sources.pipeline import (
+    BadBody,
+    Refused,
+    delivery,
+    parse_body,
+    translate,
+)
 
 
 def _check(path: Path) -> int:

@@ -21,8 +21,8 @@ import binascii
 import re
 from typing import Any
 
-from services.ingest.sources import signatures as sig
-from services.ingest.sources.base import (
+from slawatch.services.ingest.sources import signatures as sig
+from slawatch.services.ingest.sources.base import (
     Adapter,
     Delivery,
     Malformed,
@@ -34,7 +34,7 @@ from services.ingest.sources.base import (
     split_tags,
     text,
 )
-from services.ingest.sources.mapping import Resolved
+from slawatch.services.ingest.sources.mapping import Resolved
 
 TOKEN_HEADER = "X-Slawatch-Token"
 

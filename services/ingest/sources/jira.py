@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingest.sources import signatures as sig
-from services.ingest.sources.base import (
+from slawatch.services.ingest.sources import signatures as sig
+from slawatch.services.ingest.sources.base import (
     Adapter,
     Delivery,
     Malformed,
@@ -33,7 +33,7 @@ from services.ingest.sources.base import (
     split_tags,
     text,
 )
-from services.ingest.sources.mapping import Resolved
+from slawatch.services.ingest.sources.mapping import Resolved
 
 SIGNATURE = "X-Hub-Signature"
 DELIVERY = "X-Atlassian-Webhook-Identifier"

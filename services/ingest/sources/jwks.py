@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
 
-from services.ingest.sources.base import Unauthorized, Unavailable
+from slawatch.services.ingest.sources.base import Unauthorized, Unavailable
 
 MIN_MODULUS_BITS = 2048
 MAX_TOKEN_BYTES = 8192

@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.bounds import Line
-from shared.events import Channel, Priority, Status
-from shared.yamlsource import Issue, describe, load_located
+from slawatch.shared.bounds import Line
+from slawatch.shared.events import Channel, Priority, Status
+from slawatch.shared.yamlsource import Issue, describe, load_located
 
 SYSTEMS = ("zendesk", "freshdesk", "zoho-desk", "jira", "zammad", "chatwoot")
 
@@ -122,7 +122,7 @@ class Resolved:
     def tier(self, document: Any) -> str | None:
         if self.tier_path is None:
             return None
-        from services.ingest.sources.base import dig, text
+        from slawatch.services.ingest.sources.base import dig, text
 
         value = text(dig(document, self.tier_path))
         if value is None:
@@ -139,7 +139,7 @@ class Resolved:
             return None
         found = table.get(native.strip().lower())
         if found is None:
-            from services.ingest.sources.base import Malformed
+            from slawatch.services.ingest.sources.base import Malformed
 
             raise Malformed(
                 where,

@@ -14,12 +14,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.ingest.settings import IngestSettings
-from services.ingest.sources import ADAPTERS
-from services.ingest.sources.base import Delivery, Malformed, Settings, Translation
-from services.ingest.sources.mapping import Resolved, SourceMapping, load_mapping, resolve
-from shared.bounds import MAX_JSON_DEPTH, json_depth
-from shared.events import TicketEvent, ticket_event_adapter
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.services.ingest.sources.base import Delivery, Malformed, Settings, Translation
+from slawatch.services.ingest.sources.mapping import Resolved, SourceMapping, load_mapping, resolve
+from slawatch.shared.bounds import MAX_JSON_DEPTH, json_depth
+from slawatch.shared.events import TicketEvent, ticket_event_adapter
 
 
 class BadBody(Exception):

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from services.ingest.app import (
+from slawatch.services.ingest.app import (
     Accepted,
     Problem,
     _BadRequest,
@@ -30,12 +30,12 @@ from services.ingest.app import (
     _stamp,
     serve_directly,
 )
-from services.ingest.metrics import IngestMetrics
-from services.ingest.publisher import BrokerUnavailable, Publisher
-from services.ingest.settings import IngestSettings
-from services.ingest.sources import ADAPTERS
-from services.ingest.sources.base import Unauthorized, Unavailable
-from services.ingest.sources.pipeline import (
+from slawatch.services.ingest.metrics import IngestMetrics
+from slawatch.services.ingest.publisher import BrokerUnavailable, Publisher
+from slawatch.services.ingest.settings import IngestSettings
+from slawatch.services.ingest.sources import ADAPTERS
+from slawatch.services.ingest.sources.base import Unauthorized, Unavailable
+from slawatch.services.ingest.sources.pipeline import (
     BadBody,
     Refused,
     delivery,

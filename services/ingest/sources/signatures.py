@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
-from services.ingest.sources.base import Delivery, Settings, Unauthorized
+from slawatch.services.ingest.sources.base import Delivery, Settings, Unauthorized
 
 
 def need_secret(settings: Settings, variable: str) -> str:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.ingest.sources import signatures as sig
-from services.ingest.sources.base import (
+from slawatch.services.ingest.sources import signatures as sig
+from slawatch.services.ingest.sources.base import (
     Adapter,
     Delivery,
     Malformed,
@@ -37,7 +37,7 @@ from services.ingest.sources.base import (
     split_tags,
     text,
 )
-from services.ingest.sources.mapping import Resolved
+from slawatch.services.ingest.sources.mapping import Resolved
 
 SIGNATURE = "X-Zendesk-Webhook-Signature"
 TIMESTAMP = "X-Zendesk-Webhook-Signature-Timestamp"

@@ -23,8 +23,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services.ingest.sources import signatures as sig
-from services.ingest.sources.base import (
+from slawatch.services.ingest.sources import signatures as sig
+from slawatch.services.ingest.sources.base import (
     Adapter,
     Delivery,
     Malformed,
@@ -37,8 +37,8 @@ from services.ingest.sources.base import (
     split_tags,
     text,
 )
-from services.ingest.sources.jwks import KeySet, verify_rs256
-from services.ingest.sources.mapping import Resolved
+from slawatch.services.ingest.sources.jwks import KeySet, verify_rs256
+from slawatch.services.ingest.sources.mapping import Resolved
 
 TOKEN = "X-ZDesk-JWT"
 MAX_EVENTS = 100

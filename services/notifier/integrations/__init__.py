@@ -7,17 +7,17 @@ from collections.abc import Callable
 
 import httpx
 
-from services.notifier.config import IntegrationSpec, Receiver
-from services.notifier.integrations.base import Integration, Prepared
-from services.notifier.integrations.console import ConsoleIntegration
-from services.notifier.integrations.dingtalk import DingTalkIntegration
-from services.notifier.integrations.email import EmailIntegration
-from services.notifier.integrations.feishu import FeishuIntegration
-from services.notifier.integrations.slack import SlackIntegration
-from services.notifier.integrations.teams import TeamsIntegration
-from services.notifier.integrations.webhook import WebhookIntegration
-from services.notifier.integrations.wecom import WeComIntegration
-from services.notifier.templates import Renderer
+from slawatch.services.notifier.config import IntegrationSpec, Receiver
+from slawatch.services.notifier.integrations.base import Integration, Prepared
+from slawatch.services.notifier.integrations.console import ConsoleIntegration
+from slawatch.services.notifier.integrations.dingtalk import DingTalkIntegration
+from slawatch.services.notifier.integrations.email import EmailIntegration
+from slawatch.services.notifier.integrations.feishu import FeishuIntegration
+from slawatch.services.notifier.integrations.slack import SlackIntegration
+from slawatch.services.notifier.integrations.teams import TeamsIntegration
+from slawatch.services.notifier.integrations.webhook import WebhookIntegration
+from slawatch.services.notifier.integrations.wecom import WeComIntegration
+from slawatch.services.notifier.templates import Renderer
 
 REGISTRY: dict[str, type[Integration]] = {
     cls.type: cls

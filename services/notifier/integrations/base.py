@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from services.notifier.config import IntegrationSpec, Receiver
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.providers import PROVIDERS
-from services.notifier.reports import ReportView
-from services.notifier.templates import MessageView, Renderer, message_view
+from slawatch.services.notifier.config import IntegrationSpec, Receiver
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.providers import PROVIDERS
+from slawatch.services.notifier.reports import ReportView
+from slawatch.services.notifier.templates import MessageView, Renderer, message_view
 
 USER_AGENT = "slawatch-notifier/0.1"
 REASON_MAX = 300

@@ -6,9 +6,9 @@ import sys
 from datetime import datetime
 from typing import TextIO
 
-from services.notifier.integrations.base import Integration, Prepared
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
+from slawatch.services.notifier.integrations.base import Integration, Prepared
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
 
 
 class ConsoleIntegration(Integration):

@@ -19,14 +19,14 @@ import hmac
 from datetime import datetime
 from urllib.parse import quote_plus
 
-from services.notifier.integrations.base import (
+from slawatch.services.notifier.integrations.base import (
     HttpIntegration,
     Prepared,
     dumps,
     error_code_result,
 )
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
 
 RETRYABLE = {130101: 600.0, 130102: 600.0, -1: None}
 

@@ -17,10 +17,10 @@ from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
-from services.notifier.config import reveal
-from services.notifier.integrations.base import Integration, Prepared, short
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView, to_csv
+from slawatch.services.notifier.config import reveal
+from slawatch.services.notifier.integrations.base import Integration, Prepared, short
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView, to_csv
 
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 CONTENT_LANGUAGE = {"en": "en", "zh": "zh-CN"}

@@ -19,16 +19,16 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from services.notifier.i18n import translate
-from services.notifier.integrations.base import (
+from slawatch.services.notifier.i18n import translate
+from slawatch.services.notifier.integrations.base import (
     HttpIntegration,
     Prepared,
     dumps,
     error_code_result,
 )
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
-from shared.sla_events import SlaKind
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
+from slawatch.shared.sla_events import SlaKind
 
 RETRYABLE = {11232: 60.0}
 HEADER_COLOURS = {

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.notifier.integrations.base import HttpIntegration, Prepared, dumps
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
+from slawatch.services.notifier.integrations.base import HttpIntegration, Prepared, dumps
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
 
 HEADER_MAX = 150  # plain_text header limit
 SECTION_MAX = 3000  # mrkdwn section limit

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.notifier.i18n import translate
-from services.notifier.integrations.base import HttpIntegration, Prepared, dumps
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
-from shared.sla_events import SlaKind
+from slawatch.services.notifier.i18n import translate
+from slawatch.services.notifier.integrations.base import HttpIntegration, Prepared, dumps
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
+from slawatch.shared.sla_events import SlaKind
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"

@@ -15,9 +15,14 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from services.notifier.integrations.base import HttpIntegration, Prepared, dumps, utc_now_iso
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
+from slawatch.services.notifier.integrations.base import (
+    HttpIntegration,
+    Prepared,
+    dumps,
+    utc_now_iso,
+)
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
 
 SCHEMA_VERSION = 1
 

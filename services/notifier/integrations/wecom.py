@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.notifier.integrations.base import (
+from slawatch.services.notifier.integrations.base import (
     HttpIntegration,
     Prepared,
     dumps,
     error_code_result,
 )
-from services.notifier.model import DeliveryResult, Notice
-from services.notifier.reports import ReportView
+from slawatch.services.notifier.model import DeliveryResult, Notice
+from slawatch.services.notifier.reports import ReportView
 
 RETRYABLE = {45009: 60.0, 45033: 60.0, -1: None}
 

@@ -14,7 +14,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.notifier.model import Batch, Notice, NoticeKey
+from slawatch.services.notifier.model import Batch, Notice, NoticeKey
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from services.notifier.model import ALERTING_KINDS, TargetKey, severity
-from shared.sla_events import SlaEvent, SlaKind
+from slawatch.services.notifier.model import ALERTING_KINDS, TargetKey, severity
+from slawatch.shared.sla_events import SlaEvent, SlaKind
 
 _CLOSED = (99, 0.0)
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.notifier.calendars import Calendar
-from services.notifier.config import RoutingConfig
+from slawatch.services.notifier.calendars import Calendar
+from slawatch.services.notifier.config import RoutingConfig
 
 log = logging.getLogger("slawatch.notifier")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from services.notifier.providers import RateLimit
+from slawatch.services.notifier.providers import RateLimit
 
 
 class SlidingWindow:

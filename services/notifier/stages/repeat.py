@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.notifier.config import Receiver
-from services.notifier.model import Notice, TargetKey
-from shared.sla_events import SlaKind
+from slawatch.services.notifier.config import Receiver
+from slawatch.services.notifier.model import Notice, TargetKey
+from slawatch.shared.sla_events import SlaKind
 
 REPEATING = frozenset({SlaKind.breached, SlaKind.escalated})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from services.notifier.model import DeliveryResult, Outcome
+from slawatch.services.notifier.model import DeliveryResult, Outcome
 
 
 @dataclass(frozen=True)

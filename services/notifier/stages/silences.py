@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.notifier.matchers import Matchers
-from shared.sla_events import SlaEvent
+from slawatch.services.notifier.matchers import Matchers
+from slawatch.shared.sla_events import SlaEvent
 
 
 @dataclass(frozen=True)
