@@ -64,7 +64,7 @@ test: install prometheus-tools chromium
 PURE := .build/pure-engine
 test-engine-pure: install
 	@rm -rf $(PURE) && mkdir -p $(PURE)
-	@cp -r shared services tests docs pyproject.toml examples $(PURE)/
+	@cp -r shared services tests docs pyproject.toml examples $(PURE)/ && cp -a slawatch $(PURE)/
 	@find $(PURE) -name '*$(EXT_SUFFIX)' -delete
 	cd $(PURE) && $(CURDIR)/$(VENV)/bin/python -c 'import slawatch.shared.engine as e; assert not e.NATIVE, e.machine.__file__; print("pure-Python engine:", e.machine.__file__)'
 	cd $(PURE) && $(CURDIR)/$(VENV)/bin/pytest -p no:cacheprovider -q tests/engine tests/test_events.py

@@ -46,7 +46,9 @@ def build() -> None:
     from setuptools import setup
 
     clean()  # all or nothing: never a mix of old and new modules
-    sources = [f"shared/engine/{name}.py" for name in COMPILED]
+    # Through the slawatch/ namespace links, so mypyc names the modules slawatch.shared.engine.*
+    # (the names they are imported by); the extensions land beside the sources in shared/engine.
+    sources = [f"slawatch/shared/engine/{name}.py" for name in COMPILED]
     with tempfile.TemporaryDirectory(prefix="slawatch-native-") as tmp:
         modules = mypycify(
             ["--ignore-missing-imports", "--cache-dir", f"{tmp}/mypy", *sources],

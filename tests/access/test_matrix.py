@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from slawatch.services.database import migrate
 from slawatch.services.notifier.app import create_app as create_notifier
 from slawatch.services.notifier.config import load_routes
 from slawatch.services.notifier.settings import NotifierSettings
-from slawatch.services.sla_monitor import engine_port, migrate
+from slawatch.services.sla_monitor import engine_port
 from slawatch.services.sla_monitor.app import create_app as create_monitor
 from slawatch.services.sla_monitor.settings import MonitorSettings
 from slawatch.shared.kafka import ensure_topics
