@@ -126,6 +126,14 @@ def require(settings: CommonSettings, *fields: str, hint: str = " (or use `slawa
             raise bad_setting(f"SLAWATCH_{name.upper()}", "required" + hint)
 
 
+def database_settings() -> CommonSettings:
+    """The common settings of a command that cannot run without the database (`slawatch db`,
+    `slawatch replay`); exits 2 naming SLAWATCH_DATABASE_URL when it is unset."""
+    settings = load_settings(CommonSettings)
+    require(settings, "database_url", hint="")
+    return settings
+
+
 def load_settings(cls: type[S]) -> S:
     """Build settings or stop with a line naming each bad variable; never echo its value."""
     try:

@@ -83,6 +83,13 @@ def test_bad_setting_stops_ingest_with_one_line_naming_it(
     assert "hunter2" not in result.stderr and "nothex" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("replay", "--ticket", "T-1")])
+def test_database_commands_without_a_database_exit_2_naming_it(command: tuple[str, ...]) -> None:
+    result = run_cli(*command)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "slawatch: bad setting SLAWATCH_DATABASE_URL: required"
+
+
 def test_cli_usage_errors_exit_2() -> None:
     assert run_cli().returncode == 2
     assert run_cli("frobnicate").returncode == 2

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
-from slawatch.shared.settings import CommonSettings, SettingsError, load_settings
+from slawatch.shared.settings import SettingsError, database_settings
 
 
 def db_main(argv: Sequence[str]) -> int:
@@ -21,12 +20,10 @@ def db_main(argv: Sequence[str]) -> int:
     sub.add_parser("current", help="print the schema revision")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(CommonSettings)
+        settings = database_settings()
     except SettingsError as exc:
         return int(exc.code or 2)
-    if not settings.database_url:
-        print("slawatch: bad setting SLAWATCH_DATABASE_URL: required", file=sys.stderr)
-        return 2
+    assert settings.database_url is not None  # database_settings() exits without it
     from slawatch.services.database import migrate
 
     if args.action == "upgrade":

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from slawatch.shared.settings import CommonSettings, SettingsError, load_settings
+from slawatch.shared.settings import SettingsError, database_settings
 
 
 def _format_line(line: dict) -> str:
@@ -39,12 +39,10 @@ def replay_main(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(CommonSettings)
+        settings = database_settings()
     except SettingsError as exc:
         return int(exc.code or 2)
-    if not settings.database_url:
-        print("slawatch: bad setting SLAWATCH_DATABASE_URL: required", file=sys.stderr)
-        return 2
+    assert settings.database_url is not None  # database_settings() exits without it
     until: datetime | None = datetime.now(UTC)
     if args.until:
         try:
