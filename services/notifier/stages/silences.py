@@ -60,10 +60,3 @@ class SilenceSet:
             if silence.silences(event, receiver, now):
                 return silence
         return None
-
-    def prune(self, now: datetime) -> list[Silence]:
-        """Forget expired silences (the store keeps them for the record)."""
-        gone = [s for s in self._by_id.values() if s.expired(now)]
-        for silence in gone:
-            del self._by_id[silence.id]
-        return gone
