@@ -328,11 +328,16 @@ def _value(check: Any, schema: dict[str, Any]) -> Any:
     return Annotated[Any, BeforeValidator(check), WithJsonSchema(schema)]
 
 
-Duration = _value(_duration, DURATION_SCHEMA)
-PositiveDuration = _value(_positive_duration, DURATION_SCHEMA)
-RepeatInterval = _value(
-    _repeat_interval, {"oneOf": [DURATION_SCHEMA, {"enum": ["never", None, 0, False]}]}
-)
+# Written out (not built by _value) so that type checkers see them as types.
+Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(_positive_duration), WithJsonSchema(DURATION_SCHEMA)
+]
+RepeatInterval = Annotated[
+    timedelta | None,
+    BeforeValidator(_repeat_interval),
+    WithJsonSchema({"oneOf": [DURATION_SCHEMA, {"enum": ["never", None, 0, False]}]}),
+]
 
 
 # ---------------------------------------------------------------------------- the file
@@ -343,18 +348,32 @@ class _Section(BaseModel):
 class ReceiverSettings(_Section):
     """What `defaults` gives every receiver, and a receiver may set for itself."""
 
-    language: _value(_choice(LANGUAGES, "language"), {"enum": list(LANGUAGES)}) = "en"
+    language: Annotated[
+        Any,
+        BeforeValidator(_choice(LANGUAGES, "language")),
+        WithJsonSchema({"enum": list(LANGUAGES)}),
+    ] = "en"
     group_wait: Duration = timedelta(seconds=30)
     group_interval: PositiveDuration = timedelta(minutes=5)
     repeat_interval: RepeatInterval = timedelta(hours=4)
-    repeat_limit: _value(
-        _whole(0, None, "must be a whole number >= 0"), {"type": "integer", "minimum": 0}
-    ) = 12
-    group_by: _value(_group_by, {"type": "array", "items": {"enum": list(GROUP_BY_FIELDS)}}) = ()
-    send_resolved: _value(_flag, {"type": "boolean"}) = False
-    timezone: _value(_zone, {"type": "string", "description": "IANA zone, e.g. Asia/Shanghai"}) = (
-        "UTC"
+    repeat_limit: Annotated[
+        Any,
+        BeforeValidator(_whole(0, None, "must be a whole number >= 0")),
+        WithJsonSchema({"type": "integer", "minimum": 0}),
+    ] = 12
+    group_by: Annotated[
+        Any,
+        BeforeValidator(_group_by),
+        WithJsonSchema({"type": "array", "items": {"enum": list(GROUP_BY_FIELDS)}}),
+    ] = ()
+    send_resolved: Annotated[Any, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})] = (
+        False
     )
+    timezone: Annotated[
+        Any,
+        BeforeValidator(_zone),
+        WithJsonSchema({"type": "string", "description": "IANA zone, e.g. Asia/Shanghai"}),
+    ] = "UTC"
 
 
 SETTINGS = tuple(ReceiverSettings.model_fields)
@@ -363,8 +382,10 @@ SETTINGS = tuple(ReceiverSettings.model_fields)
 class QuietHours(_Section):
     """Notify only while a policy-file calendar is open; meanwhile, the fallback (if set)."""
 
-    calendar: _value(_string, {"type": "string"})
-    fallback: _value(_string, {"type": "string"}) | None = None
+    calendar: Annotated[Any, BeforeValidator(_string), WithJsonSchema({"type": "string"})]
+    fallback: (
+        Annotated[Any, BeforeValidator(_string), WithJsonSchema({"type": "string"})] | None
+    ) = None
 
 
 def _integration_model(kind: str, provider: Any) -> type[BaseModel]:
@@ -444,7 +465,7 @@ def options_of(integration: BaseModel) -> dict[str, Any]:
 class Receiver(ReceiverSettings):
     """Who gets notified, how (integrations), and how often."""
 
-    name: _value(_receiver_name, NAME_SCHEMA)
+    name: Annotated[Any, BeforeValidator(_receiver_name), WithJsonSchema(NAME_SCHEMA)]
     integrations: Annotated[list[Integration], Field(min_length=1)]
     quiet_hours: QuietHours | None = None
 
@@ -452,14 +473,20 @@ class Receiver(ReceiverSettings):
 class Route(_Section):
     """Tried in order: the first that matches wins unless it says `continue: true`."""
 
-    match: _value(
-        _mapping_of_values, {"type": "object", "properties": {}, "additionalProperties": False}
-    ) = None
-    match_re: _value(
-        _mapping_of_values, {"type": "object", "properties": {}, "additionalProperties": False}
-    ) = None
-    receiver: _value(_route_receiver, {"type": "string"})
-    continue_: _value(_flag, {"type": "boolean"}) = Field(False, alias="continue")
+    match: Annotated[
+        Any,
+        BeforeValidator(_mapping_of_values),
+        WithJsonSchema({"type": "object", "properties": {}, "additionalProperties": False}),
+    ] = None
+    match_re: Annotated[
+        Any,
+        BeforeValidator(_mapping_of_values),
+        WithJsonSchema({"type": "object", "properties": {}, "additionalProperties": False}),
+    ] = None
+    receiver: Annotated[Any, BeforeValidator(_route_receiver), WithJsonSchema({"type": "string"})]
+    continue_: Annotated[Any, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})] = Field(
+        False, alias="continue"
+    )
     _matchers: Matchers = PrivateAttr(default_factory=Matchers)
 
     @model_validator(mode="after")
@@ -481,22 +508,42 @@ class ScheduledReport(_Section):
     day or week, as an e-mail with tables and a CSV file, and as a short summary to chat.
     Sent at `at` in each receiver's own `timezone`, once per period (docs/notifications.md)."""
 
-    name: _value(_receiver_name, NAME_SCHEMA)
-    receivers: _value(
-        _receiver_names,
-        {
-            "oneOf": [
-                {"type": "string"},
-                {"type": "array", "minItems": 1, "items": {"type": "string"}},
-            ]
-        },
-    )
-    every: _value(_choice(REPORT_PERIODS, "every"), {"enum": list(REPORT_PERIODS)})
-    weekday: _value(_choice(WEEKDAYS, "weekday"), {"enum": list(WEEKDAYS)}) | None = None
-    at: _value(_time_of_day, {"type": "string", "pattern": TIME_OF_DAY_RE.pattern}) = "08:00"
-    group_by: _value(_choice(REPORT_GROUP_BY, "group_by"), {"enum": list(REPORT_GROUP_BY)}) = (
-        "policy"
-    )
+    name: Annotated[Any, BeforeValidator(_receiver_name), WithJsonSchema(NAME_SCHEMA)]
+    receivers: Annotated[
+        Any,
+        BeforeValidator(_receiver_names),
+        WithJsonSchema(
+            {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                ]
+            }
+        ),
+    ]
+    every: Annotated[
+        Any,
+        BeforeValidator(_choice(REPORT_PERIODS, "every")),
+        WithJsonSchema({"enum": list(REPORT_PERIODS)}),
+    ]
+    weekday: (
+        Annotated[
+            Any,
+            BeforeValidator(_choice(WEEKDAYS, "weekday")),
+            WithJsonSchema({"enum": list(WEEKDAYS)}),
+        ]
+        | None
+    ) = None
+    at: Annotated[
+        Any,
+        BeforeValidator(_time_of_day),
+        WithJsonSchema({"type": "string", "pattern": TIME_OF_DAY_RE.pattern}),
+    ] = "08:00"
+    group_by: Annotated[
+        Any,
+        BeforeValidator(_choice(REPORT_GROUP_BY, "group_by")),
+        WithJsonSchema({"enum": list(REPORT_GROUP_BY)}),
+    ] = "policy"
 
     @model_validator(mode="after")
     def _weekday_for_weeks(self) -> ScheduledReport:
@@ -511,11 +558,13 @@ class RoutesFile(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="slawatch routing file")
 
-    version: _value(_version, {"const": 1}) = 1
+    version: Annotated[Any, BeforeValidator(_version), WithJsonSchema({"const": 1})] = 1
     defaults: ReceiverSettings = ReceiverSettings()
     receivers: Annotated[list[Receiver], Field(min_length=1)]
     routes: list[Route] = []
-    default_receiver: _value(_string, {"type": "string"}) | None = None
+    default_receiver: (
+        Annotated[Any, BeforeValidator(_string), WithJsonSchema({"type": "string"})] | None
+    ) = None
     reports: list[ScheduledReport] = []
 
 
@@ -675,13 +724,21 @@ def text_rule(doc: Located) -> None:
 
 
 # ---------------------------------------------------------------------------- cross-field rules
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
     """What no single value says, checked on what the file holds even where values are
     wrong (so that one run lists every problem): receivers named once, integration names
     unique in a receiver, known calendars, fallbacks that exist and end, routes and the
     default receiver naming receivers that exist."""
     data = doc.data if isinstance(doc.data, dict) else {}
-    raw_receivers = data.get("receivers") if isinstance(data.get("receivers"), list) else []
+    raw_receivers = _list(data.get("receivers"))
     receivers: dict[str, tuple[int, str | None]] = {}  # name -> (index, fallback)
     for index, item in enumerate(raw_receivers):
         path = ("receivers", index)
@@ -693,7 +750,7 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
         if name in receivers:
             doc.issue(path + ("name",), f"receiver {name!r} is defined twice")
             continue
-        quiet = item.get("quiet_hours") if isinstance(item.get("quiet_hours"), dict) else {}
+        quiet = _mapping(item.get("quiet_hours"))
         calendar = quiet.get("calendar")
         if (
             isinstance(calendar, str)
@@ -721,7 +778,8 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
                 )
             )
             continue
-        seen, current = [name], fallback
+        seen: list[str] = [name]
+        current: str | None = fallback
         while current is not None and current in receivers:
             if current in seen:
                 doc.issues.append(
@@ -734,7 +792,7 @@ def cross_check(doc: Located, calendars: Collection[str] | None) -> None:
                 break
             seen.append(current)
             current = receivers[current][1]
-    raw_routes = data.get("routes") if isinstance(data.get("routes"), list) else []
+    raw_routes = _list(data.get("routes"))
     for index, item in enumerate(raw_routes):
         receiver = item.get("receiver") if isinstance(item, dict) else None
         if isinstance(receiver, str) and receiver not in receivers:

@@ -544,6 +544,7 @@ def play(order, steps, now, roundtrip=False):  # noqa: ANN001, ANN201
         out.extend(produced)
         if roundtrip:
             state = deserialise(serialise(state), PS)
+    assert state is not None, "no events"
     state, produced = advance(state, now)
     out.extend(produced)
     return state, out
@@ -622,8 +623,8 @@ def test_ola_cycles_of_one_group_never_overlap_and_wait_is_at_least_work(seed: i
         )
     for group, intervals in by_group.items():
         intervals.sort()
-        for (_, end), (begin, _) in zip(intervals, intervals[1:], strict=False):
-            assert end <= begin, (group, intervals)
+        for (_, earlier_end), (later_begin, _) in zip(intervals, intervals[1:], strict=False):
+            assert earlier_end <= later_begin, (group, intervals)
     for record in out:
         if record.target in GROUP_TARGETS:
             assert record.group == state.ola_groups[record.cycle - 1]

@@ -203,7 +203,8 @@ def test_customer_ids_from_a_file(tmp_path: Path) -> None:
     )
     policy_file.write_text(text)
     ps = load_policies(policy_file)
-    assert ps.get("beta-cn").match["customer_id"] == frozenset({"G-1", "G-2"})
+    beta = ps.get("beta-cn")
+    assert beta is not None and beta.match["customer_id"] == frozenset({"G-1", "G-2"})
     assert run([created("2026-08-01T00:00", "G-2")], ps)[0].policy_id == "beta-cn"
     # The fingerprint covers the file: a changed list recomputes open tickets.
     (tmp_path / "ids" / "gold.txt").write_text("G-1\nG-3\n")

@@ -43,6 +43,14 @@ policies:
 GAUGE = re.compile(
     r'slawatch_calendar_official_until_timestamp_seconds\{calendar="cn-office"\} (\S+)'
 )
+
+
+def gauge(metrics: str) -> float:
+    found = GAUGE.search(metrics)
+    assert found is not None, "the coverage gauge is missing"
+    return float(found.group(1))
+
+
 CN = timedelta(hours=8)
 
 
@@ -92,17 +100,18 @@ async def test_guard_logs_exports_and_marks_estimated_deadlines(
             assert resolution["deadline"] > f"{first}-01-01" and resolution["estimated"] is True
             assert other["policy"] == "standard" and other["targets"][0]["estimated"] is False
             metrics = (await client.get("/metrics")).text
-            value = float(GAUGE.search(metrics).group(1))
+            value = gauge(metrics)
             assert value == local_midnight(datetime(first, 1, 1))
 
             # The operator added the official dates by hand through the end of the years the
             # guard looks at: after a reload it is quiet, the gauge moves, nothing is estimated.
             last = today.year + 2
             policy_file.write_text(POLICY.format(extra=f", official_through: {last}-12-31"))
+            assert monitor.process is not None
             monitor.process.send_signal(signal.SIGHUP)
             for _ in range(100):
                 metrics = (await client.get("/metrics")).text
-                value = float(GAUGE.search(metrics).group(1))
+                value = gauge(metrics)
                 if value != local_midnight(datetime(first, 1, 1)):
                     break
                 await asyncio.sleep(0.1)

@@ -146,8 +146,8 @@ DAILY = ReportSchedule("daily", ("r",), "day", 0, time(8, 30))
 SHANGHAI = "Asia/Shanghai"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_weekly_report_is_due_at_the_receivers_local_time() -> None:

@@ -114,8 +114,10 @@ class SetClock(Clock):
         await asyncio.sleep(0.02)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def m(minutes: float) -> timedelta:
@@ -268,8 +270,10 @@ async def checks_done(notifiers, more: int = 3) -> None:
 def attachment(message: EmailMessage) -> tuple[str, list[dict[str, str]]]:
     parts = [p for p in message.walk() if p.get_content_type() == "text/csv"]
     assert len(parts) == 1, [p.get_content_type() for p in message.walk()]
-    text = parts[0].get_payload(decode=True).decode("utf-8")
-    return parts[0].get_filename(), list(csv.DictReader(io.StringIO(text)))
+    payload = parts[0].get_payload(decode=True)
+    name = parts[0].get_filename()
+    assert isinstance(payload, bytes) and name is not None
+    return name, list(csv.DictReader(io.StringIO(payload.decode("utf-8"))))
 
 
 async def test_weekly_report_arrives_once_at_each_receivers_local_time(
