@@ -96,4 +96,8 @@ def facts_row(state: State) -> FactsRow:
         created_at=datetime.fromisoformat(f["created_at"]) if f["created_at"] else None,
         solved_at=datetime.fromisoformat(f["solved_at"]) if f["solved_at"] else None,
         facts=f,
+        customer_id=f["customer_id"],
+        team=f["group"],
+        assignee=f["assignee"],
+        handle_seconds=f["handle_seconds"],
     )

@@ -10,6 +10,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -72,6 +74,25 @@ ticket_facts = Table(
     Column("created_at", DateTime(timezone=True), nullable=True),
     Column("solved_at", DateTime(timezone=True), nullable=True),
     Column("facts", JSONB, nullable=False, server_default="{}"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Report groups and the customer.updated lookup (migration 0004): columns, not JSONB.
+    Column("customer_id", String(256), nullable=True, index=True),
+    Column("team", String(256), nullable=True),  # the ticket's group
+    Column("assignee", String(256), nullable=True),
+    Column("handle_seconds", Float, nullable=False, server_default="0"),
+    Index("ix_ticket_facts_created_at", "created_at"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    # The CRM's view of a customer (customer.updated): the latest event by occurred_at wins.
+    Column("customer_id", String(256), primary_key=True),
+    Column("tier", String(256), nullable=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    # When the customer churned (the event's occurred_at), null while active.
+    Column("churned_at", DateTime(timezone=True), nullable=True),
+    Column("changed_at", DateTime(timezone=True), nullable=False),  # the latest event applied
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 

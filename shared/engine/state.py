@@ -44,6 +44,7 @@ class EventKind(StrEnum):
     customer_message = "c"  # a public message by the customer
     other_message = "n"  # an internal note, or a public message by anyone else
     survey = "v"
+    work_logged = "w"  # agent effort without a message (work.logged)
 
 
 # The kinds as constants: reading a member off its enum class costs a lookup per event.
@@ -55,6 +56,7 @@ AGENT_REPLY: Final = EventKind.agent_reply
 CUSTOMER_MESSAGE: Final = EventKind.customer_message
 OTHER_MESSAGE: Final = EventKind.other_message
 SURVEY: Final = EventKind.survey
+WORK_LOGGED: Final = EventKind.work_logged
 
 
 class LogEntry:
@@ -237,7 +239,7 @@ class State:
         # the ticket, folded from the log in event-time order (ticket_log.fold_event)
         "created_at", "channel", "priority", "customer_tier", "group", "assignee", "tags", "url",
         "subject", "status", "status_history", "first_reply_at", "public_agent_replies",
-        "solved_at", "csat", "nps", "attribute_values",
+        "solved_at", "csat", "nps", "attribute_values", "customer_id", "handle_ms",
         # its SLA, derived by the machine
         "policy_id", "policy", "first_response_done", "first_response_ms", "resolution_ms",
         "next_response_cycle", "next_response_started_at", "periodic_update_cycle",
@@ -279,6 +281,8 @@ class State:
         self.csat: int | None = None
         self.nps: int | None = None
         self.attribute_values: Attributes | None = None  # see attributes()
+        self.customer_id: str | None = None  # reports only: no SLA rule reads it
+        self.handle_ms = 0  # agent effort reported (handle_seconds, work.logged), summed
         self.policy_id: str | None = None
         self.policy: Any = None  # the Policy of policy_id (a cache); set once the ticket is created
         self.first_response_done = False  # answered, or solved before an answer
