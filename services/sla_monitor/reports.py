@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -58,12 +58,11 @@ WATCHED = (
 WORK_TIME_FIGURES: tuple[tuple[str, str], ...] = ()
 
 _COMPLIANCE_SQL = """
-WITH f AS (
+WITH f AS NOT MATERIALIZED (
   SELECT {key} AS key, {bucket} AS bucket, customer_id, solved_at, handle_seconds AS hs,
-         (facts->>'targets_met')::int AS met, (facts->>'targets_breached')::int AS breached,
-         (facts->>'first_response_seconds')::float AS frt, (facts->>'resolution_seconds')::float AS rt,
-         (facts->>'public_agent_replies')::int AS replies,
-         (facts->>'csat')::float AS csat, (facts->>'nps')::int AS nps
+         targets_met AS met, targets_breached AS breached,
+         first_response_s AS frt, resolution_s AS rt, public_agent_replies AS replies,
+         csat::float8 AS csat, nps
   FROM ticket_facts WHERE created_at >= $1 AND created_at < $2
 ),
 g AS (
@@ -110,7 +109,7 @@ SELECT g.*, coalesce(r.customers, 0) AS customers, coalesce(r.churned, 0) AS chu
        coalesce(r.customers_breached, 0) AS customers_breached,
        coalesce(r.churned_breached, 0) AS churned_breached,
        coalesce(r.churned_unbreached, 0) AS churned_unbreached
-FROM g LEFT JOIN r ON r.key = g.key AND r.bucket IS NOT DISTINCT FROM g.bucket
+FROM g LEFT JOIN r ON r.key = g.key AND coalesce(r.bucket, 0) = coalesce(g.bucket, 0)
 ORDER BY g.key, g.bucket
 """
 
@@ -157,31 +156,51 @@ async def compliance(store: Store, query: Query) -> list[dict[str, Any]]:
     query reaches BASELINE_BUCKETS buckets before ``start`` for them; those rows are not
     returned)."""
     column = GROUP_COLUMNS[query.group_by] if query.group_by else "'(all)'"
-    key = f"coalesce({column}, '(none)')"
+    # Byte order ("C"): sorting a million keys by memcmp, not by the locale's rules, is the
+    # report's largest saving; the order is the code points' (Python's str order).
+    key = f"coalesce({column}, '(none)') COLLATE \"C\""
     if query.bucket is None:
-        sql = _COMPLIANCE_SQL.format(key=key, bucket="NULL::timestamp", period_end="$2")
-        rows = await store.pool.fetch(sql, query.start, query.end)
+        sql = _COMPLIANCE_SQL.format(key=key, bucket="NULL::int", period_end="$2")
+        rows = await _fetch(store, sql, query.start, query.end)
         return [_figures(r, query) for r in rows]
     assert query.bucket in BUCKETS  # a fixed list: never interpolate user input
     zone = ZoneInfo(query.tz)
     first = bucket_start(query.start, query.bucket, zone)
-    reach = datetime.combine(shift(first, query.bucket, -BASELINE_BUCKETS), time(), zone)
-    local = "(created_at AT TIME ZONE $3)"
-    bucket = f"date_trunc('{query.bucket}', {local})"
-    period_end = f"least((c.bucket + interval '1 {query.bucket}') AT TIME ZONE $3, $2)"
+    # The buckets' first instants, from BASELINE_BUCKETS before the first one to past `to`,
+    # cut here in the zone (DST included): the database finds a ticket's bucket by binary
+    # search in them (width_bucket), 3x cheaper per row than date_trunc(AT TIME ZONE).
+    starts = [shift(first, query.bucket, -BASELINE_BUCKETS)]
+    bounds = [datetime.combine(starts[0], time(), zone)]
+    while bounds[-1] < query.end:
+        starts.append(shift(starts[-1], query.bucket, 1))
+        bounds.append(datetime.combine(starts[-1], time(), zone))
+    bucket = "width_bucket(created_at, $3::timestamptz[])"
+    period_end = "least(($3::timestamptz[])[c.bucket + 1], $2)"
     sql = _COMPLIANCE_SQL.format(key=key, bucket=bucket, period_end=period_end)
-    rows = await store.pool.fetch(sql, min(reach, query.start), query.end, query.tz)
-    out = [_figures(r, query) for r in rows]
+    rows = await _fetch(store, sql, min(bounds[0], query.start), query.end, bounds)
+    labels = [day.isoformat() for day in starts]
+    out = [_figures(r, query, labels) for r in rows]
     flag_abnormal(out, query.bucket)
     # The baseline's buckets only serve the flags; a first bucket cut by `from` stays.
     return [row for row in out if row["bucket"] >= first.isoformat()]
 
 
-def _figures(r: Any, query: Query) -> dict[str, Any]:
+# The report sorts its rows by group and bucket (and customer): in memory, not on disk.
+REPORT_WORK_MEM = "64MB"
+
+
+async def _fetch(store: Store, sql: str, *args: Any) -> list[Any]:
+    async with store.pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        return await conn.fetch(sql, *args)
+
+
+def _figures(r: Any, query: Query, labels: list[str] | None = None) -> dict[str, Any]:
     finished = r["targets_met"] + r["targets_breached"]
     row: dict[str, Any] = {query.group_by or "group": r["key"]}
     if query.bucket is not None:
-        row["bucket"] = r["bucket"].date().isoformat()
+        assert labels is not None
+        row["bucket"] = labels[r["bucket"] - 1]  # width_bucket counts from 1
     unbreached = r["customers"] - r["customers_breached"]
     row.update(
         {
@@ -245,8 +264,8 @@ def flag_abnormal(rows: list[dict[str, Any]], bucket: str) -> None:
                 history = [p[figure] for p in previous if p is not None and p[figure] is not None]
                 if len(history) < MIN_BASELINE:
                     continue
-                mean = statistics.fmean(history)
-                band = BAND_SD * statistics.stdev(history)
+                mean, sd = _mean_sd(history)
+                band = BAND_SD * sd
                 if abs(value - mean) > band:
                     row["abnormal"].append(figure)
 
@@ -276,6 +295,13 @@ async def at_risk(
                 )
     items.sort(key=lambda item: item["deadline"])
     return items
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation in floats (statistics.stdev is exact, via
+    fractions: 50x slower, and a report flags thousands of rows)."""
+    mean = math.fsum(values) / len(values)
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -8,6 +8,17 @@ Create Date: 2026-12-01 23:30:00
 import sqlalchemy as sa
 from alembic import op
 
+# The report's figures as generated columns (a copy, not an import: a revision is frozen).
+FACT_COLUMNS = (
+    ("targets_met", sa.Integer, "(facts->>'targets_met')::int"),
+    ("targets_breached", sa.Integer, "(facts->>'targets_breached')::int"),
+    ("first_response_s", sa.Float, "(facts->>'first_response_seconds')::float8"),
+    ("resolution_s", sa.Float, "(facts->>'resolution_seconds')::float8"),
+    ("public_agent_replies", sa.Integer, "(facts->>'public_agent_replies')::int"),
+    ("csat", sa.Integer, "(facts->>'csat')::int"),
+    ("nps", sa.Integer, "(facts->>'nps')::int"),
+)
+
 revision = "0004_reports"
 down_revision = "0003"
 branch_labels = None
@@ -28,6 +39,8 @@ def upgrade() -> None:
         "assignee = facts->>'assignee', "
         "handle_seconds = coalesce((facts->>'handle_seconds')::float8, 0)"
     )
+    for name, type_, expr in FACT_COLUMNS:  # generated: written by the database, from facts
+        op.add_column("ticket_facts", sa.Column(name, type_(), sa.Computed(expr, persisted=True)))
     op.create_index("ix_ticket_facts_customer_id", "ticket_facts", ["customer_id"])
     op.create_index("ix_ticket_facts_created_at", "ticket_facts", ["created_at"])
     op.create_table(
@@ -51,5 +64,7 @@ def downgrade() -> None:
     op.drop_table("customers")
     op.drop_index("ix_ticket_facts_created_at", table_name="ticket_facts")
     op.drop_index("ix_ticket_facts_customer_id", table_name="ticket_facts")
+    for name, _, _ in FACT_COLUMNS:
+        op.drop_column("ticket_facts", name)
     for column in ("handle_seconds", "assignee", "team", "customer_id"):
         op.drop_column("ticket_facts", column)
