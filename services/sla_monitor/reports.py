@@ -58,15 +58,20 @@ WATCHED = (
 WORK_TIME_FIGURES: tuple[tuple[str, str], ...] = ()
 
 _COMPLIANCE_SQL = """
-WITH f AS NOT MATERIALIZED (
+WITH t AS (
   SELECT {key} AS key, {bucket} AS bucket, customer_id, solved_at, handle_seconds AS hs,
          targets_met AS met, targets_breached AS breached,
          first_response_s AS frt, resolution_s AS rt, public_agent_replies AS replies,
-         csat::float8 AS csat, nps
+         csat::float8 AS csat, nps, created_at
   FROM ticket_facts WHERE created_at >= $1 AND created_at < $2
 ),
-g AS (
-  SELECT key, bucket,
+f AS (
+  -- churned: the ticket's customer churned before the end of the row's period. One value
+  -- per customer and row, so the customer counts below are distinct counts of customer_id.
+  SELECT t.*, coalesce(cu.churned_at < {period_end}, false) AS churned
+  FROM t LEFT JOIN customers cu ON cu.customer_id = t.customer_id
+)
+SELECT key, bucket,
        count(*) AS tickets,
        coalesce(sum(met), 0) AS targets_met,
        coalesce(sum(breached), 0) AS targets_breached,
@@ -84,33 +89,12 @@ g AS (
        count(*) FILTER (WHERE solved_at IS NOT NULL AND hs > 0) AS aht_tickets,
        avg(hs) FILTER (WHERE solved_at IS NOT NULL AND hs > 0) AS aht_mean_s,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY hs)
-         FILTER (WHERE solved_at IS NOT NULL AND hs > 0) AS aht_p90_s
-  FROM f GROUP BY key, bucket
-),
-c AS (
-  SELECT key, bucket, customer_id, bool_or(breached > 0) AS had_breach
-  FROM f WHERE customer_id IS NOT NULL GROUP BY key, bucket, customer_id
-),
-r AS (
-  SELECT key, bucket,
-         count(*) AS customers,
-         count(*) FILTER (WHERE churned) AS churned,
-         count(*) FILTER (WHERE had_breach) AS customers_breached,
-         count(*) FILTER (WHERE had_breach AND churned) AS churned_breached,
-         count(*) FILTER (WHERE NOT had_breach AND churned) AS churned_unbreached
-  FROM (
-    SELECT c.key, c.bucket, c.had_breach,
-           coalesce(cu.churned_at < {period_end}, false) AS churned
-    FROM c LEFT JOIN customers cu ON cu.customer_id = c.customer_id
-  ) AS cc
-  GROUP BY key, bucket
-)
-SELECT g.*, coalesce(r.customers, 0) AS customers, coalesce(r.churned, 0) AS churned,
-       coalesce(r.customers_breached, 0) AS customers_breached,
-       coalesce(r.churned_breached, 0) AS churned_breached,
-       coalesce(r.churned_unbreached, 0) AS churned_unbreached
-FROM g LEFT JOIN r ON r.key = g.key AND coalesce(r.bucket, 0) = coalesce(g.bucket, 0)
-ORDER BY g.key, g.bucket
+         FILTER (WHERE solved_at IS NOT NULL AND hs > 0) AS aht_p90_s,
+       count(DISTINCT customer_id) AS customers,
+       count(DISTINCT customer_id) FILTER (WHERE churned) AS churned,
+       count(DISTINCT customer_id) FILTER (WHERE breached > 0) AS customers_breached,
+       count(DISTINCT customer_id) FILTER (WHERE breached > 0 AND churned) AS churned_breached
+FROM f GROUP BY key, bucket ORDER BY key, bucket
 """
 
 
@@ -175,7 +159,7 @@ async def compliance(store: Store, query: Query) -> list[dict[str, Any]]:
         starts.append(shift(starts[-1], query.bucket, 1))
         bounds.append(datetime.combine(starts[-1], time(), zone))
     bucket = "width_bucket(created_at, $3::timestamptz[])"
-    period_end = "least(($3::timestamptz[])[c.bucket + 1], $2)"
+    period_end = "least(($3::timestamptz[])[t.bucket + 1], $2)"
     sql = _COMPLIANCE_SQL.format(key=key, bucket=bucket, period_end=period_end)
     rows = await _fetch(store, sql, min(bounds[0], query.start), query.end, bounds)
     labels = [day.isoformat() for day in starts]
@@ -232,7 +216,8 @@ def _figures(r: Any, query: Query, labels: list[str] | None = None) -> dict[str,
             "retention_pct": _ratio(r["customers"] - r["churned"], r["customers"]),
             "customers_breached": r["customers_breached"],
             "churn_breached_pct": _ratio(r["churned_breached"], r["customers_breached"]),
-            "churn_unbreached_pct": _ratio(r["churned_unbreached"], unbreached),
+            # A churned customer without a breach in the row: churned, less those with one.
+            "churn_unbreached_pct": _ratio(r["churned"] - r["churned_breached"], unbreached),
         }
     )
     if query.bucket is not None:
