@@ -60,6 +60,8 @@ def parse_instant(text: str | None, field: str) -> datetime | None:
 
 _instant: TypeAdapter[datetime] = TypeAdapter(Instant)
 MAX_REPORT_SPAN = timedelta(days=3660)  # ten years of buckets at most
+BUCKETED_DEFAULT = timedelta(days=92)  # a bucketed report without `from`: the last quarter
+BUCKETED_END = datetime(9998, 12, 31, tzinfo=UTC)  # the last bucket's end must be a date
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -72,12 +74,16 @@ def report_query(
     """A report request checked: a 422 names the parameter that is wrong."""
     if not is_time_zone(tz):
         raise _unprocessable("tz", "not an IANA time zone, e.g. Asia/Shanghai")
-    start = parse_instant(from_, "from") or INSTANT_MIN
     end = parse_instant(to, "to") or check_instant(datetime.now(UTC) + timedelta(days=1))
+    # Without `from`: everything, or with buckets the quarter before `to`.
+    default_start = INSTANT_MIN if bucket is None else max(INSTANT_MIN, end - BUCKETED_DEFAULT)
+    start = parse_instant(from_, "from") or default_start
     if end <= start:
         raise _unprocessable("to", "must be after from")
     if bucket is not None and end - start > MAX_REPORT_SPAN:
         raise _unprocessable("from", "buckets over at most ten years")
+    if bucket is not None and end > BUCKETED_END:
+        raise _unprocessable("to", "buckets end by 9998-12-31")
     return reports.Query(start, end, group_by, bucket, tz)
 
 

@@ -486,6 +486,7 @@ BAD_REQUESTS = [
     ({"from": "2026-10-01"}, "from"),
     ({"bucket": "day", "from": "1971-01-01T00:00:00Z", "to": "2026-10-01T00:00:00Z"}, "from"),
     ({"format": "xls"}, "format"),
+    ({"bucket": "day", "from": "9998-12-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"}, "to"),
 ]
 
 
@@ -506,6 +507,13 @@ async def test_the_worked_example_of_docs_reports_md_and_bad_requests(stack):
         value = row[line["figure"]]
         assert line["value"] == ("null" if value is None else str(value)), line
 
+    # With buckets and no `from`: the quarter before `to`.
+    quarter = await client.get(
+        "/v1/reports/compliance", params={"bucket": "week", "to": end.isoformat()}
+    )
+    assert quarter.status_code == 200, quarter.text
+    assert datetime.fromisoformat(quarter.json()["from"]) == end - timedelta(days=92)
+    assert len(quarter.json()["groups"]) >= 1
     for bad, field in BAD_REQUESTS:  # bad input: 422 naming the parameter
         response = await client.get("/v1/reports/compliance", params=bad)
         assert response.status_code == 422, (bad, response.text)
