@@ -6,6 +6,11 @@ from shared.engine import deserialise, facts, serialise
 from shared.events import parse_event
 from tests.engine.helpers import ev, policies, run
 
+# Module-level, as in the other engine tests: the registry of policy sets by fingerprint
+# holds them weakly, and a set collected mid-run would unregister the fingerprint the
+# other modules' states are read back with.
+PS = policies()
+
 
 def worked(at: str, seconds: int, event_id: str, agent: str = "li.na"):
     return parse_event(
@@ -20,7 +25,7 @@ def worked(at: str, seconds: int, event_id: str, agent: str = "li.na"):
 
 
 def test_effort_is_summed_once_per_event_wherever_it_sorts() -> None:
-    ps = policies()
+    ps = PS
     reply = ev("agent", "2026-03-02T09:10", event_id="r1", handle_seconds=120)
     events = [
         worked("2026-03-02T08:59", 30, "w0"),  # logged before the ticket.created sorts: counts
@@ -46,7 +51,7 @@ def test_effort_is_summed_once_per_event_wherever_it_sorts() -> None:
 
 
 def test_work_logged_changes_no_clock() -> None:
-    ps = policies()
+    ps = PS
     base = [ev("created", "2026-03-02T09:00", event_id="c")]
     plain, out_plain = run(base, ps)
     logged, out_logged = run([*base, worked("2026-03-02T09:05", 60, "w")], ps)
