@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from shared.engine.policy_file import PolicyFile
-from shared.events import ticket_event_adapter
+from shared.events import customer_event_adapter, posted_event_adapter, ticket_event_adapter
 from shared.sla_events import SlaEvent
 
 
 def _batch_schema() -> dict[str, Any]:
-    single = ticket_event_adapter.json_schema()
+    single = posted_event_adapter.json_schema()
     defs = single.pop("$defs", {})
     return {
         "title": "IngestBatch",
@@ -36,6 +36,10 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "ticket-event.schema.json": lambda: {
         "title": "TicketEvent",
         **ticket_event_adapter.json_schema(),
+    },
+    "customer-event.schema.json": lambda: {
+        "title": "CustomerEvent",
+        **customer_event_adapter.json_schema(),
     },
     "ingest-batch.schema.json": _batch_schema,
     "sla-event.schema.json": lambda: SlaEvent.model_json_schema(),
