@@ -139,6 +139,10 @@ def figures(
     csat = [t.csat for t in tickets if t.csat is not None]
     nps = [t.nps for t in tickets if t.nps is not None]
     effort = [float(t.handle_seconds) for t in solved if t.handle_seconds > 0]
+    # Agent work / requester wait time (Zendesk's definitions): the ticket is `new` (these
+    # tests post no other status) from creation to its solve, so both are that span; the
+    # calendar is always open, so business time is wall time too.
+    span = [(t.solved - t.created).total_seconds() for t in solved if t.solved]
     gone = {c for c in customers if c in churned and churned[c] < period_end}
     with_breach = {c for c, b in customers.items() if b}
     without = set(customers) - with_breach
@@ -172,6 +176,10 @@ def figures(
         "customers_breached": len(with_breach),
         "churn_breached_pct": pct(len(gone & with_breach), len(with_breach)),
         "churn_unbreached_pct": pct(len(gone & without), len(without)),
+        "agent_work_business_p50_s": percentile(span, 0.5),
+        "agent_work_calendar_p50_s": percentile(span, 0.5),
+        "requester_wait_business_p50_s": percentile(span, 0.5),
+        "requester_wait_calendar_p50_s": percentile(span, 0.5),
     }
 
 
