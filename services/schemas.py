@@ -18,12 +18,16 @@ from typing import Any
 from slawatch.services.ingest.sources.mapping import mapping_json_schema
 from slawatch.services.notifier.routes_file import json_schema as routes_json_schema
 from slawatch.shared.engine.policy_file import PolicyFile
-from slawatch.shared.events import ticket_event_adapter
+from slawatch.shared.events import (
+    customer_event_adapter,
+    posted_event_adapter,
+    ticket_event_adapter,
+)
 from slawatch.shared.sla_events import SlaEvent
 
 
 def _batch_schema() -> dict[str, Any]:
-    single = ticket_event_adapter.json_schema()
+    single = posted_event_adapter.json_schema()
     defs = single.pop("$defs", {})
     return {
         "title": "IngestBatch",
@@ -39,6 +43,10 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "ticket-event.schema.json": lambda: {
         "title": "TicketEvent",
         **ticket_event_adapter.json_schema(),
+    },
+    "customer-event.schema.json": lambda: {
+        "title": "CustomerEvent",
+        **customer_event_adapter.json_schema(),
     },
     "ingest-batch.schema.json": _batch_schema,
     "sla-event.schema.json": lambda: SlaEvent.model_json_schema(),

@@ -98,9 +98,35 @@ class StatusChangedData(_Strict):
     status: Status
 
 
+# Agent effort one event may report (a CTI call, a chat session, a time-tracking entry):
+# at most a day, whole seconds. More is a producer's bug (a timestamp sent as a duration).
+MAX_HANDLE_SECONDS = 86_400
+HandleSeconds = Annotated[int, Field(ge=0, le=MAX_HANDLE_SECONDS)]
+
+
 class MessageCreatedData(_Strict):
     author_role: AuthorRole
     public: bool = True
+    handle_seconds: HandleSeconds | None = Field(
+        default=None,
+        description="Agent effort spent on this message (a call, a chat, writing the reply),"
+        f" whole seconds, 0..{MAX_HANDLE_SECONDS}; agent messages only.",
+    )
+
+    @model_validator(mode="after")
+    def _effort_is_an_agents(self) -> MessageCreatedData:
+        if self.handle_seconds is not None and self.author_role != AuthorRole.agent:
+            raise ValueError("handle_seconds is agent effort: only on author_role agent")
+        return self
+
+
+class WorkLoggedData(_Strict):
+    """Agent effort on a ticket without a message (time tracking, research, a back-office call)."""
+
+    agent: Annotated[Line, Field(min_length=1, max_length=256)]
+    seconds: Annotated[int, Field(ge=1, le=MAX_HANDLE_SECONDS)] = Field(
+        description=f"Whole seconds, 1..{MAX_HANDLE_SECONDS}."
+    )
 
 
 class AssignedData(_Strict):
@@ -116,6 +142,26 @@ class SurveyRespondedData(_Strict):
     def _has_score(self) -> SurveyRespondedData:
         if self.csat is None and self.nps is None:
             raise ValueError("survey.responded needs csat (1-5) and/or nps (0-10)")
+        return self
+
+
+class CustomerStatus(StrEnum):
+    active = "active"
+    churned = "churned"
+
+
+class CustomerUpdatedData(_Strict):
+    """The CRM's view of a customer: its tier and whether it is still a customer. Only the
+    fields present change."""
+
+    customer_id: Annotated[Line, Field(min_length=1, max_length=256)]
+    tier: ShortText | None = None
+    status: CustomerStatus | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> CustomerUpdatedData:
+        if "tier" not in self.model_fields_set and "status" not in self.model_fields_set:
+            raise ValueError("customer.updated needs tier and/or status")
         return self
 
 
@@ -162,13 +208,47 @@ class SurveyResponded(_Envelope):
     data: SurveyRespondedData
 
 
+class WorkLogged(_Envelope):
+    type: Literal["work.logged"]
+    data: WorkLoggedData
+
+
+class CustomerUpdated(_Strict):
+    """A customer event from the CRM: not a ticket's. Keyed by ``customer_id`` on the
+    events topic; the monitor records it and re-targets the customer's open tickets with
+    ``ticket.updated`` events of its own (docs/events.md, customer.updated)."""
+
+    event_id: Identifier = Field(description="Idempotency key, unique per source.")
+    type: Literal["customer.updated"]
+    occurred_at: EventInstant = Field(
+        description="When it changed in the CRM (RFC 3339 with an offset); a churn is dated so."
+    )
+    received_at: EventInstant | None = None
+    source: ShortText | None = None
+    data: CustomerUpdatedData
+
+
 TicketEvent = Annotated[
     TicketCreated
     | TicketUpdated
     | TicketStatusChanged
     | MessageCreated
     | TicketAssigned
-    | SurveyResponded,
+    | SurveyResponded
+    | WorkLogged,
+    Field(discriminator="type"),
+]
+
+# What channel systems may post: the ticket events and the CRM's customer events.
+PostedEvent = Annotated[
+    TicketCreated
+    | TicketUpdated
+    | TicketStatusChanged
+    | MessageCreated
+    | TicketAssigned
+    | SurveyResponded
+    | WorkLogged
+    | CustomerUpdated,
     Field(discriminator="type"),
 ]
 
@@ -179,9 +259,28 @@ EVENT_TYPES: tuple[str, ...] = (
     "message.created",
     "ticket.assigned",
     "survey.responded",
+    "work.logged",
 )
+POSTED_TYPES: tuple[str, ...] = (*EVENT_TYPES, "customer.updated")
 
 ticket_event_adapter: TypeAdapter[TicketEvent] = TypeAdapter(TicketEvent)
+posted_event_adapter: TypeAdapter[PostedEvent] = TypeAdapter(PostedEvent)
+customer_event_adapter: TypeAdapter[CustomerUpdated] = TypeAdapter(CustomerUpdated)
+
+
+def partition_key(event: TicketEvent | CustomerUpdated) -> str:
+    """The events topic's record key: the ticket, or ``customer:<id>`` for a customer event
+    (one customer's events stay in order; they never share a key with a ticket's)."""
+    if isinstance(event, CustomerUpdated):
+        return "customer:" + event.data.customer_id
+    return event.ticket_id
+
+
+def parse_posted(raw: bytes | str | dict[str, Any]) -> TicketEvent | CustomerUpdated:
+    """Validate one record of the events topic: a ticket event or a customer event."""
+    if isinstance(raw, dict):
+        return posted_event_adapter.validate_python(raw)
+    return posted_event_adapter.validate_json(raw)
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> TicketEvent:
@@ -237,7 +336,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "ticket_id": "T-1001",
         "occurred_at": "2026-11-23T09:40:00+08:00",
         "channel": "email",
-        "data": {"author_role": "agent", "public": True},
+        "data": {"author_role": "agent", "public": True, "handle_seconds": 420},
+    },
+    "work.logged": {
+        "event_id": "zd-1001-time-3",
+        "type": "work.logged",
+        "ticket_id": "T-1001",
+        "occurred_at": "2026-11-23T11:05:00+08:00",
+        "channel": "email",
+        "data": {"agent": "li.na", "seconds": 900},
     },
     "ticket.assigned": {
         "event_id": "zd-1001-assign-1",
@@ -254,6 +361,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "occurred_at": "2026-11-24T15:00:00+08:00",
         "channel": "email",
         "data": {"csat": 5, "nps": 9},
+    },
+    "customer.updated": {
+        "event_id": "crm-C-42-2026-12-01",
+        "type": "customer.updated",
+        "occurred_at": "2026-12-01T10:00:00+08:00",
+        "data": {"customer_id": "C-42", "tier": "platinum", "status": "active"},
     },
 }
 

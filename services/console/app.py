@@ -49,7 +49,8 @@ log = logging.getLogger("slawatch.console")
 HERE = Path(__file__).parent
 BOARD_FILTERS = ("policy", "customer_tier", "priority", "channel", "group", "assignee")
 BOARD_STATES = ("all", "at_risk", "breached", "paused")
-GROUP_BYS = ("policy", "customer_tier", "channel", "priority")
+GROUP_BYS = ("policy", "customer_tier", "channel", "priority", "assignee", "group", "customer_id")
+BUCKETS = ("day", "week", "month")
 STATUSES = ("queued", "sent", "failed", "dlq", "silenced", "inhibited", "cleared", "acknowledged")
 SILENCE_FIELDS = (
     "ticket_id",
@@ -96,6 +97,11 @@ REPORT_COLUMNS = (
     ("fcr_pct", "FCR %", "pct"),
     ("csat_avg", "CSAT", "num"),
     ("nps", "NPS", "num"),
+    ("aht_mean_s", "AHT", "dur"),
+    ("aht_p90_s", "AHT p90", "dur"),
+    ("retention_pct", "Retention %", "pct"),
+    ("churn_breached_pct", "Churn after breach %", "pct"),
+    ("churn_unbreached_pct", "Churn without breach %", "pct"),
 )
 
 
@@ -603,16 +609,19 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         if group_by not in GROUP_BYS:
             raise Refused(422, "group_by: one of " + ", ".join(GROUP_BYS))
         bucket = q.get("bucket") or "day"
-        if bucket not in ("day", "week"):
-            raise Refused(422, "bucket: day or week")
+        if bucket not in BUCKETS:
+            raise Refused(422, "bucket: day, week or month")
         window = {
             "from": datetime.combine(start, time(), zone).astimezone(UTC).isoformat(),
             "to": datetime.combine(end + timedelta(days=1), time(), zone)
             .astimezone(UTC)
             .isoformat(),
         }
-        table, by_tier, by_policy, series = await asyncio.gather(
+        table, trend, by_tier, by_policy, series = await asyncio.gather(
             console.backend.compliance({**window, "group_by": group_by}),
+            console.backend.compliance(
+                {**window, "group_by": group_by, "bucket": bucket, "tz": zone_name}
+            ),
             console.backend.compliance({**window, "group_by": "customer_tier"}),
             console.backend.compliance({**window, "group_by": "policy"}),
             console.backend.series({**window, "bucket": bucket, "tz": zone_name}),
@@ -620,6 +629,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         rows = [
             [str(g[group_by])] + [fmt_cell(g.get(c), kind) for c, _, kind in REPORT_COLUMNS]
             for g in table["groups"]
+        ]
+        # Per group and bucket; a figure that moved abnormally is marked (docs/reports.md).
+        trend_rows = [
+            {
+                "group": str(g[group_by]),
+                "bucket": g["bucket"],
+                "cells": [
+                    (fmt_cell(g.get(c), kind), c in g["abnormal"]) for c, _, kind in REPORT_COLUMNS
+                ],
+            }
+            for g in trend["groups"]
         ]
         points = series["series"]
         charts = {
@@ -644,9 +664,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             "group_by": group_by,
             "headings": [group_by] + [h for _, h, _ in REPORT_COLUMNS],
             "rows": rows,
+            "trend_rows": trend_rows,
             "charts": charts,
             "csv_url": "/reports.csv?" + urlencode(params),
             "group_bys": GROUP_BYS,
+            "buckets": BUCKETS,
         }
 
     @app.get("/reports", response_class=HTMLResponse)

@@ -79,6 +79,17 @@ _ZH = {
     "Bucket": "粒度",
     "day": "天",
     "week": "周",
+    "month": "月",
+    "customer_id": "客户",
+    "Bucket start": "时段开始",
+    "Over time": "按时段",
+    "Abnormal": "异常",
+    "abnormal: outside mean ± 3 sd of the previous 8 buckets": "异常：超出前 8 个时段均值 ± 3 个标准差",
+    "AHT": "平均处理时长",
+    "AHT p90": "处理时长 p90",
+    "Retention %": "客户留存率",
+    "Churn after breach %": "违约客户流失率",
+    "Churn without breach %": "未违约客户流失率",
     "Show": "显示",
     "Download CSV": "下载 CSV",
     "No tickets in this range.": "此时间范围内没有工单。",
@@ -186,6 +197,7 @@ _EN = {
     "at_risk": "at risk",
     "ticket_id": "ticket",
     "customer_tier": "customer tier",
+    "customer_id": "customer",
 }
 
 TABLES = {"zh-CN": _ZH, "en": _EN}

@@ -19,16 +19,24 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from Noneservices.ingest.settings import IngestSettings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.routing import request_response
 
 from slawatch.services.ingest.metrics import IngestMetrics
 from slawatch.services.ingest.publisher import BrokerUnavailable, Publisher
-from slawatch.services.ingest.settings import IngestSettings
 from slawatch.shared.auth import ApiKeys, bearer_token
 from slawatch.shared.bounds import MAX_JSON_DEPTH, json_depth
-from slawatch.shared.events import EVENT_TYPES, EXAMPLES, TicketEvent, ticket_event_adapter
+from slawatch.shared.events import (
+    EXAMPLES,
+    POSTED_TYPES,
+    CustomerUpdated,
+    PostedEvent,
+    TicketEvent,
+    partition_key,
+    posted_event_adapter,
+)
 from slawatch.shared.http_errors import METRICS_RESPONSE, ReadyStatus
 from slawatch.shared.kafka import broker_reachable
 
@@ -73,7 +81,7 @@ class _BadRequest(Exception):
 
 def _type_of(item: Any) -> str:
     kind = item.get("type") if isinstance(item, dict) else None
-    return kind if kind in EVENT_TYPES else "unknown"
+    return kind if kind in POSTED_TYPES else "unknown"
 
 
 def _problem(
@@ -95,7 +103,7 @@ def _field_errors(exc: ValidationError, batch: bool) -> list[dict[str, Any]]:
                 loc = loc[1:]
             if loc and isinstance(loc[0], int):
                 index = loc.pop(0)
-        if loc and loc[0] in EVENT_TYPES:
+        if loc and loc[0] in POSTED_TYPES:
             loc.pop(0)
         field = ".".join(str(p) for p in loc) or ("type" if "tag" in error["type"] else "(event)")
         out.append({"index": index if batch else 0, "field": field, "message": error["msg"]})
@@ -133,7 +141,9 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_precisely(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bool]:
+def _parse_precisely(
+    body: bytes, max_batch: int
+) -> tuple[list[TicketEvent | CustomerUpdated], bool]:
     if json_depth(body) > MAX_JSON_DEPTH:
         raise _BadRequest(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -182,7 +192,7 @@ def _parse_precisely(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bo
             [{"index": None, "field": "(body)", "message": "expected an object"}],
         )
     try:
-        return [ticket_event_adapter.validate_python(decoded)], False
+        return [posted_event_adapter.validate_python(decoded)], False
     except ValidationError as exc:
         raise _BadRequest(
             422,
@@ -193,25 +203,25 @@ def _parse_precisely(body: bytes, max_batch: int) -> tuple[list[TicketEvent], bo
         ) from None
 
 
-_batch_adapter: TypeAdapter[list[TicketEvent]] = TypeAdapter(list[TicketEvent])
+_batch_adapter: TypeAdapter[list[PostedEvent]] = TypeAdapter(list[PostedEvent])
 
 
 class _Batch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    events: list[TicketEvent]
+    events: list[PostedEvent]
 
 
 _BATCH_START = re.compile(rb'\A\s*\{\s*"events"\s*:')
 
 
-def _parse(body: bytes, max_batch: int) -> list[TicketEvent]:
+def _parse(body: bytes, max_batch: int) -> list[TicketEvent | CustomerUpdated]:
     """Validate straight from bytes (pydantic-core parses the JSON); on any problem, redo
     it the slow way, which exists to produce the precise 4xx (index, field, reason)."""
     try:
         if _BATCH_START.match(body):
             events = _Batch.model_validate_json(body).events
         else:
-            events = [ticket_event_adapter.validate_json(body)]
+            events = [posted_event_adapter.validate_json(body)]
     except ValidationError:
         events = []
     if not events or len(events) > max_batch:
@@ -222,7 +232,7 @@ def _parse(body: bytes, max_batch: int) -> list[TicketEvent]:
 _STAMPED_BY_INGEST = {"received_at", "source"}
 
 
-def _stamp(events: list[TicketEvent], source: str) -> list[tuple[bytes, bytes]]:
+def _stamp(events: list[TicketEvent | CustomerUpdated], source: str) -> list[tuple[bytes, bytes]]:
     """(key, value) records with received_at and source set by us, whatever the client sent.
 
     Splicing the two fields into each event's JSON is 2x cheaper than copying the model,
@@ -232,7 +242,7 @@ def _stamp(events: list[TicketEvent], source: str) -> list[tuple[bytes, bytes]]:
     suffix = f',"received_at":"{received_at}","source":{json.dumps(source)}}}'.encode()
     return [
         (
-            event.ticket_id.encode(),
+            partition_key(event).encode(),
             event.model_dump_json(exclude_none=True, exclude=_STAMPED_BY_INGEST).encode()[:-1]
             + suffix,
         )
@@ -241,7 +251,7 @@ def _stamp(events: list[TicketEvent], source: str) -> list[tuple[bytes, bytes]]:
 
 
 def _openapi_body() -> dict[str, Any]:
-    single = ticket_event_adapter.json_schema(ref_template="#/components/schemas/{model}")
+    single = posted_event_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = single.pop("$defs", {})
     examples = {
         name.replace(".", "_"): {"summary": name, "value": value}
@@ -373,7 +383,7 @@ def create_app(settings: IngestSettings, api_keys: ApiKeys) -> FastAPI:
                         "accepted %s",
                         event.type,
                         extra={
-                            "ticket_id": event.ticket_id,
+                            "ticket_id": partition_key(event),
                             "event_id": event.event_id,
                             "source": source,
                         },

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import logging
 import signal
 from contextlib import asynccontextmanager
@@ -28,10 +26,17 @@ from slawatch.services.sla_monitor.metrics import MonitorMetrics
 from slawatch.services.sla_monitor.outbox import OutboxDrainer
 from slawatch.services.sla_monitor.settings import MonitorSettings
 from slawatch.services.sla_monitor.store import Store
-from slawatch.services.sla_monitor.worker import Worker
+from slawatch.services.sla_monitor.worker import DB_ERRORS, Worker
 from slawatch.shared import http_errors
 from slawatch.shared.auth import access_from, require_role
-from slawatch.shared.bounds import INSTANT_MIN, Identifier, Instant, Offset, check_instant
+from slawatch.shared.bounds import (
+    INSTANT_MIN,
+    Identifier,
+    Instant,
+    Offset,
+    check_instant,
+    is_time_zone,
+)
 from slawatch.shared.durations import parse_duration
 from slawatch.shared.http_errors import METRICS_RESPONSE, ReadyStatus, responses
 from slawatch.shared.kafka import client_options, group_options, make_producer, stop_consumer
@@ -68,6 +73,32 @@ def parse_instant(text: str | None, field: str) -> datetime | None:
 
 
 _instant: TypeAdapter[datetime] = TypeAdapter(Instant)
+MAX_REPORT_SPAN = timedelta(days=3660)  # ten years of buckets at most
+BUCKETED_DEFAULT = timedelta(days=92)  # a bucketed report without `from`: the last quarter
+BUCKETED_END = datetime(9998, 12, 31, tzinfo=UTC)  # the last bucket's end must be a date
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"field": field, "message": message}])
+
+
+def report_query(
+    from_: str | None, to: str | None, group_by: str | None, bucket: str | None, tz: str
+) -> reports.Query:
+    """A report request checked: a 422 names the parameter that is wrong."""
+    if not is_time_zone(tz):
+        raise _unprocessable("tz", "not an IANA time zone, e.g. Asia/Shanghai")
+    end = parse_instant(to, "to") or check_instant(datetime.now(UTC) + timedelta(days=1))
+    # Without `from`: everything, or with buckets the quarter before `to`.
+    default_start = INSTANT_MIN if bucket is None else max(INSTANT_MIN, end - BUCKETED_DEFAULT)
+    start = parse_instant(from_, "from") or default_start
+    if end <= start:
+        raise _unprocessable("to", "must be after from")
+    if bucket is not None and end - start > MAX_REPORT_SPAN:
+        raise _unprocessable("from", "buckets over at most ten years")
+    if bucket is not None and end > BUCKETED_END:
+        raise _unprocessable("to", "buckets end by 9998-12-31")
+    return reports.Query(start, end, group_by, bucket, tz)
 
 
 class Monitor:
@@ -123,7 +154,22 @@ class Monitor:
         self.drainer = drainer
         self.worker_task = asyncio.create_task(supervise("worker", self.worker.run, log))
         self.outbox_task = asyncio.create_task(supervise("outbox", drainer.run, log))
-        self.tasks = [self.worker_task, self.outbox_task]
+        kpis = asyncio.create_task(supervise("team-kpis", self.refresh_team_kpis, log))
+        self.tasks = [self.worker_task, self.outbox_task, kpis]
+
+    async def refresh_team_kpis(self) -> None:
+        """The slawatch_team_* gauges, recomputed every SLAWATCH_MONITOR_TEAM_KPI_REFRESH_S
+        (cancelled at stop: it holds nothing). A failed query keeps the last values."""
+        window = timedelta(seconds=self.settings.monitor_team_kpi_window_s)
+        while True:
+            assert self.store
+            try:
+                await reports.refresh_team_gauges(
+                    self.store, self.metrics, datetime.now(UTC), window
+                )
+            except DB_ERRORS as exc:
+                log.warning("team KPI gauges not refreshed: %s", exc)
+            await asyncio.sleep(self.settings.monitor_team_kpi_refresh_s)
 
     async def stop(self) -> None:
         """Graceful stop (SIGTERM/SIGINT), bounded by SLAWATCH_SHUTDOWN_TIMEOUT_S: take no
@@ -274,7 +320,8 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
 
     @app.get(
         "/v1/reports/compliance",
-        summary="SLA compliance and service KPIs for tickets created in [from, to).",
+        summary="SLA compliance and service KPIs for tickets created in [from, to), per group"
+        " and optionally per day, week or month (docs/reports.md).",
         responses={
             200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
             **responses(401, 403, 422),
@@ -288,24 +335,31 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
         to: Annotated[str, Field(max_length=64)] | None = Query(
             None, description="RFC 3339, after `from`; default a day from now."
         ),
-        group_by: Literal["policy", "customer_tier", "channel", "priority"] = "policy",
+        group_by: Literal[
+            "policy", "customer_tier", "channel", "priority", "assignee", "group", "customer_id"
+        ] = "policy",
+        bucket: Literal["day", "week", "month"] | None = Query(
+            None, description="Rows per group and bucket of ticket creation; none: per group."
+        ),
+        tz: Annotated[str, Field(max_length=64)] = Query(
+            "UTC", description="IANA time zone the buckets are cut in."
+        ),
         format: Literal["json", "csv"] = "json",
     ) -> Response:
         assert monitor.store
-        start = parse_instant(from_, "from") or INSTANT_MIN
-        end = parse_instant(to, "to") or check_instant(datetime.now(UTC) + timedelta(days=1))
-        if end <= start:
-            raise HTTPException(422, detail=[{"field": "to", "message": "must be after from"}])
-        rows = await reports.compliance(monitor.store, start, end, group_by)
+        query = report_query(from_, to, group_by, bucket, tz)
+        rows = await reports.compliance(monitor.store, query)
         if format == "csv":
-            buffer = io.StringIO()
-            if rows:
-                writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-            return PlainTextResponse(buffer.getvalue(), media_type="text/csv")
+            return PlainTextResponse(reports.to_csv(rows), media_type="text/csv")
         return JSONResponse(
-            {"from": start.isoformat(), "to": end.isoformat(), "group_by": group_by, "groups": rows}
+            {
+                "from": query.start.isoformat(),
+                "to": query.end.isoformat(),
+                "group_by": group_by,
+                "bucket": bucket,
+                "tz": tz,
+                "groups": rows,
+            }
         )
 
     @app.get("/healthz")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -220,39 +219,35 @@ async def ticket_timeline(
 
 @router.get(
     "/v1/reports/compliance/series",
-    summary="The compliance figures per day or week of ticket creation, in a time zone.",
+    summary="The compliance figures of all tickets per day, week or month of ticket creation,"
+    " in a time zone (for one row per group and bucket: /v1/reports/compliance?bucket=).",
 )
 async def compliance_series(
     request: Request,
     from_: Annotated[Annotated[str, Field(max_length=64)] | None, Query(alias="from")] = None,
     to: Annotated[str, Field(max_length=64)] | None = None,
-    bucket: Literal["day", "week"] = "day",
-    tz: Annotated[str, Query(description="IANA time zone of the buckets.")] = "UTC",
+    bucket: Literal["day", "week", "month"] = "day",
+    tz: Annotated[
+        Annotated[str, Field(max_length=64)], Query(description="IANA time zone of the buckets.")
+    ] = "UTC",
 ) -> dict[str, Any]:
-    from slawatch.services.sla_monitor.app import parse_instant
+    from slawatch.services.sla_monitor.app import parse_instant, report_query
 
     monitor = request.app.state.monitor
     assert monitor.store
+    end = parse_instant(to, "to") or datetime.now(UTC) + timedelta(days=1)
+    start = from_ or (end - timedelta(days=30)).isoformat()  # the last 30 days by default
+    query = report_query(start, end.isoformat(), None, bucket, tz)
     try:
-        if len(tz) > 64 or "\x00" in tz:
-            raise ZoneInfoNotFoundError(tz)
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _unprocessable("tz", "not an IANA time zone, e.g. Asia/Shanghai") from None
-    now = datetime.now(UTC)
-    end = parse_instant(to, "to") or now + timedelta(days=1)
-    start = parse_instant(from_, "from") or end - timedelta(days=30)
-    if end <= start:
-        raise _unprocessable("to", "must be after from")
-    if end - start > timedelta(days=3660):
-        raise _unprocessable("from", "at most ten years")
-    try:
-        rows = await reports.compliance_series(monitor.store, start, end, bucket, tz)
+        rows = await reports.compliance(monitor.store, query)
     except asyncpg.InvalidParameterValueError:
         raise _unprocessable("tz", "a time zone the database does not know") from None
+    for row in rows:  # one series: the bucket is the row's name
+        del row["group"]
+        row[bucket] = row["bucket"]
     return {
-        "from": start.isoformat(),
-        "to": end.isoformat(),
+        "from": query.start.isoformat(),
+        "to": query.end.isoformat(),
         "bucket": bucket,
         "tz": tz,
         "series": rows,

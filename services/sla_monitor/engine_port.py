@@ -108,4 +108,8 @@ def facts_row(state: State) -> FactsRow:
         agent_work_calendar_ms=f["agent_work_calendar_ms"],
         requester_wait_business_ms=f["requester_wait_business_ms"],
         requester_wait_calendar_ms=f["requester_wait_calendar_ms"],
+        customer_id=f["customer_id"],
+        team=f["group"],
+        assignee=f["assignee"],
+        handle_seconds=f["handle_seconds"],
     )

@@ -10,6 +10,17 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Business seconds: 1 min .. 30 days.
 BUSINESS_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 2592000)
 
+# (report figure, gauge name after slawatch_team_, help): the team gauges.
+TEAM_KPIS = (
+    ("tickets", "tickets", "Tickets created"),
+    ("sla_met_pct", "sla_met_percent", "Finished targets met in time, percent"),
+    ("first_response_p90_s", "first_response_p90_seconds", "First response p90, business s"),
+    ("fcr_pct", "first_contact_resolution_percent", "Solved with one public agent reply, %"),
+    ("csat_avg", "csat_average", "Mean CSAT (1-5)"),
+    ("aht_mean_s", "handle_time_mean_seconds", "Mean handle time per solved ticket, s"),
+    ("retention_pct", "customer_retention_percent", "Customers with tickets not churned, %"),
+)
+
 
 @dataclass
 class MonitorMetrics:
@@ -120,6 +131,22 @@ class MonitorMetrics:
             ["stage", "reason"],
             registry=r,
         )
+        self.customer_retargeted = Counter(
+            "slawatch_monitor_customer_retargeted",
+            "ticket.updated events published for open tickets after a customer's tier changed.",
+            registry=r,
+        )
+        # Headline KPIs per team (the ticket's group), over a trailing window: teams, never
+        # agents, as labels (docs/reports.md, Prometheus gauges).
+        self.team_kpis = {
+            figure: Gauge(
+                f"slawatch_team_{name}",
+                f"{help_text} (tickets created in the last SLAWATCH_MONITOR_TEAM_KPI_WINDOW_S).",
+                ["team"],
+                registry=r,
+            )
+            for figure, name, help_text in TEAM_KPIS
+        }
         self.ready_seconds = Gauge(
             "slawatch_monitor_last_assignment_load_seconds",
             "Time to load state for the last partition assignment.",

@@ -9,7 +9,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
+    Float,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -60,6 +63,17 @@ sla_outbox = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
 )
 
+# (column, type, expression over facts): ticket_facts' generated report columns.
+FACT_COLUMNS = (
+    ("targets_met", Integer, "(facts->>'targets_met')::int"),
+    ("targets_breached", Integer, "(facts->>'targets_breached')::int"),
+    ("first_response_s", Float, "(facts->>'first_response_seconds')::float8"),
+    ("resolution_s", Float, "(facts->>'resolution_seconds')::float8"),
+    ("public_agent_replies", Integer, "(facts->>'public_agent_replies')::int"),
+    ("csat", Integer, "(facts->>'csat')::int"),
+    ("nps", Integer, "(facts->>'nps')::int"),
+)
+
 ticket_facts = Table(
     "ticket_facts",
     metadata,
@@ -79,6 +93,28 @@ ticket_facts = Table(
     Column("agent_work_calendar_ms", BigInteger, nullable=True),
     Column("requester_wait_business_ms", BigInteger, nullable=True),
     Column("requester_wait_calendar_ms", BigInteger, nullable=True),
+    # Report groups and the customer.updated lookup (migration 0006): columns, not JSONB.
+    Column("customer_id", String(256), nullable=True, index=True),
+    Column("team", String(256), nullable=True),  # the ticket's group
+    Column("assignee", String(256), nullable=True),
+    Column("handle_seconds", Float, nullable=False, server_default="0"),
+    # The report's figures as typed columns the database derives from `facts` when a row is
+    # written (reading them out of JSONB per report row cost 5x: bench/reports.py).
+    *(Column(name, type_, Computed(expr, persisted=True)) for name, type_, expr in FACT_COLUMNS),
+    Index("ix_ticket_facts_created_at", "created_at"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    # The CRM's view of a customer (customer.updated): the latest event by occurred_at wins.
+    Column("customer_id", String(256), primary_key=True),
+    Column("tier", String(256), nullable=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    # When the customer churned (the event's occurred_at), null while active.
+    Column("churned_at", DateTime(timezone=True), nullable=True),
+    Column("changed_at", DateTime(timezone=True), nullable=False),  # the latest event applied
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 retained_events = Table(

@@ -30,3 +30,15 @@ class MonitorSettings(CommonSettings):
         description="/readyz answers 503 while any owned partition is more than this many "
         "records behind.",
     )
+    monitor_team_kpi_window_s: float = Field(
+        7 * 86400,
+        gt=0,
+        le=366 * 86400,
+        description="The slawatch_team_* gauges cover tickets created in this trailing window.",
+    )
+    monitor_team_kpi_refresh_s: float = Field(
+        60.0,
+        ge=5,
+        le=86400,
+        description="How often the slawatch_team_* gauges are recomputed (one report query).",
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from slawatch.services.sla_monitor.customers import CustomerRow, OpenTicket
 from slawatch.shared.db import asyncpg_dsn
 from slawatch.shared.failures import is_data_error
 
@@ -46,6 +47,11 @@ class FactsRow:
     agent_work_calendar_ms: int | None = None
     requester_wait_business_ms: int | None = None
     requester_wait_calendar_ms: int | None = None
+    # What reports group by and the customer.updated lookup reads (columns, not JSONB).
+    customer_id: str | None = None
+    team: str | None = None
+    assignee: str | None = None
+    handle_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -73,9 +79,17 @@ class BatchWrite:
     outbox: list[OutboxRow] = field(default_factory=list)
     retained: list[RetainedEvent] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    customers: dict[str, CustomerRow] = field(default_factory=dict)  # customer.updated
 
     def __bool__(self) -> bool:
-        return bool(self.tickets or self.outbox or self.retained or self.offsets or self.facts)
+        return bool(
+            self.tickets
+            or self.outbox
+            or self.retained
+            or self.offsets
+            or self.facts
+            or self.customers
+        )
 
     def split_by_ticket(self) -> tuple[dict[str, BatchWrite], BatchWrite]:
         """Each ticket's rows apart, and the rest (offsets): tickets are independent, so
@@ -89,7 +103,7 @@ class BatchWrite:
             parts[outbox.ticket_id].outbox.append(outbox)
         for retained in self.retained:
             parts[retained.ticket_id].retained.append(retained)
-        return dict(parts), BatchWrite(offsets=dict(self.offsets))
+        return dict(parts), BatchWrite(offsets=dict(self.offsets), customers=dict(self.customers))
 
     @classmethod
     def merged(cls, parts: Iterable[BatchWrite]) -> BatchWrite:
@@ -100,6 +114,7 @@ class BatchWrite:
             out.outbox.extend(part.outbox)
             out.retained.extend(part.retained)
             out.offsets.update(part.offsets)
+            out.customers.update(part.customers)
         return out
 
 
@@ -188,19 +203,23 @@ class Store:
             await conn.execute(
                 """
                 INSERT INTO ticket_facts (ticket_id, policy, customer_tier, channel, priority,
-                                          created_at, solved_at, facts, updated_at,
+                                          created_at, solved_at, facts, customer_id, team,
+                                          assignee, handle_seconds, updated_at,
                                           agent_work_business_ms, agent_work_calendar_ms,
                                           requester_wait_business_ms, requester_wait_calendar_ms)
-                SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, now(), wb, wc, rb, rc
+                SELECT t, po, ti, ch, pr, ca, sa, f::jsonb, cu, tm, asg, hs, now(), wb, wc, rb, rc
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                            $6::timestamptz[], $7::timestamptz[], $8::text[],
-                            $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
-                     AS u(t, po, ti, ch, pr, ca, sa, f, wb, wc, rb, rc)
+                            $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[],
+                            $10::text[], $11::text[], $12::float8[],
+                            $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[])
+                     AS u(t, po, ti, ch, pr, ca, sa, f, cu, tm, asg, hs, wb, wc, rb, rc)
                 ON CONFLICT (ticket_id) DO UPDATE SET
                   policy = EXCLUDED.policy, customer_tier = EXCLUDED.customer_tier,
                   channel = EXCLUDED.channel, priority = EXCLUDED.priority,
                   created_at = EXCLUDED.created_at, solved_at = EXCLUDED.solved_at,
-                  facts = EXCLUDED.facts, updated_at = now(),
+                  facts = EXCLUDED.facts, customer_id = EXCLUDED.customer_id,
+                  team = EXCLUDED.team, assignee = EXCLUDED.assignee,
+                  handle_seconds = EXCLUDED.handle_seconds, updated_at = now(),
                   agent_work_business_ms = EXCLUDED.agent_work_business_ms,
                   agent_work_calendar_ms = EXCLUDED.agent_work_calendar_ms,
                   requester_wait_business_ms = EXCLUDED.requester_wait_business_ms,
@@ -214,6 +233,10 @@ class Store:
                 [r.created_at for r in rows_f],
                 [r.solved_at for r in rows_f],
                 [json.dumps(r.facts) for r in rows_f],
+                [r.customer_id for r in rows_f],
+                [r.team for r in rows_f],
+                [r.assignee for r in rows_f],
+                [r.handle_seconds for r in rows_f],
                 [r.agent_work_business_ms for r in rows_f],
                 [r.agent_work_calendar_ms for r in rows_f],
                 [r.requester_wait_business_ms for r in rows_f],
@@ -241,6 +264,24 @@ class Store:
                 [o.ticket_id for o in batch.outbox],
                 [o.partition for o in batch.outbox],
                 [o.payload.decode() for o in batch.outbox],
+            )
+        if batch.customers:
+            rows_c = list(batch.customers.values())
+            await conn.execute(
+                """
+                INSERT INTO customers (customer_id, tier, status, churned_at, changed_at, updated_at)
+                SELECT c, t, s, ch, ca, now()
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+                     AS u(c, t, s, ch, ca)
+                ON CONFLICT (customer_id) DO UPDATE SET
+                  tier = EXCLUDED.tier, status = EXCLUDED.status, churned_at = EXCLUDED.churned_at,
+                  changed_at = EXCLUDED.changed_at, updated_at = now()
+                """,
+                [c.customer_id for c in rows_c],
+                [c.tier for c in rows_c],
+                [c.status for c in rows_c],
+                [c.churned_at for c in rows_c],
+                [c.changed_at for c in rows_c],
             )
         if batch.offsets:
             items = list(batch.offsets.items())
@@ -279,6 +320,23 @@ class Store:
                     TicketRow(r["ticket_id"], r["partition"], r["state"], r["next_due"], True)
                 )
         return rows
+
+    async def customers(self, customer_ids: Sequence[str]) -> dict[str, CustomerRow]:
+        rows = await self.pool.fetch(
+            "SELECT customer_id, tier, status, churned_at, changed_at FROM customers "
+            "WHERE customer_id = ANY($1::text[])",
+            list(customer_ids),
+        )
+        return {r["customer_id"]: CustomerRow(*r.values()) for r in rows}
+
+    async def open_tickets_of(self, customer_ids: Sequence[str]) -> list[OpenTicket]:
+        """The open tickets of these customers, whichever partition holds them."""
+        rows = await self.pool.fetch(
+            "SELECT f.ticket_id, f.customer_id, f.customer_tier FROM ticket_facts f "
+            "JOIN ticket_state s USING (ticket_id) WHERE f.customer_id = ANY($1::text[]) AND s.open",
+            list(customer_ids),
+        )
+        return [OpenTicket(r["ticket_id"], r["customer_id"], r["customer_tier"]) for r in rows]
 
     async def ping(self, timeout: float = 1.0) -> None:
         """A cheap round trip (readiness): raises when the database does not answer."""

@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from slawatch.services.sla_monitor import engine_port
+from slawatch.services.sla_monitor import customers, engine_port
 from slawatch.services.sla_monitor.metrics import MonitorMetrics
 from slawatch.services.sla_monitor.settings import MonitorSettings
 from slawatch.services.sla_monitor.store import (
@@ -62,8 +62,9 @@ from slawatch.shared.consumer import (
     Round,
 )
 from slawatch.shared.engine import SlaRecord
-from slawatch.shared.events import TicketEvent, parse_event
+from slawatch.shared.events import CustomerUpdated, TicketEvent, parse_posted
 from slawatch.shared.failures import describe, is_data_error
+from slawatch.shared.kafka import send_confirmed
 
 log = logging.getLogger("slawatch.monitor")
 
@@ -328,13 +329,17 @@ class Worker(PartitionedConsumer):
         ticket_partition: dict[str, int] = {}
         last_ts: dict[int, float] = {}
         first_offsets: dict[TopicPartition, int] = {}
+        customer_events: list[CustomerUpdated] = []
         for tp, records in batches.items():
             first_offsets[tp] = records[0].offset
             for record in records:
                 try:
-                    event = parse_event(record.value)
+                    event = parse_posted(record.value)
                 except (ValidationError, ValueError, TypeError) as exc:
                     poison.append(DeadLetter.of(record, _poison_reason(exc)))
+                    continue
+                if isinstance(event, CustomerUpdated):
+                    customer_events.append(event)
                     continue
                 events_by_ticket[event.ticket_id].append((event, record.value))
                 records_by_ticket[event.ticket_id].append(record)
@@ -390,6 +395,14 @@ class Worker(PartitionedConsumer):
                 for record in records_by_ticket.get(ticket_id, ())
             )
 
+        if customer_events:
+            try:
+                await self._apply_customers(customer_events, write)
+            except DB_ERRORS + (DeadLetterFailed,) as exc:
+                self.seek_back(first_offsets)
+                done.retry_later("applying customer events", exc)
+                return
+
         committing = time.perf_counter()
         try:
             # Poison found so far first: acked before any offset past it is committed.
@@ -418,6 +431,32 @@ class Worker(PartitionedConsumer):
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         # The database holds the offsets; Kafka gets a mirror for lag tooling.
         done.commit.update({TopicPartition(t, p): o for (t, p), o in write.offsets.items()})
+
+    async def _apply_customers(self, events: list[CustomerUpdated], write: BatchWrite) -> None:
+        """customer.updated (services/sla_monitor/customers.py): the customers' rows join the
+        batch's write; a tier change is published as ticket.updated to each open ticket of
+        the customer, acked before the batch commits (raises DeadLetterFailed when not)."""
+        ids = sorted({e.data.customer_id for e in events})
+        rows, changes = customers.fold(await self.store.customers(ids), events)
+        write.customers.update(rows)
+        if not changes:
+            return
+        changed = {event.data.customer_id for event, _ in changes}
+        found = {t.ticket_id: t for t in await self.store.open_tickets_of(sorted(changed))}
+        for ticket_id, facts in write.facts.items():  # this batch's, fresher than the table's
+            if facts.customer_id in changed:
+                if write.tickets[ticket_id].open:
+                    found[ticket_id] = customers.OpenTicket(
+                        ticket_id, facts.customer_id, facts.customer_tier
+                    )
+                else:
+                    found.pop(ticket_id, None)
+        records = customers.derived_updates(changes, found.values())
+        try:
+            await send_confirmed(self.producer, self.topic, ((k, v, None) for k, v in records))
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise DeadLetterFailed(f"derived ticket.updated not acked: {exc}") from exc
+        self.metrics.customer_retargeted.inc(len(records))
 
     async def _read_states(
         self, ticket_ids: list[str]

@@ -44,6 +44,7 @@ class EventKind(StrEnum):
     customer_message = "c"  # a public message by the customer
     other_message = "n"  # an internal note, or a public message by anyone else
     survey = "v"
+    work_logged = "w"  # agent effort without a message (work.logged)
 
 
 # The kinds as constants: reading a member off its enum class costs a lookup per event.
@@ -55,6 +56,7 @@ AGENT_REPLY: Final = EventKind.agent_reply
 CUSTOMER_MESSAGE: Final = EventKind.customer_message
 OTHER_MESSAGE: Final = EventKind.other_message
 SURVEY: Final = EventKind.survey
+WORK_LOGGED: Final = EventKind.work_logged
 
 
 class LogEntry:
@@ -238,7 +240,7 @@ class State:
         "created_at", "channel", "priority", "customer_tier", "customer_id", "group", "assignee",
         "tags", "url",
         "subject", "status", "status_history", "tag_history", "first_reply_at",
-        "public_agent_replies", "solved_at", "csat", "nps", "attribute_values",
+        "public_agent_replies", "solved_at", "csat", "nps", "attribute_values", "handle_ms",
         # its SLA, derived by the machine
         "policy_id", "policy", "first_response_done", "first_response_ms", "resolution_ms",
         "next_response_cycle", "next_response_started_at", "periodic_update_cycle",
@@ -267,7 +269,8 @@ class State:
         self.channel: str | None = None
         self.priority = "normal"
         self.customer_tier: str | None = None
-        self.customer_id: str | None = None  # set by ticket.created (contracts match on it)
+        # set by ticket.created: contracts match on it, reports group by it
+        self.customer_id: str | None = None
         self.group: str | None = None
         self.assignee: str | None = None
         self.tags: tuple[str, ...] = ()
@@ -283,6 +286,7 @@ class State:
         self.csat: int | None = None
         self.nps: int | None = None
         self.attribute_values: Attributes | None = None  # see attributes()
+        self.handle_ms = 0  # agent effort reported (handle_seconds, work.logged), summed
         self.policy_id: str | None = None
         self.policy: Any = None  # the Policy of policy_id (a cache); set once the ticket is created
         self.first_response_done = False  # answered, or solved before an answer

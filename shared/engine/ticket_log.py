@@ -26,6 +26,7 @@ from slawatch.shared.engine.state import (
     STATUS_CHANGED,
     SURVEY,
     UPDATED,
+    WORK_LOGGED,
     EventKind,
     LogEntry,
     State,
@@ -38,6 +39,7 @@ from slawatch.shared.events import (
     TicketCreatedData,
     TicketEvent,
     TicketUpdatedData,
+    WorkLoggedData,
 )
 
 PRIORITY: Final = "p"
@@ -52,6 +54,8 @@ URL: Final = "u"
 SUBJECT: Final = "su"
 CSAT: Final = "cs"
 NPS: Final = "np"
+HANDLE: Final = "hs"  # agent effort, whole seconds (handle_seconds, work.logged)
+AGENT: Final = "ag"  # who logged the work
 # The ticket attributes an entry may set: its key -> the State field.
 ATTRIBUTES: Final = {
     PRIORITY: "priority",
@@ -89,12 +93,16 @@ def encode(event: TicketEvent) -> tuple[EventKind, dict[str, Any] | None]:
     """(kind, the fields that matter) of a ticket event, as kept in the log."""
     data = event.data
     if isinstance(data, MessageCreatedData):
+        # Effort on an agent's message (only agents' carry it): kept, a reply's or a note's.
+        effort = None if data.handle_seconds is None else {HANDLE: data.handle_seconds}
         if not data.public:
-            return OTHER_MESSAGE, None
+            return OTHER_MESSAGE, effort
         role = data.author_role
         if role == "agent":
-            return AGENT_REPLY, None
+            return AGENT_REPLY, effort
         return (CUSTOMER_MESSAGE if role == "customer" else OTHER_MESSAGE), None
+    if isinstance(data, WorkLoggedData):
+        return WORK_LOGGED, {HANDLE: data.seconds, AGENT: data.agent}
     if isinstance(data, StatusChangedData):
         return STATUS_CHANGED, {STATUS: data.status.value}
     fields: dict[str, Any] = {}
@@ -159,6 +167,9 @@ def fold_event(state: State, entry: LogEntry) -> bool:
     t = entry.at
     kind = entry.kind
     fields = entry.fields
+    if fields is not None and (kind is WORK_LOGGED or kind is AGENT_REPLY or kind is OTHER_MESSAGE):
+        # Effort counts wherever it sorts (before the ticket.created too): reports only.
+        state.handle_ms += fields[HANDLE] * 1000
     if kind is AGENT_REPLY:
         if state.created_at is None:
             return False

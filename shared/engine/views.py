@@ -159,6 +159,8 @@ def facts(state: State) -> dict[str, Any]:
         "public_agent_replies": state.public_agent_replies,
         "csat": state.csat,
         "nps": state.nps,
+        "customer_id": state.customer_id,
+        "handle_seconds": state.handle_ms / 1000,
         "targets": per_target,
         "targets_met": met,
         "targets_breached": breached,

@@ -263,3 +263,51 @@ async def test_reports_csv_is_the_table_and_zh_cn(stack, browser) -> None:
     await page.select_option("select[name='lang']", "en")  # the switcher
     await expect(page.locator("#compliance th").nth(1)).to_have_text("Tickets")
     await zh.close()
+
+
+async def test_reports_highlight_an_abnormal_bucket(stack, browser) -> None:
+    """Six days of one team's AHT near 100 s, then a day at 5,000 s: the Reports page marks
+    that day's AHT cell abnormal (#14) and offers the new groups and buckets."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC) - timedelta(seconds=10)
+    events = []
+    for days, handle in [(6, 100), (5, 110), (4, 90), (3, 100), (2, 105), (1, 95), (0, 5000)]:
+        at = now - timedelta(days=days)
+        tid = f"AB-{days}"
+        events += [
+            created(tid, at, group="abn-team", assignee="abn.agent"),
+            {"event_id": f"{tid}-r", "type": "message.created", "ticket_id": tid,
+             "occurred_at": (at + timedelta(seconds=1)).isoformat(),
+             "data": {"author_role": "agent", "handle_seconds": handle}},
+            {"event_id": f"{tid}-s", "type": "ticket.status_changed", "ticket_id": tid,
+             "occurred_at": (at + timedelta(seconds=2)).isoformat(), "data": {"status": "solved"}},
+        ]  # fmt: skip
+    await stack.post(*events)
+    ctx = await context(browser)
+    page = await ctx.new_page()
+    await login(page, stack.console, "viewer", "/reports")
+    url = stack.console + "/reports?group_by=group&bucket=day&tz=UTC"
+    today = now.date().isoformat()
+    row = page.locator("#trend tbody tr", has_text="abn-team").filter(has_text=today)
+
+    async def flagged() -> bool:
+        await page.goto(url)
+        return await row.locator("td.abnormal").count() >= 1
+
+    await eventually(flagged, timeout=30, interval=1)
+    heads = [await h.inner_text() for h in await page.locator("#trend thead th").all()]
+    aht = heads.index("AHT")
+    cells = row.locator("td")
+    assert "abnormal" in (await cells.nth(aht).get_attribute("class") or "")
+    await expect(cells.nth(aht)).to_have_attribute("title", re.compile("mean"))
+    # The day before is not flagged (its AHT is in its band), and the page offers the new groups and the month.
+    earlier = page.locator("#trend tbody tr", has_text="abn-team").filter(
+        has_text=(now - timedelta(days=1)).date().isoformat()
+    )
+    assert "abnormal" not in (await earlier.locator("td").nth(aht).get_attribute("class") or "")
+    options = await page.locator("select[name='group_by'] option").all_inner_texts()
+    assert {"assignee", "group", "customer"} <= set(options)
+    assert "month" in await page.locator("select[name='bucket'] option").all_inner_texts()
+    await shot(page, "reports-abnormal-en")
+    await ctx.close()

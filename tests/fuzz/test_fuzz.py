@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -74,6 +75,15 @@ def _fuzz(url: str, stack: Stack, skip: tuple[str, ...] = ()) -> None:
                 # A valid-looking request may still be refused for reasons a schema cannot
                 # state (a silence's end before its start): "valid data accepted" is not required.
                 response = case.call(headers=AUTH, timeout=30)
+                negative = mode is GenerationMode.NEGATIVE  # noqa: B023 - run() runs in this iteration
+                if negative and not _reaches_the_wire(case, response.request.url):
+                    # A query the wire cannot carry as generated (a value the HTTP client
+                    # drops or re-encodes, or a number or null where the schema wants a
+                    # string: a query holds only strings) is not known to be invalid when
+                    # sent: only "no 5xx" is asked of it (schemathesis' false positives,
+                    # seen once #14 grew the report's query and moved the derandomized seed).
+                    assert response.status_code < 500, response.text
+                    return
                 case.validate_response(response, excluded_checks=[positive_data_acceptance])
                 assert all(s.alive() for s in stack.services), "a service died"
 
@@ -82,6 +92,24 @@ def _fuzz(url: str, stack: Stack, skip: tuple[str, ...] = ()) -> None:
             except Unsatisfiable:
                 # Nothing to make invalid (no parameters or body): positive mode covered it.
                 assert mode is GenerationMode.NEGATIVE, operation.label
+
+
+def _reaches_the_wire(case, url: str) -> bool:
+    """Whether every generated query value is sent as generated: strings, arriving unchanged,
+    and not a lone string where the parameter is a list (``?ticket_id=x`` is also the valid
+    one-element list: the wire cannot tell them apart)."""
+    sent = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    parameters = {parameter.name: parameter for parameter in case.operation.query}
+    for name, value in (case.query or {}).items():
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            return False
+        if sent.get(name) != values:  # dropped, or re-encoded (a lone surrogate)
+            return False
+        parameter = parameters.get(name)
+        if not isinstance(value, list) and parameter is not None and parameter.is_valid(values):
+            return False
+    return True
 
 
 def test_ingest_openapi(stack: Stack) -> None:

@@ -76,6 +76,17 @@ def deep(depth: int) -> bytes:
         ),
         ({"type": "ticket.created", "data": {"subject": "s\u001b[2J"}}, "data.subject"),
         ({"type": "survey.responded", "data": {"csat": 10**30}}, "data.csat"),
+        # Handle time (#14): negative, absurd (over a day), fractional, or not an agent's.
+        ({"data": {"author_role": "agent", "handle_seconds": -1}}, "data.handle_seconds"),
+        ({"data": {"author_role": "agent", "handle_seconds": 86_401}}, "data.handle_seconds"),
+        ({"data": {"author_role": "agent", "handle_seconds": 10**12}}, "data.handle_seconds"),
+        ({"data": {"author_role": "agent", "handle_seconds": 1.5}}, "data.handle_seconds"),
+        ({"data": {"author_role": "customer", "handle_seconds": 60}}, "data"),
+        ({"type": "work.logged", "data": {"agent": "li.na", "seconds": 0}}, "data.seconds"),
+        ({"type": "work.logged", "data": {"agent": "li.na", "seconds": -60}}, "data.seconds"),
+        ({"type": "work.logged", "data": {"agent": "li.na", "seconds": 90_000}}, "data.seconds"),
+        ({"type": "work.logged", "data": {"agent": "", "seconds": 60}}, "data.agent"),
+        ({"type": "work.logged", "data": {"seconds": 60}}, "data.agent"),
     ],
 )
 async def test_refused_with_422_naming_the_field(ingest: Ingest, change: dict, field: str) -> None:
@@ -165,3 +176,32 @@ async def test_the_schema_check_itself_refuses_fastapis_default_shape(ingest: In
     with pytest.raises(FailureGroup) as info:
         await documented(ingest, fake)
     assert any("violates schema" in str(e) for e in info.value.exceptions)
+
+
+CUSTOMER = {
+    "event_id": "crm-1",
+    "type": "customer.updated",
+    "occurred_at": "2026-11-23T09:00:00+08:00",
+    "data": {"customer_id": "C-1", "status": "churned"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"data": {"customer_id": "C-1"}}, "data"),  # changes nothing
+        ({"data": {"customer_id": "", "tier": "gold"}}, "data.customer_id"),
+        ({"data": {"customer_id": "C\u0000", "tier": "gold"}}, "data.customer_id"),
+        ({"data": {"customer_id": "C-1", "status": "gone"}}, "data.status"),
+        ({"data": {"customer_id": "C-1", "tier": "x" * 257}}, "data.tier"),
+        ({"ticket_id": "T-1"}, "ticket_id"),  # a customer's event, not a ticket's
+        ({"occurred_at": "2026-11-23T09:00:00"}, "occurred_at"),
+    ],
+)
+async def test_customer_events_refused_with_422_naming_the_field(
+    ingest: Ingest, change: dict, field: str
+) -> None:
+    response = await post(ingest, json.dumps({**CUSTOMER, **change}).encode())
+    assert response.status_code == 422, response.text
+    assert field in {d["field"] for d in response.json()["detail"]}, response.text
+    assert await topic_size(ingest.settings.kafka_bootstrap, ingest.settings.topic_events) == 0

@@ -92,6 +92,18 @@ async def test_batch_keeps_each_ticket_on_one_partition(ingest: Ingest) -> None:
     assert len({p for ps in partitions.values() for p in ps}) > 1  # keys spread across partitions
 
 
+async def test_a_customer_event_is_keyed_by_the_customer(ingest: Ingest) -> None:
+    response = await ingest.client.post(
+        "/v1/events", json=EXAMPLES["customer.updated"], headers=AUTH
+    )
+    assert response.status_code == 202, response.text
+    [record] = await read_topic(ingest.settings.kafka_bootstrap, ingest.settings.topic_events, 1)
+    assert record.key == b"customer:C-42"
+    body = json.loads(record.value)
+    assert body["data"] == {"customer_id": "C-42", "tier": "platinum", "status": "active"}
+    assert body["source"] == "crm" and "ticket_id" not in body
+
+
 async def test_every_event_type_example_is_accepted(ingest: Ingest) -> None:
     response = await ingest.client.post(
         "/v1/events", json={"events": list(EXAMPLES.values())}, headers=AUTH
@@ -191,7 +203,11 @@ async def test_oversize_body_and_batch(ingest: Ingest) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
     ),
