@@ -39,12 +39,14 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from slawatch.shared.engine import (  # noqa: E402
     NATIVE,
+    State,
     advance,
     apply,
     deserialise,
@@ -73,7 +75,7 @@ def realistic_ticket(
     tid = f"ZD-{number}"
     t = start + timedelta(minutes=rng.randint(0, 60 * 24 * 60))
     count = rng.randint(5, 20)
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "event_id": f"zd-{number}-created",
             "type": "ticket.created",
@@ -98,7 +100,7 @@ def realistic_ticket(
     for i in range(1, count - (1 if solve else 0)):
         t += timedelta(minutes=rng.choice([2, 5, 15, 40, 90, 240]))
         roll = rng.random()
-        base = {
+        base: dict[str, Any] = {
             "event_id": f"zd-{number}-{i}",
             "ticket_id": tid,
             "occurred_at": t.isoformat(),
@@ -153,7 +155,7 @@ def ola_ticket(
         e for e in realistic_ticket(rng, number, start, solve=solve) if e.type != "ticket.assigned"
     ]
     first = events[0]
-    tags = list(first.data.tags or [])
+    tags = list(getattr(first.data, "tags", None) or [])  # a ticket.created's
     events[0] = first.model_copy(
         update={"data": first.data.model_copy(update={"group": "billing"})}
     )
@@ -179,7 +181,7 @@ def interleave(tickets: list[list[TicketEvent]]) -> list[TicketEvent]:
 
 
 def bench_apply(events: list[TicketEvent], policies, *, roundtrip: bool = False) -> float:
-    states: dict[str, object] = {}
+    states: dict[str, State] = {}
     blobs: dict[str, bytes] = {}
     gc.collect()
     gc.disable()
@@ -253,6 +255,7 @@ def state_sizes(tickets: list[list[TicketEvent]], policies) -> tuple[list[int], 
         state = None
         for event in events:
             state, _ = apply(state, event, policies)
+        assert state is not None  # a ticket has events
         state, _ = advance(state, events[-1].occurred_at + timedelta(hours=1))
         if is_open(state):
             blobs.append(serialise(state))
@@ -275,6 +278,8 @@ def pure_python_eps(args: argparse.Namespace) -> float:
             shutil.copytree(
                 ROOT / name, Path(tmp) / name, ignore=shutil.ignore_patterns("*.so", "results")
             )
+        # the namespace package and its links to the copied folders
+        shutil.copytree(ROOT / "slawatch", Path(tmp) / "slawatch", symlinks=True)
         command = [sys.executable, "bench/engine.py", "--only-eps", "--tickets", str(args.tickets),
                    "--seed", str(args.seed), "--policies", args.policies]  # fmt: skip
         done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=True)
@@ -347,7 +352,7 @@ def main() -> int:
     size_p99 = sorted(sizes)[int(len(sizes) * 0.99) - 1]
     size_max = max(sizes)
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "figure": "events applied per second (in order)",
             "value": eps,

@@ -24,6 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -119,6 +120,7 @@ async def raw_consume(settings: CommonSettings, expected: int) -> float:
                 for record in records:
                     json.loads(record.value)  # a consumer that does nothing with its records is no baseline
                 count += len(records)
+        assert started is not None  # the loop above ran: expected > 0
         return expected / (time.perf_counter() - started)
     finally:
         await consumer.stop()
@@ -157,7 +159,8 @@ async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path) ->
     settings = settings_for(bootstrap, prefix)
     await ensure_topics(settings)
     rng = random.Random(7)
-    events, i = [], 0
+    events: list[dict[str, Any]] = []
+    i = 0
     base = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     while len(events) < events_n:
         events.extend(ticket_events(f"TP{i}", base + timedelta(seconds=i), rng))
@@ -287,7 +290,7 @@ async def bench_latency(bootstrap: str, db: str, deadlines: int, tmp: Path) -> d
         consumer = AIOKafkaConsumer(settings.topic_sla, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                     enable_auto_commit=False)
         await consumer.start()
-        delays = []
+        delays: list[float] = []
         try:
             end = time.monotonic() + 120
             while len(delays) < deadlines and time.monotonic() < end:

@@ -31,8 +31,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slawatch.services.database import migrate, reports  # noqa: E402
+from slawatch.services.database import migrate  # noqa: E402
 from slawatch.services.dev.provision import Postgres  # noqa: E402
+from slawatch.services.sla_monitor import reports  # noqa: E402
 from slawatch.services.sla_monitor.store import BatchWrite, FactsRow, Store  # noqa: E402
 from slawatch.shared.db import asyncpg_dsn  # noqa: E402
 
@@ -85,7 +86,7 @@ def facts_row(
         "targets_breached": 2 - met,
     }
     return FactsRow(
-        ticket_id=f["ticket_id"],
+        ticket_id=f"{prefix}{n}",
         policy=rng.choice(["gold", "standard", "silver"]),
         customer_tier=rng.choice(["gold", "silver", "bronze"]),
         channel=rng.choice(["chat", "email", "phone"]),

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -19,13 +20,13 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from Noneservices.ingest.settings import IngestSettings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.routing import request_response
 
 from slawatch.services.ingest.metrics import IngestMetrics
 from slawatch.services.ingest.publisher import BrokerUnavailable, Publisher
+from slawatch.services.ingest.settings import IngestSettings
 from slawatch.shared.auth import ApiKeys, bearer_token
 from slawatch.shared.bounds import MAX_JSON_DEPTH, json_depth
 from slawatch.shared.events import (
@@ -232,7 +233,7 @@ def _parse(body: bytes, max_batch: int) -> list[TicketEvent | CustomerUpdated]:
 _STAMPED_BY_INGEST = {"received_at", "source"}
 
 
-def _stamp(events: list[TicketEvent | CustomerUpdated], source: str) -> list[tuple[bytes, bytes]]:
+def _stamp(events: Sequence[TicketEvent | CustomerUpdated], source: str) -> list[tuple[bytes, bytes]]:
     """(key, value) records with received_at and source set by us, whatever the client sent.
 
     Splicing the two fields into each event's JSON is 2x cheaper than copying the model,

@@ -123,8 +123,8 @@ class Monitor:
         settings = self.settings
         assert settings.database_url and settings.kafka_bootstrap
         self.store = await Store.connect(settings.database_url)
-        self.producer = make_producer(settings)
-        await self.producer.start()
+        self.producer = producer = make_producer(settings)
+        await producer.start()
         self.consumer = AIOKafkaConsumer(
             **client_options(settings),
             group_id=settings.monitor_group_id,

@@ -204,8 +204,8 @@ def _figures(r: Any, query: Query, labels: list[str] | None = None) -> dict[str,
             "csat_avg": round(r["csat_avg"], 2) if r["csat_avg"] is not None else None,
             "csat_responses": r["csat_responses"],
             "nps": round(
-                _ratio(r["promoters"], r["nps_responses"])
-                - _ratio(r["detractors"], r["nps_responses"]),
+                round(100.0 * r["promoters"] / r["nps_responses"], 2)
+                - round(100.0 * r["detractors"] / r["nps_responses"], 2),
                 2,
             )
             if r["nps_responses"]

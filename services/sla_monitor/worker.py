@@ -362,8 +362,8 @@ class Worker(PartitionedConsumer):
             self.seek_back(first_offsets)
             done.retry_later("reading ticket states", exc)
             return
-        for ticket_id, exc in unreadable.items():
-            isolate(ticket_id, "store: " + describe(exc))
+        for ticket_id, problem in unreadable.items():
+            isolate(ticket_id, "store: " + describe(problem))
 
         arrivals: dict[str, int] = defaultdict(int)
         applied: dict[str, int] = {}
@@ -453,7 +453,7 @@ class Worker(PartitionedConsumer):
                     found.pop(ticket_id, None)
         records = customers.derived_updates(changes, found.values())
         try:
-            await send_confirmed(self.producer, self.topic, ((k, v, None) for k, v in records))
+            await send_confirmed(self.producer, self.topic, ((k, v, []) for k, v in records))
         except (TimeoutError, KafkaError, OSError) as exc:
             raise DeadLetterFailed(f"derived ticket.updated not acked: {exc}") from exc
         self.metrics.customer_retargeted.inc(len(records))

@@ -160,8 +160,8 @@ def figures(
         "csat_avg": round(sum(csat) / len(csat), 2) if csat else None,
         "csat_responses": len(csat),
         "nps": round(
-            pct(sum(1 for n in nps if n >= 9), len(nps))
-            - pct(sum(1 for n in nps if n <= 6), len(nps)),
+            round(100.0 * sum(1 for n in nps if n >= 9) / len(nps), 2)
+            - round(100.0 * sum(1 for n in nps if n <= 6) / len(nps), 2),
             2,
         )
         if nps
@@ -234,7 +234,7 @@ def report(
     for (key, b), members in sorted(
         groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or date.min)
     ):
-        if b is None:
+        if b is None or bucket is None:
             period_end = end
         else:
             period_end = min(datetime.combine(next_bucket(b, bucket), time(), zone), end)
