@@ -38,8 +38,7 @@ from slawatch.services.notifier.matchers import (
 )
 from slawatch.services.notifier.metrics import NotifierMetrics
 from slawatch.services.notifier.model import Status
-from slawatch.services.notifier.report_scheduler import MonitorReports, ReportScheduler
-from slawatch.services.notifier.report_scheduler import dead_letter_record as report_dead_letter
+from slawatch.services.notifier.report_scheduler import GivenUp, MonitorReports, ReportScheduler
 from slawatch.services.notifier.report_store import ReportStore
 from slawatch.services.notifier.settings import NotifierSettings
 from slawatch.services.notifier.stages.repeat import Acknowledgement, Acknowledgements
@@ -178,23 +177,15 @@ class Notifier:
             for spec in receiver.integrations
         }
 
-        async def dead_letter(
-            report_id: str,
-            receiver: str,
-            integration: str,
-            description: dict[str, Any],
-            reason: str,
-            attempts: int,
-        ) -> None:
-            record = report_dead_letter(
-                report_id, receiver, integration, description, reason, attempts
-            )
+        async def dead_letter(miss: GivenUp) -> None:
             headers = [
-                ("slawatch-error", reason.encode()[:1000]),
-                ("slawatch-notification-id", report_id.encode()[:1000]),
+                ("slawatch-error", miss.reason.encode()[:1000]),
+                ("slawatch-notification-id", miss.report_id.encode()[:1000]),
             ]
             await send_confirmed(
-                self.producer, s.topic_notifications_dlq, [(receiver.encode(), record, headers)]
+                self.producer,
+                s.topic_notifications_dlq,
+                [(miss.receiver.encode(), miss.record(), headers)],
             )
 
         return ReportScheduler(

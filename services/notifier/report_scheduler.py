@@ -17,6 +17,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,35 @@ from slawatch.services.notifier.reports import (
 log = logging.getLogger("slawatch.notifier.reports")
 MAX_REPORT_BYTES = 16 * 2**20  # the monitor's JSON; an e-mail attachment beyond this is no use
 
-DeadLetter = Callable[[str, str, str, dict[str, Any], str, int], Awaitable[None]]
+
+@dataclass(frozen=True)
+class GivenUp:
+    """A report delivery given up on: who missed which report, and why."""
+
+    report_id: str
+    receiver: str
+    integration: str
+    description: dict[str, Any]
+    reason: str
+    attempts: int
+
+    def record(self) -> bytes:
+        """Its record on the notifications dead-letter topic."""
+        return json.dumps(
+            {
+                "notification_id": self.report_id,
+                "kind": REPORT_KIND,
+                "receiver": self.receiver,
+                "integration": self.integration,
+                "reason": self.reason,
+                "attempts": self.attempts,
+                "report": self.description,
+            },
+            ensure_ascii=False,
+        ).encode()
+
+
+DeadLetter = Callable[[GivenUp], Awaitable[None]]
 
 
 class ReportUnavailable(Exception):
@@ -206,7 +235,9 @@ class ReportScheduler:
                 )
             else:
                 status, reason = await self._give_up(
-                    report_id, receiver.name, spec.name, description, result.reason, attempts
+                    GivenUp(
+                        report_id, receiver.name, spec.name, description, result.reason, attempts
+                    )
                 )
             result_label = {Status.sent: "sent", Status.failed: "retry"}.get(status, "given_up")
             self.metrics.reports.labels(schedule.name, receiver.name, spec.name, result_label).inc()
@@ -222,40 +253,12 @@ class ReportScheduler:
         if done:
             await self.store.finish(schedule.name, receiver.name, start, self.owner)
 
-    async def _give_up(
-        self,
-        report_id: str,
-        receiver: str,
-        integration: str,
-        description: dict[str, Any],
-        reason: str,
-        attempts: int,
-    ) -> tuple[Status, str]:
-        log.error("report %s to %s/%s given up: %s", report_id, receiver, integration, reason)
+    async def _give_up(self, miss: GivenUp) -> tuple[Status, str]:
+        log.error(
+            "report %s to %s/%s given up: %s",
+            miss.report_id, miss.receiver, miss.integration, miss.reason,
+        )  # fmt: skip
         if self.dead_letter is None:
-            return Status.failed, reason
-        await self.dead_letter(report_id, receiver, integration, description, reason, attempts)
-        return Status.dlq, reason
-
-
-def dead_letter_record(
-    report_id: str,
-    receiver: str,
-    integration: str,
-    description: dict[str, Any],
-    reason: str,
-    attempts: int,
-) -> bytes:
-    """The notifications-DLQ record of a report given up on: who missed which report."""
-    return json.dumps(
-        {
-            "notification_id": report_id,
-            "kind": REPORT_KIND,
-            "receiver": receiver,
-            "integration": integration,
-            "reason": reason,
-            "attempts": attempts,
-            "report": description,
-        },
-        ensure_ascii=False,
-    ).encode()
+            return Status.failed, miss.reason
+        await self.dead_letter(miss)
+        return Status.dlq, miss.reason
