@@ -99,6 +99,8 @@ REPORT_COLUMNS = (
     ("nps", "NPS", "num"),
     ("aht_mean_s", "AHT", "dur"),
     ("aht_p90_s", "AHT p90", "dur"),
+    ("agent_work_business_p50_s", "Agent work p50", "dur"),
+    ("requester_wait_business_p50_s", "Requester wait p50", "dur"),
     ("retention_pct", "Retention %", "pct"),
     ("churn_breached_pct", "Churn after breach %", "pct"),
     ("churn_unbreached_pct", "Churn without breach %", "pct"),
@@ -626,14 +628,19 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             console.backend.compliance({**window, "group_by": "policy"}),
             console.backend.series({**window, "bucket": bucket, "tz": zone_name}),
         )
+        t = i18n.translator(prefs(request)[0])
+
+        def group_name(value: Any) -> str:  # the monitor's "(none)" is a word of the page
+            return t("(none)") if value == "(none)" else str(value)
+
         rows = [
-            [str(g[group_by])] + [fmt_cell(g.get(c), kind) for c, _, kind in REPORT_COLUMNS]
+            [group_name(g[group_by])] + [fmt_cell(g.get(c), kind) for c, _, kind in REPORT_COLUMNS]
             for g in table["groups"]
         ]
         # Per group and bucket; a figure that moved abnormally is marked (docs/reports.md).
         trend_rows = [
             {
-                "group": str(g[group_by]),
+                "group": group_name(g[group_by]),
                 "bucket": g["bucket"],
                 "cells": [
                     (fmt_cell(g.get(c), kind), c in g["abnormal"]) for c, _, kind in REPORT_COLUMNS

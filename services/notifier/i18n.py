@@ -57,9 +57,13 @@ CATALOG: dict[str, dict[str, str]] = {
         "list_sep": ", ",
         "report.title.day": "[slawatch] Daily SLA report {name}: {period}",
         "report.title.week": "[slawatch] Weekly SLA report {name}: {period}",
-        "report.headline": "{tickets} tickets in {groups} groups; SLA met {met} ({targets_met} targets met, {breached} breached)",
-        "report.line": "{group}: {tickets} tickets, SLA met {met}",
-        "report.more": "... and {n} more groups (see the e-mail or the CSV)",
+        "report.headline": "{tickets} {tickets_unit} in {groups} {groups_unit}; SLA met {met} ({targets_met} targets met, {breached} breached)",
+        "report.line": "{group}: {tickets} {tickets_unit}, SLA met {met}",
+        "report.more": "... and {n} more {n_unit} (see the e-mail or the CSV)",
+        "unit.ticket.one": "ticket",
+        "unit.ticket.other": "tickets",
+        "unit.group.one": "group",
+        "unit.group.other": "groups",
         "report.hidden": "{n} more groups are in the CSV attachment.",
         "report.empty": "No tickets were created in this period.",
         "report.period": "Tickets created {start} to {end} ({zone})",
@@ -165,6 +169,11 @@ _UNITS = {
     "en": (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)),
     "zh": (("天", 86400), ("小时", 3600), ("分钟", 60), ("秒", 1)),
 }
+
+
+def unit(language: str, noun: str, count: object) -> str:
+    """The noun for ``count`` of it: "1 ticket", "2 tickets" (Chinese phrases use none)."""
+    return translate(language, f"unit.{noun}.one" if count == 1 else f"unit.{noun}.other")
 
 
 def translate(language: str, key: str, **values: object) -> str:

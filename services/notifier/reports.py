@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from slawatch.services.notifier.config import ReportSchedule
-from slawatch.services.notifier.i18n import CATALOG, humanize, translate
+from slawatch.services.notifier.i18n import CATALOG, humanize, translate, unit
 
 REPORT_KIND = "report.compliance"  # its `kind` in the delivery log
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}
@@ -185,7 +185,9 @@ def report_view(
         language,
         "report.headline",
         groups=len(groups),
+        groups_unit=unit(language, "group", len(groups)),
         tickets=totals["tickets"],
+        tickets_unit=unit(language, "ticket", totals["tickets"]),
         met=met,
         targets_met=totals["targets_met"],
         breached=totals["targets_breached"],
@@ -199,11 +201,13 @@ def report_view(
                 "report.line",
                 group=show(group_key, group.get(group_key), language),
                 tickets=show("tickets", group.get("tickets"), language),
+                tickets_unit=unit(language, "ticket", group.get("tickets")),
                 met=show("sla_met_pct", group.get("sla_met_pct"), language),
             )
         )
     if len(groups) > SUMMARY_GROUPS:
-        lines.append(t(language, "report.more", n=len(groups) - SUMMARY_GROUPS))
+        more = len(groups) - SUMMARY_GROUPS
+        lines.append(t(language, "report.more", n=more, n_unit=unit(language, "group", more)))
     label = period.label()
     return ReportView(
         name=schedule.name,

@@ -46,7 +46,9 @@ silences = Table(
     "silences",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("matchers", JSONB, nullable=False),  # slawatch.services.notifier.matchers.Matchers.describe()
+    Column(
+        "matchers", JSONB, nullable=False
+    ),  # slawatch.services.notifier.matchers.Matchers.describe()
     Column("starts_at", DateTime(timezone=True), nullable=False),
     Column("ends_at", DateTime(timezone=True), nullable=False, index=True),
     Column("created_by", String(128), nullable=False, server_default=""),

@@ -122,7 +122,10 @@ class Monitor:
     async def start(self) -> None:
         settings = self.settings
         assert settings.database_url and settings.kafka_bootstrap
-        self.store = await Store.connect(settings.database_url)
+        # The worker's connection, the read API's, and one per share of a report.
+        self.store = await Store.connect(
+            settings.database_url, max_size=3 + settings.monitor_report_parallelism
+        )
         self.producer = producer = make_producer(settings)
         await producer.start()
         self.consumer = AIOKafkaConsumer(
@@ -348,7 +351,9 @@ def create_app(settings: MonitorSettings, policies: engine_port.Policies) -> Fas
     ) -> Response:
         assert monitor.store
         query = report_query(from_, to, group_by, bucket, tz)
-        rows = await reports.compliance(monitor.store, query)
+        rows = await reports.compliance(
+            monitor.store, query, monitor.settings.monitor_report_parallelism
+        )
         if format == "csv":
             return PlainTextResponse(reports.to_csv(rows), media_type="text/csv")
         return JSONResponse(

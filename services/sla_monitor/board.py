@@ -239,7 +239,9 @@ async def compliance_series(
     start = from_ or (end - timedelta(days=30)).isoformat()  # the last 30 days by default
     query = report_query(start, end.isoformat(), None, bucket, tz)
     try:
-        rows = await reports.compliance(monitor.store, query)
+        rows = await reports.compliance(
+            monitor.store, query, monitor.settings.monitor_report_parallelism
+        )
     except asyncpg.InvalidParameterValueError:
         raise _unprocessable("tz", "a time zone the database does not know") from None
     for row in rows:  # one series: the bucket is the row's name

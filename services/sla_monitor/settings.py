@@ -30,6 +30,14 @@ class MonitorSettings(CommonSettings):
         description="/readyz answers 503 while any owned partition is more than this many "
         "records behind.",
     )
+    monitor_report_parallelism: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Queries one compliance report runs at once, each over a share of its "
+        "groups on its own database connection (PostgreSQL does not parallelise the "
+        "percentiles itself); about the database server's free cores.",
+    )
     monitor_team_kpi_window_s: float = Field(
         7 * 86400,
         gt=0,

@@ -8,6 +8,7 @@ add per-statement overhead to statements it cannot help build.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -126,6 +127,10 @@ BeforeCommit = Callable[[Mapping[str, BaseException]], Awaitable[None]]
 class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        # One compliance report at a time: a report holds one connection while its shares
+        # take more (reports._fetch), so several at once could hold the whole pool waiting
+        # for each other; one at a time, a report has the cores to itself anyway.
+        self.report_gate = asyncio.Semaphore(1)
 
     @classmethod
     async def connect(cls, database_url: str, min_size: int = 1, max_size: int = 4) -> Store:

@@ -24,6 +24,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from slawatch.services.database import migrate
+from slawatch.services.sla_monitor import reports
+from slawatch.services.sla_monitor.store import Store
 from slawatch.shared.db import asyncpg_dsn
 from slawatch.shared.events import parse_posted, partition_key
 from slawatch.shared.kafka import ensure_topics
@@ -292,6 +294,27 @@ async def test_a_month_for_5_teams_and_20_agents_matches_an_independent_computat
         assert int(line["tickets"]) == row["tickets"]
         assert line["abnormal"] == ";".join(row["abnormal"])
         assert line["aht_mean_s"] == ("" if row["aht_mean_s"] is None else str(row["aht_mean_s"]))
+
+    # The shares of a report (SLAWATCH_MONITOR_REPORT_PARALLELISM) change no figure: one
+    # query, or two to four at once on their own connections, in the same database.
+    store = Store(await asyncpg.create_pool(asyncpg_dsn(database), min_size=1, max_size=5))
+    try:
+        query = reports.Query(MONTH_START, MONTH_END, "assignee", "week", TZ)
+        by_shares = {n: await reports.compliance(store, query, n) for n in (1, 2, 3, 4)}
+        unbucketed = reports.Query(MONTH_START, MONTH_END, "customer_id")
+        customers = {n: await reports.compliance(store, unbucketed, n) for n in (1, 3)}
+    finally:
+        await store.close()
+    for rows in by_shares.values():
+        assert_same(rows, weekly, "assignee/week in-process")
+    assert customers[1] == customers[3]
+    assert_same(
+        customers[1],
+        oracle.report(
+            events, MONTH_START, MONTH_END, "customer_id", None, TZ, FIRST_RESPONSE, RESOLUTION
+        ),
+        "customer_id in-process",
+    )
 
     # Churn is recorded with its date.
     conn = await asyncpg.connect(asyncpg_dsn(database))

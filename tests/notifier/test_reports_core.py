@@ -332,3 +332,25 @@ def test_any_reports_section_loads_or_is_refused_with_lines(section) -> None:
     else:
         for report in config.reports:
             assert report.every in ("day", "week") and set(report.receivers) <= {"sup"}
+
+
+def test_counts_take_the_singular_in_english_and_no_noun_in_chinese():
+    from slawatch.services.notifier.i18n import translate, unit
+
+    assert [unit("en", "ticket", n) for n in (0, 1, 2)] == ["tickets", "ticket", "tickets"]
+    assert unit("en", "group", 1) == "group" and unit("en", "group", 3) == "groups"
+    headline = translate(
+        "en",
+        "report.headline",
+        tickets=1,
+        tickets_unit=unit("en", "ticket", 1),
+        groups=1,
+        groups_unit=unit("en", "group", 1),
+        met="100%",
+        targets_met=1,
+        breached=0,
+    )
+    assert headline.startswith("1 ticket in 1 group; SLA met 100%")
+    assert translate("zh", "report.line", group="g", tickets=1, tickets_unit="x", met="1%") == (
+        "g：1 张工单，SLA 达成率 1%"
+    )

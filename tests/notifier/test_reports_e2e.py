@@ -328,7 +328,7 @@ async def test_weekly_report_arrives_once_at_each_receivers_local_time(
         summary = slack["blocks"][1]["text"]["text"]
         # Its week is UTC's: W1 (Sunday in UTC) is out, X2 (Sunday evening in UTC) in.
         assert "Tickets created 2026-11-16 00:00 to 2026-11-23 00:00 (UTC)" in summary
-        assert "gold: 1 tickets, SLA met 0%" in summary
+        assert "gold: 1 ticket, SLA met 0%" in summary
         assert "(none): 2 tickets, SLA met 100%" in summary
         assert "SLA met 66.67% (4 targets met, 2 breached)" in summary
         dingtalk = sink.at("/dingtalk")[0].json()
