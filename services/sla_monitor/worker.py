@@ -548,14 +548,17 @@ class Worker(PartitionedConsumer):
         self.metrics.commit_seconds.observe(time.perf_counter() - inflight.committing)
         self.recovered()
         inflight.refused = refused
+        # The next round stepped a ticket whose rows were refused (from a state that was
+        # never stored): take that round back first, and apply its records again.
+        redo = bool(refused and following is not None and following.undo.keys() & refused.keys())
+        if redo and following is not None:
+            self._undo(following)
         self._committed(inflight, refused)
         done.commit.update(
             {TopicPartition(t, p): o for (t, p), o in inflight.write.offsets.items()}
         )
-        if refused and following is not None and following.undo.keys() & refused.keys():
-            # The next round stepped a ticket whose rows were refused from its last stored
-            # form: take it back and apply its records again.
-            self._rewind(following)
+        if redo:
+            self._rewind()
             return False
         return True
 
