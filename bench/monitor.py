@@ -181,12 +181,29 @@ async def raw_durable(settings: CommonSettings, expected: int, db: str) -> float
         await conn.close()
 
 
-def pure_tree(tmp: Path) -> Path:
+def pure_tree(tmp: Path, source: Path = ROOT, name: str = "pure-tree") -> Path:
     """A copy of the sources without the compiled engine: the same code, run pure Python."""
-    tree = tmp / "pure-tree"
+    tree = tmp / name
     if not tree.exists():
         for package in ("shared", "services"):
-            shutil.copytree(ROOT / package, tree / package, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+            shutil.copytree(source / package, tree / package, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    return tree
+
+
+def before_tree(tmp: Path, commit: str) -> Path:
+    """The monitor as of ``commit`` (git archive), with this tree's compiled engine when its
+    engine sources are the same: the "before" of a before/after in one run."""
+    tree = tmp / "before-tree"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "shared", "services"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    same_engine = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", commit, "--", "shared/engine"],
+                                 check=False).returncode == 0
+    if same_engine:
+        for built in [*ROOT.glob("shared/engine/*.so"), *ROOT.glob("slawatch_engine__mypyc*.so")]:
+            target = tree / built.relative_to(ROOT)
+            shutil.copy(built, target)
     return tree
 
 
@@ -273,11 +290,14 @@ def quix_rate(bootstrap: str, topic: str, group: str, tmp: Path, policy_file: Pa
     return json.loads(lines[-1])["eps"]
 
 
-async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path) -> dict:
+async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path, before: str | None = None) -> dict:
     base_events, tickets = time_order(events_n)
     policy_file = tmp / "throughput.yaml"
     policy_file.write_text(POLICY % "4h")
     trees = {"compiled": ROOT, "pure": pure_tree(tmp)}
+    if before:
+        old = before_tree(tmp, before)
+        trees.update({"before_compiled": old, "before_pure": pure_tree(tmp, old, "before-pure-tree")})
     out: dict = {"events": len(base_events), "tickets": tickets, "orders": {}}
     for order in ("time", "spread"):
         events = base_events if order == "time" else spread_order(base_events)
@@ -291,10 +311,12 @@ async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path) ->
         row["raw_durable_eps"] = await raw_durable(settings, len(events), await _fresh_db(db))
         print(f"  {order}: raw durable {row['raw_durable_eps']:,.0f}/s", flush=True)
         for engine, tree in trees.items():
-            target = await _fresh_db(db)
+            target = await _fresh_db(db, tree)
             row[f"monitor_{engine}_eps"] = await asyncio.to_thread(
                 monitor_rate, bootstrap, target, prefix, policy_file, len(events), tree, engine)
             print(f"  {order}: monitor {engine} {row[f'monitor_{engine}_eps']:,.0f}/s", flush=True)
+            if engine.startswith("before"):
+                continue
             row[f"quix_{engine}_eps"] = await asyncio.to_thread(
                 quix_rate, bootstrap, settings.topic_events, f"{prefix}.quix-{engine}", tmp, policy_file,
                 len(events), tree)
@@ -395,7 +417,7 @@ async def bench_scale(bootstrap: str, db: str, tickets: int, tmp: Path) -> dict:
             "restart_to_ready_s": ready}
 
 
-async def _fresh_db(url: str) -> str:
+async def _fresh_db(url: str, tree: Path = ROOT) -> str:
     name = "bench_" + uuid.uuid4().hex[:8]
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
@@ -405,7 +427,11 @@ async def _fresh_db(url: str) -> str:
     from shared.db import with_database
 
     target = with_database(url, name)
-    await asyncio.to_thread(migrate.upgrade, target)
+    if tree == ROOT:
+        await asyncio.to_thread(migrate.upgrade, target)
+    else:  # that tree's own migrations
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-c", "import sys; from services.sla_monitor import migrate; "
+                                "migrate.upgrade(sys.argv[1])", target], cwd=tree, check=True)
     return target
 
 
@@ -455,6 +481,7 @@ async def main() -> None:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--deadlines", type=int, default=10_000)
     parser.add_argument("--only", default="throughput,latency,scale", help="comma-separated parts to run")
+    parser.add_argument("--before", help="also run the monitor as of this git commit (before/after in one run)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -463,7 +490,7 @@ async def main() -> None:
     with Broker() as broker, Postgres() as pg:
         await asyncio.to_thread(migrate.upgrade, pg.url)
         if "throughput" in parts:
-            throughput = await bench_throughput(broker.bootstrap, pg.url, args.events, tmp)
+            throughput = await bench_throughput(broker.bootstrap, pg.url, args.events, tmp, args.before)
             print(f"(a) {throughput}", flush=True)
         if "latency" in parts:
             latency = await bench_latency(broker.bootstrap, pg.url, args.deadlines, tmp)
@@ -482,6 +509,8 @@ async def main() -> None:
                       ("raw durable (COPY + offsets per batch)", "raw_durable_eps"),
                       ("slawatch monitor, compiled engine", "monitor_compiled_eps"),
                       ("slawatch monitor, pure engine", "monitor_pure_eps"),
+                      ("monitor before (--before), compiled", "monitor_before_compiled_eps"),
+                      ("monitor before (--before), pure", "monitor_before_pure_eps"),
                       ("Quix Streams + engine, compiled", "quix_compiled_eps"),
                       ("Quix Streams + engine, pure", "quix_pure_eps")]
         orders = throughput["orders"]

@@ -19,9 +19,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path.cwd()))  # the tree bench/monitor.py chose (compiled or pure)
 
 from quixstreams import Application  # noqa: E402
+from quixstreams.state.rocksdb import RocksDBOptions  # noqa: E402
 
 from shared.engine import NATIVE, apply, deserialise, load_policies, serialise  # noqa: E402
 from shared.events import parse_event  # noqa: E402
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    """State keys are str, the engine's stored form is bytes: both stored as bytes."""
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def main() -> None:
@@ -34,6 +40,8 @@ def main() -> None:
         auto_offset_reset="earliest",
         state_dir=state_dir,
         loglevel="WARNING",
+        # The engine's stored form is already bytes: kept as they are, not as JSON.
+        rocksdb_options=RocksDBOptions(dumps=_as_bytes, loads=bytes),
     )
     topic = app.topic(topic_name, value_deserializer="bytes", key_deserializer="bytes")
     progress = {"count": 0, "first": 0.0}
