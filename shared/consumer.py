@@ -158,6 +158,10 @@ class PartitionedConsumer:
     async def process(self, batches: Batches, done: Round) -> None:
         """One round under the lock: the records of owned partitions (maybe none)."""
 
+    def loaded_offset(self, partition: int) -> int:
+        """Where ``load`` sought this partition (services with ``load_seeks``)."""
+        raise NotImplementedError
+
     def poll_timeout_ms(self) -> int:
         return 500
 
@@ -233,8 +237,10 @@ class PartitionedConsumer:
                 continue
             if tp.partition in self.owned:
                 if self.load_seeks and self.loaded_at.get(tp.partition, 0) > polled_after:
-                    # Loaded while this poll was on its way: the load sought the partition
-                    # to its stored offset, and these records come again from there.
+                    # Loaded while this poll was on its way: fetched before the load's seek
+                    # (a repeat) or after it (the first records): read them again from
+                    # the offset the load sought to, either way.
+                    self.consumer.seek(tp, self.loaded_offset(tp.partition))
                     continue
                 batches[tp] = records
             elif tp in self.consumer.assignment():

@@ -259,6 +259,9 @@ class Worker(PartitionedConsumer):
             time.perf_counter() - started,
         )
 
+    def loaded_offset(self, partition: int) -> int:
+        return self.partitions[partition].committed_offset
+
     async def drop(self, partitions: list[int]) -> None:
         # The round in flight commits first: a partition changes hands between commits.
         done = Round()
