@@ -22,11 +22,11 @@ class MonitorSettings(CommonSettings):
         description="An SLA event emitted this long after its instant is flagged detected_late.",
     )
     monitor_state_cache: int = Field(
-        20_000,
+        10_000,
         ge=0,
         le=10_000_000,
-        description="Deserialised ticket states kept in memory (least recently used out); "
-        "0 turns the cache off.",
+        description="Deserialised ticket states kept in memory (least recently used out, about "
+        "8 KB each); 0 turns the cache off.",
     )
     monitor_outbox_batch: int = Field(
         1000, ge=1, le=100_000, description="Outbox rows sent per round."

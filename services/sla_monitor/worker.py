@@ -81,6 +81,10 @@ log = logging.getLogger("slawatch.monitor")
 # left is an outage (or a fault of the schema): pause and retry, never dead-letter.
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 AT_RISK_WINDOW_S = 30 * 60
+# Tickets stepped between two yields to the event loop while a round is applied: the
+# transaction in flight sends its next statement, and the fetcher its next request, at
+# each yield (one loop, one thread: without them a commit would wait for the whole apply).
+YIELD_EVERY = 32
 
 
 @dataclass
@@ -316,7 +320,7 @@ class Worker(PartitionedConsumer):
             if not await self.settle(done):
                 return
             await self.recompute_all(done)
-        self.fire_due(pending)
+        await self.fire_due(pending)
         if pending:
             await self.submit(pending, done)
         if not batches or self.stopping:
@@ -646,7 +650,9 @@ class Worker(PartitionedConsumer):
             isolate(ticket_id, "store: " + describe(exc))
 
         now = pending.now
-        for ticket_id in list(events_by_ticket):
+        for n, ticket_id in enumerate(list(events_by_ticket)):
+            if n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             events = events_by_ticket[ticket_id]
             partition = ticket_partition[ticket_id]
             blob = blobs[ticket_id] or stored.get(ticket_id)
@@ -725,13 +731,15 @@ class Worker(PartitionedConsumer):
         return refused
 
     # ------------------------------------------------------------------ timers
-    def _advance_all(
+    async def _advance_all(
         self, stage: str, pending: Pending, due: Sequence[tuple[int, str, float]]
     ) -> int:
         """Advance these (partition, ticket, up-to) clocks into the round; how many tickets
         the engine failed on (logged, counted, skipped)."""
         failed = 0
-        for partition, ticket_id, until in due:
+        for n, (partition, ticket_id, until) in enumerate(due):
+            if n % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             blob = self._blob(pending, ticket_id, partition)
             part = self.partitions.get(partition)
             if blob is None or part is None or ticket_id not in part.tickets:
@@ -749,7 +757,7 @@ class Worker(PartitionedConsumer):
                 pending.fired.extend(step.emitted)
         return failed
 
-    def fire_due(self, pending: Pending) -> None:
+    async def fire_due(self, pending: Pending) -> None:
         """Advance the clocks due by their partitions' safe instants, into the round (an
         engine failure leaves its timer popped: it would fail again on every round)."""
         now = time.time()
@@ -766,7 +774,7 @@ class Worker(PartitionedConsumer):
             part = self.partitions[partition]
             if ticket_id not in pending.undo and ticket_id in part.tickets:
                 pending.undo[ticket_id] = (partition, part.tickets[ticket_id])
-        self._advance_all("timer", pending, due)
+        await self._advance_all("timer", pending, due)
 
     async def recompute_all(self, done: Round, chunk: int = 2000) -> None:
         """After a policy reload: recompute every owned open ticket under the new policies.
@@ -787,7 +795,7 @@ class Worker(PartitionedConsumer):
         failed = 0
         for start in range(0, len(items), chunk):
             pending = Pending(stage="recomputing after a policy change")
-            failed += self._advance_all("recompute", pending, items[start : start + chunk])
+            failed += await self._advance_all("recompute", pending, items[start : start + chunk])
             if not pending:
                 continue
 
