@@ -650,6 +650,14 @@ class Worker(PartitionedConsumer):
             isolate(ticket_id, "store: " + describe(exc))
 
         now = pending.now
+        # Each ticket's clocks also advance, in the same step, to the instant nothing older
+        # can still arrive on its partition (the last record's broker time, never later
+        # than now): what fire_due would fire right after, without a second step. Later
+        # deadlines, up to the partition's safe instant, are fire_due's.
+        horizon = {
+            p: min(now, max(self.partitions[p].last_timestamp, ts))
+            for p, ts in pending.last_ts.items()
+        }
         for n, ticket_id in enumerate(list(events_by_ticket)):
             if n % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
@@ -657,7 +665,9 @@ class Worker(PartitionedConsumer):
             partition = ticket_partition[ticket_id]
             blob = blobs[ticket_id] or stored.get(ticket_id)
             try:
-                step = self.step(ticket_id, partition, blob, now, events=events)
+                step = self.step(
+                    ticket_id, partition, blob, now, events=events, until=horizon[partition]
+                )
             except Exception as exc:  # noqa: BLE001 - one ticket's engine failure is that ticket's
                 self.cache.evict(ticket_id)  # apply may have changed it half way
                 log.exception(
