@@ -177,6 +177,7 @@ async def raw_durable(settings: CommonSettings, expected: int, db: str) -> float
                     "ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
                     [tp.partition for tp in fetched], [rs[-1].offset + 1 for rs in fetched.values()])
             count += sum(len(rs) for rs in fetched.values())
+        assert started is not None  # the loop above ran: expected > 0
         return expected / (time.perf_counter() - started)
     finally:
         await consumer.stop()
