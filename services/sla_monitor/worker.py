@@ -17,6 +17,9 @@ Guarantees, and where they come from:
   When it did not (an outage), every change applied in memory since the last commit is
   undone and the partitions are sought back to their stored offsets: the rounds are
   applied again from there, after the backoff.
+  A batch holding customer.updated events (customers.py) settles the round in flight
+  before it is applied: it reads the customers' rows and their open tickets from the
+  tables, which must hold everything applied before it.
 - no false alarms while lagging: a partition's deadlines fire only up to its *safe
   instant*: now when the partition is caught up to its high watermark, otherwise the
   broker timestamp of the last record consumed from it (nothing older can still arrive).
