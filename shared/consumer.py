@@ -9,7 +9,10 @@ the middle of a batch. So this runtime owns, once for both:
   partition changes hands only between two processed rounds;
 - loading state on assignment and dropping it on revocation (the services' ``load`` and
   ``drop``), and skipping - re-reading later - records of partitions not owned (fetched
-  before the assignment finished loading, or after a revocation);
+  before the assignment finished loading, or after a revocation), and records fetched
+  before their partition was (re)loaded: the load sought the partition to its stored
+  offset, so they come again from there (applying them too applied a fresh start's first
+  batch twice);
 - backoff on database or broker trouble: the round that hit an outage is re-read after a
   wait that doubles up to 10 s, waited *outside* the lock so a rebalance is not held up;
 - dead-lettering with one header convention: ``slawatch-error`` (why; its first word is
@@ -19,6 +22,9 @@ the middle of a batch. So this runtime owns, once for both:
 - commit-after-durable: a service reports which offsets its round made durable, and
   only those are committed to Kafka, after the lock is released; a commit refused by a
   rebalance is harmless (the new owner re-reads, and both services make a repeat a no-op).
+  A service that pipelines (commits round k while it computes round k+1) reports round
+  k's offsets in round k+1, and settles what is in flight in ``finish`` before ``run``
+  returns.
 
 A service subclasses :class:`PartitionedConsumer` and writes ``load``, ``drop`` and
 ``process``; ``run`` is the loop.
@@ -109,6 +115,10 @@ class _Listener(ConsumerRebalanceListener):
 class PartitionedConsumer:
     """The loop, the ownership and the plumbing; subclasses say what a round does."""
 
+    # True for a service whose ``load`` seeks each partition to its own stored offset (the
+    # monitor): records a poll fetched before that seek are then dropped, not processed.
+    load_seeks = False
+
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
@@ -133,6 +143,10 @@ class PartitionedConsumer:
         self.listener = _Listener(self)
         self.backoff = Backoff()
         self.stopping = False  # set by the service's stop: finish the round in hand, return
+        # Loads so far, and the count when each partition was last loaded: a poll begun
+        # before its partition's load holds records from before the load's seek.
+        self.loads = 0
+        self.loaded_at: dict[int, int] = {}
 
     # ------------------------------------------------------------------ what a service writes
     async def load(self, partitions: list[int]) -> None:
@@ -144,6 +158,10 @@ class PartitionedConsumer:
     async def process(self, batches: Batches, done: Round) -> None:
         """One round under the lock: the records of owned partitions (maybe none)."""
 
+    def loaded_offset(self, partition: int) -> int:
+        """Where ``load`` sought this partition (services with ``load_seeks``)."""
+        raise NotImplementedError
+
     def poll_timeout_ms(self) -> int:
         return 500
 
@@ -153,6 +171,10 @@ class PartitionedConsumer:
     def on_recovered(self) -> None:
         """Called when an operation succeeded after trouble (readiness)."""
 
+    async def finish(self, done: Round) -> None:
+        """Called under the lock once the loop stops: settle whatever is still in flight
+        (a pipelining service's last commit) and report its offsets in ``done``."""
+
     # ------------------------------------------------------------------ ownership
     async def assign(self, partitions: Sequence[int]) -> None:
         async with self.lock:
@@ -160,6 +182,8 @@ class PartitionedConsumer:
             if fresh:
                 await self.load(fresh)
                 self.owned.update(fresh)
+                self.loads += 1
+                self.loaded_at.update(dict.fromkeys(fresh, self.loads))
         self.assigned_once.set()
 
     async def revoke(self, partitions: Sequence[int]) -> None:
@@ -174,6 +198,7 @@ class PartitionedConsumer:
         """Until stopped: poll, process under the lock, commit what is durable, back off
         after trouble. Returns only on stop, between two rounds."""
         while not self.stopping:
+            polled_after = self.loads
             try:
                 fetched = await self.consumer.getmany(
                     timeout_ms=self.poll_timeout_ms(), max_records=self.max_batch
@@ -184,7 +209,7 @@ class PartitionedConsumer:
                 continue
             done = Round()
             async with self.lock:
-                batches = self._owned_only(fetched)
+                batches = self._owned_only(fetched, polled_after)
                 try:
                     await self.process(batches, done)
                 except BaseException:
@@ -197,13 +222,26 @@ class PartitionedConsumer:
                 await self._commit(done.commit)
             if done.trouble is not None:
                 await self.wait_out(*done.trouble)
+        done = Round()
+        async with self.lock:
+            await self.finish(done)
+        if done.commit:
+            await self._commit(done.commit)
 
-    def _owned_only(self, fetched: Mapping[TopicPartition, Sequence[Any]]) -> Batches:
+    def _owned_only(
+        self, fetched: Mapping[TopicPartition, Sequence[Any]], polled_after: int = 0
+    ) -> Batches:
         batches = {}
         for tp, records in fetched.items():
             if not records:
                 continue
             if tp.partition in self.owned:
+                if self.load_seeks and self.loaded_at.get(tp.partition, 0) > polled_after:
+                    # Loaded while this poll was on its way: fetched before the load's seek
+                    # (a repeat) or after it (the first records): read them again from
+                    # the offset the load sought to, either way.
+                    self.consumer.seek(tp, self.loaded_offset(tp.partition))
+                    continue
                 batches[tp] = records
             elif tp in self.consumer.assignment():
                 # Fetched before its assignment finished loading: read them again once it

@@ -138,23 +138,20 @@ class Monitor:
             isolation_level="read_uncommitted",
             **group_options(settings),
         )
-        wake = asyncio.Event()
-        self.worker = Worker(
-            settings, self.store, self.consumer, self.producer, self.policies, self.metrics, wake
-        )
-        self.worker.install_gauges()
-        self.consumer.subscribe([settings.topic_events], listener=self.worker.listener)
-        await self.consumer.start()
         drainer = OutboxDrainer(
             self.store,
             self.producer,
             settings.topic_sla,
-            owned_partitions=lambda: list(self.worker.partitions) if self.worker else [],
             on_sent=self.metrics.sla_published.inc,
             batch_size=settings.monitor_outbox_batch,
         )
-        drainer.wake = wake
         self.drainer = drainer
+        self.worker = Worker(
+            settings, self.store, self.consumer, self.producer, self.policies, self.metrics, drainer
+        )
+        self.worker.install_gauges()
+        self.consumer.subscribe([settings.topic_events], listener=self.worker.listener)
+        await self.consumer.start()
         self.worker_task = asyncio.create_task(supervise("worker", self.worker.run, log))
         self.outbox_task = asyncio.create_task(supervise("outbox", drainer.run, log))
         kpis = asyncio.create_task(supervise("team-kpis", self.refresh_team_kpis, log))

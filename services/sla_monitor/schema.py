@@ -57,10 +57,20 @@ sla_outbox = Table(
     Column("sla_event_id", String(512), nullable=False, index=True),
     Column("ticket_id", String(128), nullable=False),
     Column("partition", Integer, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    # The SLA record's JSON exactly as published (bytes, no jsonb round trip).
+    Column("payload", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # Null until the broker acked the record; the drainer sends rows in seq order.
-    Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+    Index("ix_sla_outbox_partition_seq", "partition", "seq"),
+)
+
+sla_outbox_sent = Table(
+    "sla_outbox_sent",
+    metadata,
+    # Per partition, the highest outbox seq the broker acked: rows at or below are sent.
+    # The monitor publishes from memory after each commit; this is for crash recovery.
+    Column("partition", Integer, primary_key=True),
+    Column("sent_seq", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # (column, type, expression over facts): ticket_facts' generated report columns.

@@ -21,6 +21,14 @@ class MonitorSettings(CommonSettings):
         ge=0,
         description="An SLA event emitted this long after its instant is flagged detected_late.",
     )
+    monitor_state_cache: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Deserialised ticket states kept in memory (least recently used out, about "
+        "8 KB each); 0 (the default) turns the cache off: measured, it did not pay for its "
+        "garbage-collector cost (bench/RESULTS.md).",
+    )
     monitor_outbox_batch: int = Field(
         1000, ge=1, le=100_000, description="Outbox rows sent per round."
     )

@@ -1,9 +1,15 @@
 """The monitor's durable state in PostgreSQL (tables in schema.py, created by migrations).
 
 The hot path is one transaction per consumed batch; each table gets one statement for the
-whole batch (``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT ...``), so the cost is
-per batch, not per event. asyncpg is used directly here because SQLAlchemy would only
-add per-statement overhead to statements it cannot help build.
+whole batch (``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT ...``, COPY for the
+retained events), so the cost is per batch, not per event; a table the batch did not
+change gets no statement at all. asyncpg is used directly here because SQLAlchemy would
+only add per-statement overhead to statements it cannot help build.
+
+The outbox holds each SLA record as the bytes that are published; the monitor publishes
+them from memory once their transaction committed and marks them sent per partition
+(``sla_outbox_sent``: sent up to a seq), so the table is read only after a crash or a
+rebalance, to send what the previous owner left unsent.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class BatchWrite:
     retained: list[RetainedEvent] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     customers: dict[str, CustomerRow] = field(default_factory=dict)  # customer.updated
+    # Filled by the store when committed: per partition, the highest outbox seq written.
+    outbox_up_to: dict[int, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -147,7 +155,7 @@ class Store:
         if not batch:
             return
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._write_rows(conn, batch)
+            batch.outbox_up_to = await self._write_rows(conn, batch)
 
     async def write_isolating(
         self, parts: Mapping[str, BatchWrite], rest: BatchWrite, before_commit: BeforeCommit
@@ -159,14 +167,17 @@ class Store:
         A non-data error (an outage) propagates and rolls everything back.
         """
         refused: dict[str, BaseException] = {}
+        up_to: dict[int, int] = {}
         async with self.pool.acquire() as conn, conn.transaction():
 
             async def attempt(ticket_ids: list[str]) -> None:
                 try:
                     async with conn.transaction():  # a savepoint inside the outer one
-                        await self._write_rows(
+                        written = await self._write_rows(
                             conn, BatchWrite.merged(parts[t] for t in ticket_ids)
                         )
+                    for partition, seq in written.items():
+                        up_to[partition] = max(seq, up_to.get(partition, 0))
                 except Exception as exc:
                     if not is_data_error(exc):
                         raise
@@ -181,9 +192,14 @@ class Store:
                 await attempt(list(parts))
             await before_commit(refused)
             await self._write_rows(conn, rest)
+        for partition, seq in up_to.items():
+            rest.outbox_up_to[partition] = seq
         return refused
 
-    async def _write_rows(self, conn: asyncpg.Connection, batch: BatchWrite) -> None:
+    async def _write_rows(self, conn: asyncpg.Connection, batch: BatchWrite) -> dict[int, int]:
+        """Write the batch's rows (one statement per table it changes); per partition, the
+        highest outbox seq written."""
+        up_to: dict[int, int] = {}
         if batch.tickets:
             rows = list(batch.tickets.values())
             await conn.execute(
@@ -248,28 +264,31 @@ class Store:
                 [r.requester_wait_calendar_ms for r in rows_f],
             )
         if batch.retained:
-            await conn.execute(
-                """
-                INSERT INTO retained_events (ticket_id, event_id, occurred_at, payload)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
-                ON CONFLICT DO NOTHING
-                """,
-                [e.ticket_id for e in batch.retained],
-                [e.event_id for e in batch.retained],
-                [e.occurred_at for e in batch.retained],
-                [e.payload for e in batch.retained],
+            await conn.copy_records_to_table(
+                "retained_events",
+                records=[
+                    (e.ticket_id, e.event_id, e.occurred_at, e.payload) for e in batch.retained
+                ],
+                columns=["ticket_id", "event_id", "occurred_at", "payload"],
             )
         if batch.outbox:
-            await conn.execute(
+            rows = await conn.fetch(
                 """
-                INSERT INTO sla_outbox (sla_event_id, ticket_id, partition, payload)
-                SELECT i, t, p, v::jsonb FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS u(i, t, p, v)
+                WITH written AS (
+                  INSERT INTO sla_outbox (sla_event_id, ticket_id, partition, payload)
+                  SELECT i, t, p, v FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[])
+                         WITH ORDINALITY AS u(i, t, p, v, n)
+                  ORDER BY n
+                  RETURNING partition, seq
+                )
+                SELECT partition, max(seq) AS up_to FROM written GROUP BY partition
                 """,
                 [o.sla_event_id for o in batch.outbox],
                 [o.ticket_id for o in batch.outbox],
                 [o.partition for o in batch.outbox],
-                [o.payload.decode() for o in batch.outbox],
+                [o.payload for o in batch.outbox],
             )
+            up_to = {r["partition"]: r["up_to"] for r in rows}
         if batch.customers:
             rows_c = list(batch.customers.values())
             await conn.execute(
@@ -301,6 +320,7 @@ class Store:
                 [partition for (_, partition), _ in items],
                 [offset for _, offset in items],
             )
+        return up_to
 
     async def offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         rows = await self.pool.fetch(
@@ -354,22 +374,46 @@ class Store:
         )
         return {r["ticket_id"]: r["state"] for r in rows}
 
-    async def unsent_outbox(self, partitions: Sequence[int], limit: int) -> list[asyncpg.Record]:
-        """Unsent rows of the partitions this process owns, oldest first.
-
-        Filtering by owned partitions means two monitors never drain the same rows, and a
-        partition's new owner picks up what its previous owner left unsent.
-        """
-        return await self.pool.fetch(
-            "SELECT seq, ticket_id, payload::text AS payload FROM sla_outbox "
-            "WHERE sent_at IS NULL AND partition = ANY($1::int[]) ORDER BY seq LIMIT $2",
+    async def outbox_marks(self, partitions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Per partition: (sent up to, highest seq written). Rows in between were committed
+        but never acked (a crash, or a revocation, came first): the new owner sends them."""
+        rows = await self.pool.fetch(
+            """
+            SELECT p, coalesce((SELECT sent_seq FROM sla_outbox_sent s WHERE s.partition = p), 0) AS sent,
+                   coalesce((SELECT max(seq) FROM sla_outbox o WHERE o.partition = p), 0) AS written
+            FROM unnest($1::int[]) AS u(p)
+            """,
             list(partitions),
+        )
+        return {r["p"]: (r["sent"], r["written"]) for r in rows}
+
+    async def unsent_outbox(
+        self, partition: int, after: int, up_to: int, limit: int
+    ) -> list[asyncpg.Record]:
+        """A partition's rows with ``after < seq <= up_to``, oldest first (recovery)."""
+        return await self.pool.fetch(
+            "SELECT seq, ticket_id, payload FROM sla_outbox "
+            "WHERE partition = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+            partition,
+            after,
+            up_to,
             limit,
         )
 
-    async def mark_sent(self, seqs: Sequence[int]) -> None:
+    async def mark_sent(self, up_to: Mapping[int, int]) -> None:
+        """Partitions' rows up to these seqs are acked (never moves a mark backwards)."""
+        if not up_to:
+            return
+        items = list(up_to.items())
         await self.pool.execute(
-            "UPDATE sla_outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])", list(seqs)
+            """
+            INSERT INTO sla_outbox_sent (partition, sent_seq, updated_at)
+            SELECT p, s, now() FROM unnest($1::int[], $2::bigint[]) AS u(p, s)
+            ON CONFLICT (partition) DO UPDATE SET
+              sent_seq = GREATEST(sla_outbox_sent.sent_seq, EXCLUDED.sent_seq), updated_at = now()
+            """,
+            [p for p, _ in items],
+            [s for _, s in items],
         )
 
     async def due_soonest(self, until: datetime, limit: int, offset: int) -> list[asyncpg.Record]:

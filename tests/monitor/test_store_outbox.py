@@ -62,37 +62,52 @@ async def test_batch_write_is_one_transaction_and_upserts(store: Store) -> None:
     assert sorted(r.ticket_id for r in open_rows) == ["T0-0", "T0-2", "T0-4"]
     assert (await store.ticket_states(["T0-1"]))["T0-1"] == b"\x01state\x01"
     assert len(await store.retained_events("T0-1")) == 1
-    assert len(await store.unsent_outbox([0], 100)) == 10
-    assert await store.unsent_outbox([1], 100) == []
+    # Nothing marked sent yet: every row of partition 0 waits, none of partition 1.
+    assert await store.outbox_marks([0, 1]) == {0: (0, 10), 1: (0, 0)}
+    rows = await store.unsent_outbox(0, 0, 10, 100)
+    assert [bytes(r["payload"]) for r in rows[:1]] == [
+        json.dumps({"id": "T0-0/x", "n": 0}).encode()
+    ]
+    await store.mark_sent({0: 4})
+    await store.mark_sent({0: 3})  # a mark never moves backwards
+    assert await store.outbox_marks([0]) == {0: (4, 10)}
 
     broken = batch(1, 1, 99)
-    broken.outbox.append(OutboxRow("x", "T1-0", 1, b"not json"))
+    broken.outbox.append(OutboxRow("x" * 600, "T1-0", 1, b"{}"))  # id over 512 characters
     with pytest.raises(Exception):  # noqa: B017 - any database error will do
         await store.write(broken)
     assert await store.offsets("events", [1]) == {}  # nothing of the failed batch is stored
     assert await store.ticket_states(["T1-0"]) == {}
 
 
-async def test_drainer_sends_owned_rows_then_marks_them(
+async def test_drainer_recovers_unsent_rows_first_then_sends_from_memory(
     store: Store, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     settings = topic_settings(CommonSettings, topic_prefix, kafka_bootstrap)
     await ensure_topics(settings)
-    await store.write(batch(3, 0, 1))
-    await store.write(batch(2, 1, 1))
+    left = batch(3, 0, 1)  # committed by a previous owner, never sent
+    await store.write(left)
+    await store.write(batch(2, 1, 1))  # another partition's: not ours
     producer = make_producer(settings)
     await producer.start()
     sent: list[int] = []
     try:
-        drainer = OutboxDrainer(
-            store, producer, settings.topic_sla, lambda: [0], on_sent=sent.append
-        )
-        assert await drainer.drain() == 3
+        drainer = OutboxDrainer(store, producer, settings.topic_sla, on_sent=sent.append)
+        for partition, (done, written) in (await store.outbox_marks([0])).items():
+            drainer.recover(partition, done, written)
+        fresh = batch(1, 0, 2)
+        fresh.tickets.clear()
+        fresh.outbox[0].payload = b'{"id": "new"}'
+        await store.write(fresh)
+        drainer.enqueue(0, [(b"T0-new", b'{"id": "new"}')], fresh.outbox_up_to[0])
+        # The recovered rows go first (a round of their own), then the new one from memory.
+        assert await drainer.drain_once() == 3
+        assert await drainer.drain_once() == 1
         assert await drainer.drain() == 0
-        records = await read_topic(kafka_bootstrap, settings.topic_sla, 3)
-        assert sorted(r.key for r in records) == [b"T0-0", b"T0-1", b"T0-2"]
-        assert json.loads(records[0].value)["id"].startswith("T0-")
-        assert len(await store.unsent_outbox([1], 10)) == 2  # not ours: left for its owner
-        assert sent == [3]
+        records = await read_topic(kafka_bootstrap, settings.topic_sla, 4)
+        assert sorted(r.key for r in records) == [b"T0-0", b"T0-1", b"T0-2", b"T0-new"]
+        assert {r.value for r in records if r.key == b"T0-new"} == {b'{"id": "new"}'}
+        assert (await store.outbox_marks([0, 1])) == {0: (6, 6), 1: (0, 5)}
+        assert sum(sent) == 4
     finally:
         await producer.stop()
