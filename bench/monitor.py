@@ -357,7 +357,9 @@ def applied(url: str) -> float:
 def start_monitor(env: dict[str, str], cwd: Path = ROOT) -> tuple[subprocess.Popen, str, float]:
     started = time.perf_counter()
     cli = f"{services_package(cwd)}.cli"
-    process = subprocess.Popen([sys.executable, "-m", cli, "monitor"], env=env, cwd=cwd)
+    profile = os.environ.get("SLAWATCH_BENCH_PROFILE")  # a folder: cProfile every monitor
+    wrap = ["-m", "cProfile", "-o", f"{profile}/monitor-{env['SLAWATCH_MONITOR_PORT']}.prof"] if profile else []
+    process = subprocess.Popen([sys.executable, *wrap, "-m", cli, "monitor"], env=env, cwd=cwd)
     url = f"http://127.0.0.1:{env['SLAWATCH_MONITOR_PORT']}"
     return process, url, started
 

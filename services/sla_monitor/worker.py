@@ -338,6 +338,17 @@ class Worker(PartitionedConsumer):
         if self.assigned_once.is_set() and all(p.caught_up for p in self.partitions.values()):
             self.ready.set()
 
+    def gather_more(self, fetched: int) -> bool:
+        # While a round commits, records polled meanwhile join the next round rather than
+        # each poll's few becoming a transaction of their own.
+        inflight = self.inflight
+        return (
+            inflight is not None
+            and inflight.task is not None
+            and not inflight.task.done()
+            and fetched < self.max_batch
+        )
+
     def poll_timeout_ms(self) -> int:
         if self.inflight is not None:
             return 0  # records already fetched overlap the commit; none: settle it now
