@@ -219,6 +219,7 @@ async def _fetch(
     is one consistent reading even while the monitor writes."""
     parallelism = max(1, min(parallelism, store.pool.get_max_size() - 1))
     async with (
+        store.report_gate,  # before the connection: waiting for the gate holds none
         store.pool.acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):

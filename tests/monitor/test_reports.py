@@ -305,6 +305,16 @@ async def test_a_month_for_5_teams_and_20_agents_matches_an_independent_computat
         customers = {n: await reports.compliance(store, unbucketed, n) for n in (1, 3)}
     finally:
         await store.close()
+    # Several reports at once on a pool with room for one report's shares: they take turns
+    # (without the monitor's report gate, they held every connection waiting for more).
+    small = Store(await asyncpg.create_pool(asyncpg_dsn(database), min_size=1, max_size=3))
+    try:
+        together = await asyncio.wait_for(
+            asyncio.gather(*(reports.compliance(small, query, 2) for _ in range(6))), 60
+        )
+    finally:
+        await small.close()
+    assert all(rows == by_shares[2] for rows in together)
     for rows in by_shares.values():
         assert_same(rows, weekly, "assignee/week in-process")
     assert customers[1] == customers[3]
