@@ -23,6 +23,7 @@ from slawatch.shared.engine.state import (
     CREATED,
     CUSTOMER_MESSAGE,
     OTHER_MESSAGE,
+    STATUS,
     STATUS_CHANGED,
     SURVEY,
     UPDATED,
@@ -44,7 +45,7 @@ from slawatch.shared.events import (
 
 PRIORITY: Final = "p"
 CHANNEL: Final = "ch"
-STATUS: Final = "st"
+# STATUS ("st", a status change's new status) is state.py's: the stored log packs it.
 CUSTOMER_TIER: Final = "ti"
 CUSTOMER_ID: Final = "cu"
 GROUP: Final = "g"
