@@ -89,12 +89,15 @@ FORMAT_VERSION = 2  # what serialise writes; deserialise reads 1 too
 COMPRESS_ABOVE = 1024
 
 _FORMAT_2: Final = b"\x02"
-_HEAD: Final = struct.Struct("<BIq")  # integer width, how many, base ms
+# (small integers' width, how many), (large integers' width, how many), base ms
+_HEAD: Final = struct.Struct("<BIBIq")
+_SMALL: Final = {2: "H", 4: "I", 8: "Q"}
+_LARGE: Final = {4: "i", 8: "q"}
 NUL: Final = "\x00"
 _NONE_32: Final = -(1 << 31)
 _NONE_64: Final = -(1 << 63)
 _BIG_ENDIAN: Final = sys.byteorder == "big"
-assert array("i").itemsize == 4 and array("q").itemsize == 8, "format 2 needs 32/64-bit ints"
+assert all(array(code).itemsize == width for width, code in (*_SMALL.items(), *_LARGE.items()))
 # A target is stored as its index here (format 2; append only).
 _TARGETS: Final = (
     Target.first_response,
@@ -134,17 +137,23 @@ def serialise(state: State) -> bytes:
     if text.count(NUL) != len(strings) - 1:
         raise ValueError(f"ticket {state.ticket_id!r}: a string in its SLA state holds NUL")
     try:
-        width = 4
-        numbers = array("i", _numbers(state, base, _NONE_32))
-    except OverflowError:  # an instant or a count past 32 bits: the wide layout
-        width = 8
+        small, large = _numbers(state, base, _NONE_32)
+        numbers = _array(small, "HIQ")
         try:
-            numbers = array("q", _numbers(state, base, _NONE_64))
-        except OverflowError:
-            raise ValueError(f"ticket {state.ticket_id!r}: a value past 64 bits") from None
+            offsets = array("i", large)
+        except OverflowError:  # an instant or a duration past 31 bits: the wide layout
+            offsets = array("q", _numbers(state, base, _NONE_64)[1])
+    except OverflowError:
+        raise ValueError(f"ticket {state.ticket_id!r}: a value past 64 bits") from None
     if _BIG_ENDIAN:
         numbers.byteswap()
-    body = _HEAD.pack(width, len(numbers), base) + numbers.tobytes() + text.encode()
+        offsets.byteswap()
+    body = (
+        _HEAD.pack(numbers.itemsize, len(numbers), offsets.itemsize, len(offsets), base)
+        + numbers.tobytes()
+        + offsets.tobytes()
+        + text.encode()
+    )
     blob = _FORMAT_2 + zlib.crc32(body).to_bytes(4, "little") + body
     if len(blob) > COMPRESS_ABOVE:
         return zlib.compress(blob)  # its first byte is 0x78, never a format's own
@@ -173,9 +182,10 @@ def _strings(state: State, hashes: str, packed: str) -> list[str]:
     return out
 
 
-def _numbers(state: State, base: int, none: int) -> list[int]:
-    """The state's integers in their stored order: instants as offsets from ``base``,
-    None as ``none`` (the layout's smallest integer, which no offset may equal)."""
+def _numbers(state: State, base: int, none: int) -> tuple[list[int], list[int]]:
+    """The state's integers in their stored order, in two lists: ``small`` (counts, cycles,
+    flags, revisions: never negative, mostly 16-bit) and ``large`` (instants as offsets from
+    ``base``, durations, signatures; None as ``none``, the layout's smallest integer)."""
     mask = 0
     bit = 1
     for value in (
@@ -185,7 +195,7 @@ def _numbers(state: State, base: int, none: int) -> list[int]:
         if value is None:
             mask |= bit
         bit <<= 1
-    out = [
+    small = [
         mask,
         len(state.tags),
         len(state.status_history),
@@ -194,60 +204,74 @@ def _numbers(state: State, base: int, none: int) -> list[int]:
         len(state.clocks),
         len(state.ledger),
         len(state.last_met),
+        state.public_agent_replies,
+        int(state.first_response_done),
+        state.next_response_cycle,
+        state.periodic_update_cycle,
+    ]
+    large = [
         _at(state.horizon or None, base, none),
         _at(state.projected_until or None, base, none),
         _at(state.created_at, base, none),
         _at(state.first_reply_at, base, none),
         _at(state.solved_at, base, none),
-        state.public_agent_replies,
         state.handle_ms,
         _at(state.csat, 0, none),
         _at(state.nps, 0, none),
-        int(state.first_response_done),
         _at(state.first_response_ms, 0, none),
         _at(state.resolution_ms, 0, none),
-        state.next_response_cycle,
         _at(state.next_response_started_at, base, none),
-        state.periodic_update_cycle,
         _at(state.periodic_update_started_at, base, none),
     ]
     for at, _status in state.status_history:
-        out.append(at - base)
+        large.append(at - base)
     for at, tags in state.tag_history:
-        out.append(at - base)
-        out.append(len(tags))
+        large.append(at - base)
+        small.append(len(tags))
     for clock in state.clocks.values():
-        out.append(_TARGET_INDEX[clock.target])
-        out.append(clock.cycle)
-        out.append(clock.cycle_start - base)
-        out.append(clock.checkpoint - base)
-        out.append(clock.counted_ms)
-        out.append(int(clock.running))
-        out.append(clock.next_threshold)
-        out.append(int(clock.met))
-        out.append(clock.times_met)
-        out.append(_at(clock.breached_at, base, none))
+        small.append(_TARGET_INDEX[clock.target])
+        small.append(clock.cycle)
+        small.append(int(clock.running))
+        small.append(clock.next_threshold)
+        small.append(int(clock.met))
+        small.append(clock.times_met)
+        large.append(clock.cycle_start - base)
+        large.append(clock.checkpoint - base)
+        large.append(clock.counted_ms)
+        large.append(_at(clock.breached_at, base, none))
     for (target, cycle), sent in state.ledger.items():
         percents = _percents(sent.warned)
-        out.append(_TARGET_INDEX[target])
-        out.append(cycle)
-        out.append(len(percents))
-        out.extend(percents)
-        out.append(sent.breach_revision)
-        out.append(int(sent.breach_stands))
-        out.append(sent.escalation_level)
-        out.append(sent.times_met)
-        out.append(sent.escalation_revision)
-        out.append(sent.level_revisions)
-        out.append(sent.breach_signature)
-        out.append(len(sent.level_signatures))
-        out.extend(sent.level_signatures)
+        small.append(_TARGET_INDEX[target])
+        small.append(cycle)
+        small.append(len(percents))
+        small.extend(percents)
+        small.append(sent.breach_revision)
+        small.append(int(sent.breach_stands))
+        small.append(sent.escalation_level)
+        small.append(sent.times_met)
+        small.append(sent.escalation_revision)
+        small.append(len(sent.level_signatures))
+        large.append(sent.level_revisions)
+        large.append(sent.breach_signature)
+        large.extend(sent.level_signatures)
     for target, (cycle, at, breached) in state.last_met.items():
-        out.append(_TARGET_INDEX[target])
-        out.append(cycle)
-        out.append(at - base)
-        out.append(int(breached))
-    return out
+        small.append(_TARGET_INDEX[target])
+        small.append(cycle)
+        small.append(int(breached))
+        large.append(at - base)
+    return small, large
+
+
+def _array(values: list[int], typecodes: str) -> array:
+    """``values`` in the narrowest of ``typecodes`` that holds them all (OverflowError)."""
+    last = len(typecodes) - 1
+    for i, typecode in enumerate(typecodes):
+        try:
+            return array(typecode, values)
+        except OverflowError:
+            if i == last:
+                raise
+    raise AssertionError("no typecodes")
 
 
 def _at(value: int | None, base: int, none: int) -> int:
@@ -320,29 +344,30 @@ def _read_format_2(blob: bytes, policies: PolicySet | None) -> State:
 
 
 def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
-    width, count, base = _HEAD.unpack_from(blob, 5)
+    small_width, n_small, large_width, n_large, base = _HEAD.unpack_from(blob, 5)
     start = 5 + _HEAD.size
-    end = start + count * width
-    if width == 4:
-        numbers = array("i")
-        none = _NONE_32
-    elif width == 8:
-        numbers = array("q")
-        none = _NONE_64
-    else:
-        raise ValueError(f"integer width {width}")
+    middle = start + n_small * small_width
+    end = middle + n_large * large_width
     if end > len(blob):
         raise ValueError("cut short")
-    numbers.frombytes(blob[start:end])
+    numbers = array(_SMALL[small_width])
+    numbers.frombytes(blob[start:middle])
+    offsets = array(_LARGE[large_width])
+    offsets.frombytes(blob[middle:end])
     if _BIG_ENDIAN:
         numbers.byteswap()
+        offsets.byteswap()
+    none = _NONE_32 if large_width == 4 else _NONE_64
     ints: list[int] = numbers.tolist()
+    at: list[int] = offsets.tolist()
     strings = blob[end:].decode().split(NUL)
     state = State(strings[0])
     state.fingerprint = fingerprint = strings[1]
     state.priority = strings[2]
     state.status = strings[3]
     mask = ints[0]
+    if mask >> 8:
+        raise ValueError("unknown flags")
     state.policy_id = None if mask & 1 else strings[4]
     state.channel = None if mask & 2 else strings[5]
     state.customer_tier = None if mask & 4 else strings[6]
@@ -351,9 +376,6 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
     state.assignee = None if mask & 32 else strings[9]
     state.url = None if mask & 64 else strings[10]
     state.subject = None if mask & 128 else strings[11]
-    if mask >> 8:
-        raise ValueError("unknown flags")
-    s = 12  # the next string
     n_tags = ints[1]
     n_status = ints[2]
     n_tag_history = ints[3]
@@ -361,38 +383,41 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
     n_clocks = ints[5]
     n_ledger = ints[6]
     n_met = ints[7]
-    horizon = ints[8]
+    state.public_agent_replies = ints[8]
+    state.first_response_done = bool(ints[9])
+    state.next_response_cycle = ints[10]
+    state.periodic_update_cycle = ints[11]
+    horizon = at[0]
     state.horizon = 0 if horizon == none else base + horizon
-    projected = ints[9]
+    projected = at[1]
     state.projected_until = 0 if projected == none else base + projected
-    state.created_at = _instant(ints[10], base, none)
-    state.first_reply_at = _instant(ints[11], base, none)
-    state.solved_at = _instant(ints[12], base, none)
-    state.public_agent_replies = ints[13]
-    state.handle_ms = ints[14]
-    state.csat = _instant(ints[15], 0, none)
-    state.nps = _instant(ints[16], 0, none)
-    state.first_response_done = bool(ints[17])
-    state.first_response_ms = _instant(ints[18], 0, none)
-    state.resolution_ms = _instant(ints[19], 0, none)
-    state.next_response_cycle = ints[20]
-    state.next_response_started_at = _instant(ints[21], base, none)
-    state.periodic_update_cycle = ints[22]
-    state.periodic_update_started_at = _instant(ints[23], base, none)
-    i = 24  # the next integer
+    state.created_at = _instant(at[2], base, none)
+    state.first_reply_at = _instant(at[3], base, none)
+    state.solved_at = _instant(at[4], base, none)
+    state.handle_ms = at[5]
+    state.csat = _instant(at[6], 0, none)
+    state.nps = _instant(at[7], 0, none)
+    state.first_response_ms = _instant(at[8], 0, none)
+    state.resolution_ms = _instant(at[9], 0, none)
+    state.next_response_started_at = _instant(at[10], base, none)
+    state.periodic_update_started_at = _instant(at[11], base, none)
+    i = 12  # the next small integer
+    j = 12  # the next large one
+    s = 12  # the next string
     state.tags = tuple(strings[s : s + n_tags])
     s += n_tags
     history: list[tuple[int, str]] = []
     for _ in range(n_status):
-        history.append((base + ints[i], strings[s]))
-        i += 1
+        history.append((base + at[j], strings[s]))
+        j += 1
         s += 1
     state.status_history = history
     tag_history: list[tuple[int, tuple[str, ...]]] = []
     for _ in range(n_tag_history):
-        n = ints[i + 1]
-        tag_history.append((base + ints[i], tuple(strings[s : s + n])))
-        i += 2
+        n = ints[i]
+        tag_history.append((base + at[j], tuple(strings[s : s + n])))
+        i += 1
+        j += 1
         s += n
     state.tag_history = tag_history
     state.ola_groups = strings[s : s + n_ola]
@@ -412,16 +437,17 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
             # Computed under a policy file that is not loaded here (ps None): the clocks
             # cannot be rebuilt from it, so they are left out; the first engine call with a
             # policy set sees the fingerprint differ and recomputes the ticket from its log.
-            clock = Clock(target, cycle, base + ints[i + 2], _spec(state, ps, target, cycle, pid))
-            clock.checkpoint = base + ints[i + 3]
-            clock.counted_ms = ints[i + 4]
-            clock.running = bool(ints[i + 5])
-            clock.next_threshold = ints[i + 6]
-            clock.met = bool(ints[i + 7])
-            clock.times_met = ints[i + 8]
-            clock.breached_at = _instant(ints[i + 9], base, none)
+            clock = Clock(target, cycle, base + at[j], _spec(state, ps, target, cycle, pid))
+            clock.checkpoint = base + at[j + 1]
+            clock.counted_ms = at[j + 2]
+            clock.breached_at = _instant(at[j + 3], base, none)
+            clock.running = bool(ints[i + 2])
+            clock.next_threshold = ints[i + 3]
+            clock.met = bool(ints[i + 4])
+            clock.times_met = ints[i + 5]
             clocks[target] = clock
-        i += 10
+        i += 6
+        j += 4
     ledger = state.ledger
     for _ in range(n_ledger):
         key = (_TARGETS[ints[i]], ints[i + 1])
@@ -430,7 +456,7 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
         for p in ints[i + 3 : i + 3 + n]:
             warned |= 1 << p
         i += 3 + n
-        levels = ints[i + 7]
+        levels = ints[i + 5]
         ledger[key] = LedgerEntry(
             warned=warned,
             breach_revision=ints[i],
@@ -438,16 +464,18 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
             escalation_level=ints[i + 2],
             times_met=ints[i + 3],
             escalation_revision=ints[i + 4],
-            level_revisions=ints[i + 5],
-            breach_signature=ints[i + 6],
-            level_signatures=ints[i + 8 : i + 8 + levels],
+            level_revisions=at[j],
+            breach_signature=at[j + 1],
+            level_signatures=at[j + 2 : j + 2 + levels],
         )
-        i += 8 + levels
+        i += 6
+        j += 2 + levels
     last_met = state.last_met
     for _ in range(n_met):
-        last_met[_TARGETS[ints[i]]] = (ints[i + 1], base + ints[i + 2], bool(ints[i + 3]))
-        i += 4
-    if i != len(ints) or s != len(strings) - 2:
+        last_met[_TARGETS[ints[i]]] = (ints[i + 1], base + at[j], bool(ints[i + 2]))
+        i += 3
+        j += 1
+    if i != len(ints) or j != len(at) or s != len(strings) - 2:
         raise ValueError("its parts do not add up")
     state.load_packed(strings[s + 1], strings[s], base)
     if state.policy_id is not None and ps is not None:

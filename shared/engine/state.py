@@ -344,8 +344,12 @@ class State:
         if log is None:
             log = self._log = unpack_log(self.packed_log, self.hashes, self.log_base)
             self.packed_log = ""
-            if log and self.last_entry is not None:
-                log[-1] = self.last_entry  # the same entry, read at load: keep it the one object
+            newest = self.last_entry
+            if log and newest is not None:
+                # The newest entry was read at load without its fields (nothing before this
+                # reads them): it takes them, and stays the one object that is the newest.
+                newest.fields = log[-1].fields
+                log[-1] = newest
         return log
 
     def packed(self) -> tuple[str, str, int]:
@@ -357,8 +361,9 @@ class State:
         return pack_log(log, base), "".join([entry.hashed for entry in log]), base
 
     def load_packed(self, packed: str, hashes: str, base: int) -> None:
-        """Take a stored log as it is: only its newest entry is read (``last_entry``), the
-        rest when something needs it (StateError when it does not look whole)."""
+        """Take a stored log as it is: only its newest entry's instant, kind and hash are
+        read (``last_entry``: what the next event is ordered against), the rest when
+        something needs the log (StateError when it does not look whole)."""
         if not hashes:
             if packed:
                 raise StateError("damaged SLA state: a log without event hashes")
@@ -369,9 +374,15 @@ class State:
         count, rest = divmod(len(hashes), HASH_LENGTH)
         if rest or packed.count(ENTRY_SEPARATOR) != count - 1:
             raise StateError("damaged SLA state: its log and its event hashes disagree")
+        text = packed[packed.rfind(ENTRY_SEPARATOR) + 1 :]
         try:
-            newest = unpack_entry(
-                packed[packed.rfind(ENTRY_SEPARATOR) + 1 :], hashes[-HASH_LENGTH:], base
+            end = len(text)
+            for mark in (":", "{"):
+                found = text.find(mark)
+                if 0 < found < end:
+                    end = found
+            newest = LogEntry(
+                base + int(text[1:end], 16), hashes[-HASH_LENGTH:], _KIND[text[0]], None
             )
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise StateError(f"damaged SLA state: {exc!r}") from None
