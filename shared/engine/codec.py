@@ -315,7 +315,7 @@ def deserialise(blob: bytes | str, policies: PolicySet | None = None) -> State:
         version = doc[0]
     except StateError:
         raise
-    except (ValueError, TypeError, IndexError, KeyError, zlib.error) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, zlib.error, RecursionError) as exc:
         raise StateError(f"not a serialised SLA state: {exc}") from None
     if version != 1:
         raise StateError(
@@ -339,7 +339,9 @@ def _read_format_2(blob: bytes, policies: PolicySet | None) -> State:
         return _read_format_2_body(blob, policies)
     except StateError:
         raise
-    except (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError) as exc:
+    except (
+        ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, struct.error
+    ) as exc:  # fmt: skip
         raise StateError(f"damaged SLA state: {exc!r}") from None
 
 
@@ -454,6 +456,8 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
         n = ints[i + 2]
         warned = 0
         for p in ints[i + 3 : i + 3 + n]:
+            if p > 100:
+                raise ValueError(f"a warning at {p} %")
             warned |= 1 << p
         i += 3 + n
         levels = ints[i + 5]
