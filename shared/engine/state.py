@@ -5,11 +5,14 @@ What is kept, and why:
 - ``log``: every ticket event applied, reduced to a :class:`LogEntry` (time, event-id hash,
   :class:`EventKind`, the few fields that matter). It makes duplicates recognisable (same
   hash) and lets the engine recompute the ticket from scratch in event-time order when an
-  event arrives late or the policy file changes. Event ids are kept as a 64-bit hash so the
-  size stays bounded whatever the producers' ids look like (48 bits: ticket_log.event_hash).
+  event arrives late or the policy file changes. Event ids are kept as a 48-bit hash so the
+  size stays bounded whatever the producers' ids look like (ticket_log.event_hash), in
+  ``hashes``. A loaded state keeps its log packed (``packed_log``, as stored) until
+  something reads ``log``: an event applied in order only appends to it.
 - the ticket (created, channel, attributes, status and its history, first reply, replies,
   solve time, survey): folded from the log by ``ticket_log.fold_event``, the one fold both
-  the machine and loading a stored state run.
+  the machine and loading a format-1 state run; stored in format 2, so loading one does
+  not replay the log.
 - the SLA derived from it: the selected policy, one :class:`Clock` per running target
   cycle, the last outcome of each target, and the bookkeeping of the cycles of the
   next-response and periodic-update targets. Stored (shared/engine/codec.py), so loading a
