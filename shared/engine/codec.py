@@ -156,7 +156,9 @@ def serialise(state: State) -> bytes:
     )
     blob = _FORMAT_2 + zlib.crc32(body).to_bytes(4, "little") + body
     if len(blob) > COMPRESS_ABOVE:
-        return zlib.compress(blob)  # its first byte is 0x78, never a format's own
+        # Level 1: a third faster than the default, a few % larger (bench/engine.py); its
+        # first byte is 0x78, never a format's own.
+        return zlib.compress(blob, 1)
     return blob
 
 
@@ -429,6 +431,8 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
     else:
         ps = registered(fingerprint)
     state.policy_set = ps if ps is not None else policies
+    if state.policy_id is not None and ps is not None:
+        state.policy = ps.get(state.policy_id)
     clocks = state.clocks
     for _ in range(n_clocks):
         target = _TARGETS[ints[i]]
@@ -482,8 +486,6 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
     if i != len(ints) or j != len(at) or s != len(strings) - 2:
         raise ValueError("its parts do not add up")
     state.load_packed(strings[s + 1], strings[s], base)
-    if state.policy_id is not None and ps is not None:
-        state.policy = ps.get(state.policy_id)
     return state
 
 
@@ -500,7 +502,7 @@ def _spec(state: State, ps: PolicySet, target: Target, cycle: int, pid: str) -> 
         if spec is None:
             raise KeyError(f"group {group!r} has no OLA target {target.value!r}")
         return spec
-    policy = ps.get(pid or state.policy_id or "")
+    policy = state.policy if not pid else ps.get(pid)  # the ticket's own: looked up once
     spec = policy.targets.get(target) if policy is not None else None
     if spec is None:
         raise KeyError(f"policy {pid!r} has no target {target.value!r}")
