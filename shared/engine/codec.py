@@ -11,19 +11,21 @@ applying the event (bench/engine.py): JSON both ways, and loading replayed the w
 through ``ticket_log.fold_event`` to recover the ticket's own fields. Format 2 stores those
 fields, so loading replays nothing, and keeps the log packed until something needs it
 (state.py: a replay, a late event, the timeline); an event applied in order appends its
-entry to the packed text. The rest is one array of integers and one list of strings.
+entry to the packed text. The rest is two arrays of integers and one list of strings.
 
 Layout (little-endian)::
 
-    0x02 | crc32 of the rest (4) | width (1: 4 or 8) | n (4) | base ms (8, signed)
-         | n integers of that width | UTF-8 strings joined by NUL
+    0x02 | crc32 of the rest (4) | small width (1: 2, 4 or 8) | n small (4)
+         | large width (1: 4 or 8) | n large (4) | base ms (8, signed)
+         | n small unsigned integers | n large signed integers | UTF-8 strings joined by NUL
 
-The integers are 32-bit unless one does not fit (a ticket open for 25 days counts ms
-offsets past it): then the whole array is 64-bit. Instants are offsets from ``base`` (the
-first log entry); a None is the width's smallest integer (``_numbers`` lists them in their
-order: a mask of the optional strings that are None, the counts of the variable parts, the
-ticket's and the SLA's scalar fields, then the status history, tag history, clocks, ledger
-rows and last outcomes). The strings are the ticket id, the policy fingerprint, priority,
+The small integers (a mask of the optional strings that are None, the counts of the
+variable parts, flags, cycles, revisions, warning percents) are 16-bit unless one does not
+fit; the large ones (instants as offsets from ``base``, the first log entry; durations;
+signatures) 32-bit unless one does not fit (a ticket open for 25 days counts ms offsets
+past it): then that whole array is 64-bit. A None among the large is the width's smallest
+integer. ``_numbers`` lists both in their order: the ticket's and the SLA's scalar fields,
+then the status history, tag history, clocks, ledger rows and last outcomes. The strings are the ticket id, the policy fingerprint, priority,
 status, the optional strings, tags, the statuses of the status history, the tags of the tag
 history, the OLA groups, each clock's policy ("" for the ticket's own or an OLA), the event
 id hashes (8 characters each, log order) and last the packed log (state.pack_entry). No
@@ -56,9 +58,7 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import zlib
-from array import array
 from typing import Any, Final
 
 from slawatch.shared.engine.policy import PolicySet, TargetSpec, registered
@@ -91,13 +91,13 @@ COMPRESS_ABOVE = 1024
 _FORMAT_2: Final = b"\x02"
 # (small integers' width, how many), (large integers' width, how many), base ms
 _HEAD: Final = struct.Struct("<BIBIq")
-_SMALL: Final = {2: "H", 4: "I", 8: "Q"}
+_SMALL: Final = {2: "H", 4: "I", 8: "Q"}  # width -> struct code
 _LARGE: Final = {4: "i", 8: "q"}
+_WIDTH: Final = {"H": 2, "I": 4, "Q": 8, "i": 4, "q": 8}
+_STRUCTS: dict[str, struct.Struct] = {}
 NUL: Final = "\x00"
 _NONE_32: Final = -(1 << 31)
 _NONE_64: Final = -(1 << 63)
-_BIG_ENDIAN: Final = sys.byteorder == "big"
-assert all(array(code).itemsize == width for width, code in (*_SMALL.items(), *_LARGE.items()))
 # A target is stored as its index here (format 2; append only).
 _TARGETS: Final = (
     Target.first_response,
@@ -138,21 +138,20 @@ def serialise(state: State) -> bytes:
         raise ValueError(f"ticket {state.ticket_id!r}: a string in its SLA state holds NUL")
     try:
         small, large = _numbers(state, base, _NONE_32)
-        numbers = _array(small, "HIQ")
+        small_width, numbers = _pack(small, "HIQ")
         try:
-            offsets = array("i", large)
-        except OverflowError:  # an instant or a duration past 31 bits: the wide layout
-            offsets = array("q", _numbers(state, base, _NONE_64)[1])
-    except OverflowError:
+            large_width, offsets = _pack(large, "i")
+        except struct.error:  # an instant or a duration past 31 bits: the wide layout
+            large_width, offsets = _pack(_numbers(state, base, _NONE_64)[1], "q")
+    except (struct.error, OverflowError):
         raise ValueError(f"ticket {state.ticket_id!r}: a value past 64 bits") from None
-    if _BIG_ENDIAN:
-        numbers.byteswap()
-        offsets.byteswap()
-    body = (
-        _HEAD.pack(numbers.itemsize, len(numbers), offsets.itemsize, len(offsets), base)
-        + numbers.tobytes()
-        + offsets.tobytes()
-        + text.encode()
+    body = b"".join(
+        [
+            _HEAD.pack(small_width, len(small), large_width, len(large), base),
+            numbers,
+            offsets,
+            text.encode(),
+        ]
     )
     blob = _FORMAT_2 + zlib.crc32(body).to_bytes(4, "little") + body
     if len(blob) > COMPRESS_ABOVE:
@@ -264,16 +263,28 @@ def _numbers(state: State, base: int, none: int) -> tuple[list[int], list[int]]:
     return small, large
 
 
-def _array(values: list[int], typecodes: str) -> array:
-    """``values`` in the narrowest of ``typecodes`` that holds them all (OverflowError)."""
-    last = len(typecodes) - 1
-    for i, typecode in enumerate(typecodes):
+def _pack(values: list[int], codes: str) -> tuple[int, bytes]:
+    """(width, bytes) of ``values`` in the first of the struct ``codes`` that holds them
+    all (struct.error when none does)."""
+    last = len(codes) - 1
+    for i, code in enumerate(codes):
         try:
-            return array(typecode, values)
-        except OverflowError:
+            return _WIDTH[code], _packer(code, len(values)).pack(*values)
+        except struct.error:
             if i == last:
                 raise
-    raise AssertionError("no typecodes")
+    raise struct.error("no struct code given")
+
+
+def _packer(code: str, count: int) -> struct.Struct:
+    """The little-endian struct for ``count`` integers of ``code`` (compiled once)."""
+    key = f"<{count}{code}"
+    found = _STRUCTS.get(key)
+    if found is None:
+        if len(_STRUCTS) >= 4096:  # bounded whatever the blobs look like
+            _STRUCTS.clear()
+        found = _STRUCTS[key] = struct.Struct(key)
+    return found
 
 
 def _at(value: int | None, base: int, none: int) -> int:
@@ -282,7 +293,7 @@ def _at(value: int | None, base: int, none: int) -> int:
         return none
     offset = value - base
     if offset == none:
-        raise OverflowError("an offset equal to the None marker")  # the wide layout takes it
+        raise struct.error("an offset equal to the None marker")  # the wide layout takes it
     return offset
 
 
@@ -354,16 +365,9 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
     end = middle + n_large * large_width
     if end > len(blob):
         raise ValueError("cut short")
-    numbers = array(_SMALL[small_width])
-    numbers.frombytes(blob[start:middle])
-    offsets = array(_LARGE[large_width])
-    offsets.frombytes(blob[middle:end])
-    if _BIG_ENDIAN:
-        numbers.byteswap()
-        offsets.byteswap()
+    ints: tuple[int, ...] = _packer(_SMALL[small_width], n_small).unpack_from(blob, start)
+    at: tuple[int, ...] = _packer(_LARGE[large_width], n_large).unpack_from(blob, middle)
     none = _NONE_32 if large_width == 4 else _NONE_64
-    ints: list[int] = numbers.tolist()
-    at: list[int] = offsets.tolist()
     strings = blob[end:].decode().split(NUL)
     state = State(strings[0])
     state.fingerprint = fingerprint = strings[1]
@@ -474,7 +478,7 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
             escalation_revision=ints[i + 4],
             level_revisions=at[j],
             breach_signature=at[j + 1],
-            level_signatures=at[j + 2 : j + 2 + levels],
+            level_signatures=list(at[j + 2 : j + 2 + levels]),
         )
         i += 6
         j += 2 + levels

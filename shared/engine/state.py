@@ -374,8 +374,8 @@ class State:
             self.hashes = ""
             self.last_entry = None
             return
-        count, rest = divmod(len(hashes), HASH_LENGTH)
-        if rest or packed.count(ENTRY_SEPARATOR) != count - 1:
+        size = len(hashes)
+        if size % HASH_LENGTH or packed.count(ENTRY_SEPARATOR) != size // HASH_LENGTH - 1:
             raise StateError("damaged SLA state: its log and its event hashes disagree")
         text = packed[packed.rfind(ENTRY_SEPARATOR) + 1 :]
         try:
