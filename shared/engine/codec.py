@@ -23,9 +23,10 @@ The small integers (a mask of the optional strings that are None, the counts of 
 variable parts, flags, cycles, revisions, warning percents) are 16-bit unless one does not
 fit; the large ones (instants as offsets from ``base``, the first log entry; durations;
 signatures) 32-bit unless one does not fit (a ticket open for 25 days counts ms offsets
-past it): then that whole array is 64-bit. A None among the large is the width's smallest
-integer. ``_numbers`` lists both in their order: the ticket's and the SLA's scalar fields,
-then the status history, tag history, clocks, ledger rows and last outcomes. The strings are the ticket id, the policy fingerprint, priority,
+past it): then that whole array is 64-bit. The ticket's and the SLA's optional scalars
+are stored only when present (a mask says which); a clock's breach instant, when it has
+none, is the width's smallest integer. ``_numbers`` lists both in their order: the scalar
+fields, then the status history, tag history, clocks, ledger rows and last outcomes. The strings are the ticket id, the policy fingerprint, priority,
 status, the optional strings, tags, the statuses of the status history, the tags of the tag
 history, the OLA groups, each clock's policy ("" for the ticket's own or an OLA), the event
 id hashes (8 characters each, log order) and last the packed log (state.pack_entry). No
@@ -93,6 +94,7 @@ _FORMAT_2: Final = b"\x02"
 _HEAD: Final = struct.Struct("<BIBIq")
 _SMALL: Final = {2: "H", 4: "I", 8: "Q"}  # width -> struct code
 _LARGE: Final = {4: "i", 8: "q"}
+_SCALARS: Final = 12  # the optional scalars (``_numbers``: the ``present`` mask)
 _WIDTH: Final = {"H": 2, "I": 4, "Q": 8, "i": 4, "q": 8}
 _STRUCTS: dict[str, struct.Struct] = {}
 NUL: Final = "\x00"
@@ -210,20 +212,21 @@ def _numbers(state: State, base: int, none: int) -> tuple[list[int], list[int]]:
         state.next_response_cycle,
         state.periodic_update_cycle,
     ]
-    large = [
-        _at(state.horizon or None, base, none),
-        _at(state.projected_until or None, base, none),
-        _at(state.created_at, base, none),
-        _at(state.first_reply_at, base, none),
-        _at(state.solved_at, base, none),
-        state.handle_ms,
-        _at(state.csat, 0, none),
-        _at(state.nps, 0, none),
-        _at(state.first_response_ms, 0, none),
-        _at(state.resolution_ms, 0, none),
-        _at(state.next_response_started_at, base, none),
-        _at(state.periodic_update_started_at, base, none),
-    ]
+    # The scalars that may be absent are stored only when present (``present``, a mask).
+    large: list[int] = []
+    present = _put(large, state.horizon or None, base, 1)
+    present |= _put(large, state.projected_until or None, base, 2)
+    present |= _put(large, state.created_at, base, 4)
+    present |= _put(large, state.first_reply_at, base, 8)
+    present |= _put(large, state.solved_at, base, 16)
+    present |= _put(large, state.handle_ms or None, 0, 32)
+    present |= _put(large, state.csat, 0, 64)
+    present |= _put(large, state.nps, 0, 128)
+    present |= _put(large, state.first_response_ms, 0, 256)
+    present |= _put(large, state.resolution_ms, 0, 512)
+    present |= _put(large, state.next_response_started_at, base, 1024)
+    present |= _put(large, state.periodic_update_started_at, base, 2048)
+    small.append(present)
     for at, _status in state.status_history:
         large.append(at - base)
     for at, tags in state.tag_history:
@@ -285,6 +288,14 @@ def _packer(code: str, count: int) -> struct.Struct:
             _STRUCTS.clear()
         found = _STRUCTS[key] = struct.Struct(key)
     return found
+
+
+def _put(out: list[int], value: int | None, base: int, bit: int) -> int:
+    """Append ``value``'s offset from ``base`` when there is one; returns ``bit`` if so."""
+    if value is None:
+        return 0
+    out.append(value - base)
+    return bit
 
 
 def _at(value: int | None, base: int, none: int) -> int:
@@ -395,22 +406,33 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
     state.first_response_done = bool(ints[9])
     state.next_response_cycle = ints[10]
     state.periodic_update_cycle = ints[11]
-    horizon = at[0]
-    state.horizon = 0 if horizon == none else base + horizon
-    projected = at[1]
-    state.projected_until = 0 if projected == none else base + projected
-    state.created_at = _instant(at[2], base, none)
-    state.first_reply_at = _instant(at[3], base, none)
-    state.solved_at = _instant(at[4], base, none)
-    state.handle_ms = at[5]
-    state.csat = _instant(at[6], 0, none)
-    state.nps = _instant(at[7], 0, none)
-    state.first_response_ms = _instant(at[8], 0, none)
-    state.resolution_ms = _instant(at[9], 0, none)
-    state.next_response_started_at = _instant(at[10], base, none)
-    state.periodic_update_started_at = _instant(at[11], base, none)
-    i = 12  # the next small integer
-    j = 12  # the next large one
+    present = ints[12]
+    if present >> _SCALARS:
+        raise ValueError("unknown fields")
+    scalars: list[int | None] = []
+    j = 0  # the next large integer
+    for k in range(_SCALARS):
+        if present >> k & 1:
+            scalars.append(at[j])
+            j += 1
+        else:
+            scalars.append(None)
+    horizon = scalars[0]
+    state.horizon = 0 if horizon is None else base + horizon
+    projected = scalars[1]
+    state.projected_until = 0 if projected is None else base + projected
+    state.created_at = _from(scalars[2], base)
+    state.first_reply_at = _from(scalars[3], base)
+    state.solved_at = _from(scalars[4], base)
+    handle = scalars[5]
+    state.handle_ms = 0 if handle is None else handle
+    state.csat = scalars[6]
+    state.nps = scalars[7]
+    state.first_response_ms = scalars[8]
+    state.resolution_ms = scalars[9]
+    state.next_response_started_at = _from(scalars[10], base)
+    state.periodic_update_started_at = _from(scalars[11], base)
+    i = 13  # the next small integer
     s = 12  # the next string
     state.tags = tuple(strings[s : s + n_tags])
     s += n_tags
@@ -491,6 +513,10 @@ def _read_format_2_body(blob: bytes, policies: PolicySet | None) -> State:
         raise ValueError("its parts do not add up")
     state.load_packed(strings[s + 1], strings[s], base)
     return state
+
+
+def _from(offset: int | None, base: int) -> int | None:
+    return None if offset is None else base + offset
 
 
 def _instant(stored: int, base: int, none: int) -> int | None:
