@@ -25,6 +25,7 @@ def test_arrivals_are_told_apart_on_states_loaded_before_every_event() -> None:
         seen.append(arrival)
         blob = engine_port.dump(state)
     assert seen == ["new", "new", "new", "duplicate", "late", "duplicate"]
+    assert blob is not None
     state = engine_port.load(blob, PS)
     assert [entry.at for entry in state.log] == sorted(entry.at for entry in state.log)
     assert state.event_count() == 4
