@@ -34,14 +34,10 @@ def check() -> bool:
         return False
     fix = "run `make install` to rebuild it, or `python tools/build_native.py --clean` to run the pure-Python engine"
     if len(modules) != len(COMPILED) or "slawatch_engine__mypyc" not in built:
-        raise ImportError(
-            f"the compiled SLA engine is incomplete ({', '.join(sorted(built))}): {fix}"
-        )
+        raise ImportError(f"the compiled SLA engine is incomplete ({', '.join(sorted(built))}): {fix}")
     oldest = min(path.stat().st_mtime for path in built.values())
     for name in _INPUTS:
         source = HERE / f"{name}.py"
         if source.stat().st_mtime > oldest:
-            raise ImportError(
-                f"the compiled SLA engine is older than shared/engine/{name}.py: {fix}"
-            )
+            raise ImportError(f"the compiled SLA engine is older than shared/engine/{name}.py: {fix}")
     return True

@@ -52,20 +52,11 @@ def policies() -> PolicySet:
 _counter = iter(range(10**9))
 
 
-def ev(
-    kind: str, at: str, ticket: str = "T1", event_id: str | None = None, **data: Any
-) -> TicketEvent:
+def ev(kind: str, at: str, ticket: str = "T1", event_id: str | None = None, **data: Any) -> TicketEvent:
     """ev("created", "2026-03-02T09:00", priority="urgent") - times are UTC unless they carry an offset."""
-    types = {
-        "created": "ticket.created",
-        "updated": "ticket.updated",
-        "status": "ticket.status_changed",
-        "agent": "message.created",
-        "customer": "message.created",
-        "note": "message.created",
-        "assigned": "ticket.assigned",
-        "survey": "survey.responded",
-    }
+    types = {"created": "ticket.created", "updated": "ticket.updated", "status": "ticket.status_changed",
+             "agent": "message.created", "customer": "message.created", "note": "message.created",
+             "assigned": "ticket.assigned", "survey": "survey.responded"}
     if kind == "agent":
         data = {"author_role": "agent", **data}
     elif kind == "customer":
@@ -75,21 +66,14 @@ def ev(
     elif kind == "status" and "status" not in data:
         raise ValueError("status needs status=")
     moment = at if ("+" in at[10:] or at.endswith("Z")) else at + "+00:00"
-    raw = {
-        "event_id": event_id or f"{ticket}-{kind}-{next(_counter)}",
-        "type": types[kind],
-        "ticket_id": ticket,
-        "occurred_at": moment,
-        "channel": data.pop("channel", "email"),
-    }
+    raw = {"event_id": event_id or f"{ticket}-{kind}-{next(_counter)}", "type": types[kind], "ticket_id": ticket,
+           "occurred_at": moment, "channel": data.pop("channel", "email")}
     if data or kind == "created":
         raw["data"] = data
     return parse_event(raw)
 
 
-def run(
-    events: list[TicketEvent], ps: PolicySet, state: State | None = None
-) -> tuple[State, list[SlaRecord]]:
+def run(events: list[TicketEvent], ps: PolicySet, state: State | None = None) -> tuple[State, list[SlaRecord]]:
     out: list[SlaRecord] = []
     for event in events:
         state, produced = apply(state, event, ps)
@@ -118,64 +102,34 @@ def ids(events: list[SlaRecord]) -> list[str]:
 STATUSES = ["open", "pending", "on_hold", "solved", "open", "closed"]
 
 
-def random_ticket(
-    rng: random.Random,
-    ticket: str = "T1",
-    count: int | None = None,
-    start: datetime = datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
-    statuses: bool = True,
-) -> list[TicketEvent]:
+def random_ticket(rng: random.Random, ticket: str = "T1", count: int | None = None,
+                  start: datetime = datetime(2026, 3, 2, 8, 0, tzinfo=UTC), statuses: bool = True) -> list[TicketEvent]:
     """A random but valid event history: created first in time, then a mix of everything."""
     count = count or rng.randint(3, 16)
     t = start
-    raw = [
-        dict(
-            event_id=f"{ticket}-0",
-            type="ticket.created",
-            ticket_id=ticket,
-            occurred_at=t.isoformat(),
-            channel=rng.choice(["email", "chat"]),
-            data=dict(
-                priority=rng.choice(["urgent", "high", "normal", "low"]),
-                customer_tier=rng.choice(["gold", "silver", None]),
-                tags=rng.sample(["vip", "refund", "bug"], rng.randint(0, 2)),
-            ),
-        )
-    ]
+    raw = [dict(event_id=f"{ticket}-0", type="ticket.created", ticket_id=ticket, occurred_at=t.isoformat(),
+                channel=rng.choice(["email", "chat"]),
+                data=dict(priority=rng.choice(["urgent", "high", "normal", "low"]),
+                          customer_tier=rng.choice(["gold", "silver", None]),
+                          tags=rng.sample(["vip", "refund", "bug"], rng.randint(0, 2))))]
     for i in range(1, count):
         t += timedelta(minutes=rng.choice([1, 5, 10, 15, 30, 60, 120, 600]))
         roll = rng.random()
         d: dict[str, Any]  # the event, with the data of its type
         if roll < 0.5 or not statuses and roll < 0.8:
-            d = dict(
-                type="message.created",
-                data=dict(
-                    author_role=rng.choice(["agent", "customer", "customer", "system"]),
-                    public=rng.random() < 0.9,
-                ),
-            )
+            d = dict(type="message.created", data=dict(author_role=rng.choice(["agent", "customer", "customer", "system"]),
+                                                         public=rng.random() < 0.9))
         elif roll < 0.8:
             d = dict(type="ticket.status_changed", data=dict(status=rng.choice(STATUSES)))
         elif roll < 0.92:
-            d = dict(
-                type="ticket.updated",
-                data=dict(priority=rng.choice(["urgent", "high", "normal", "low"])),
-            )
+            d = dict(type="ticket.updated", data=dict(priority=rng.choice(["urgent", "high", "normal", "low"])))
             if rng.random() < 0.4:  # re-selects across calendars too (vip, office, standard)
                 d["data"]["customer_tier"] = rng.choice(["gold", "silver", None])
         elif roll < 0.96:
             d = dict(type="ticket.assigned", data=dict(group=rng.choice(["l1", "l2"])))
         else:
             d = dict(type="survey.responded", data=dict(csat=rng.randint(1, 5)))
-        raw.append(
-            dict(
-                event_id=f"{ticket}-{i}",
-                ticket_id=ticket,
-                occurred_at=t.isoformat(),
-                channel="email",
-                **d,
-            )
-        )
+        raw.append(dict(event_id=f"{ticket}-{i}", ticket_id=ticket, occurred_at=t.isoformat(), channel="email", **d))
     return [parse_event(e) for e in raw]
 
 
@@ -215,9 +169,7 @@ class Downstream:
         key = (e["target"], e["cycle"])
         kind = e["kind"]
         if kind == "sla.breached":
-            assert key not in self.breaches, (
-                f"{e['id']} sent while {self.breaches[key]['id']} stands"
-            )
+            assert key not in self.breaches, f"{e['id']} sent while {self.breaches[key]['id']} stands"
             assert e["deadline"] == e["occurred_at"], e
             self.breaches[key] = e
             self.levels[key] = {}
@@ -225,10 +177,7 @@ class Downstream:
             breach = self.breaches.get(key)
             assert breach is not None, f"{e['id']} sent without a standing breach"
             assert e["level"] not in self.levels[key], f"{e['id']} sent while that level stands"
-            assert (e["deadline"], e["policy"]) == (breach["deadline"], breach["policy"]), (
-                e,
-                breach,
-            )
+            assert (e["deadline"], e["policy"]) == (breach["deadline"], breach["policy"]), (e, breach)
             self.levels[key][e["level"]] = e
         elif kind == "sla.retracted":
             self.retractions += 1
@@ -243,30 +192,16 @@ class Downstream:
             if self.strict_met and kind == "sla.met" and e["breached"]:
                 breach = self.breaches.get(key)
                 assert breach is not None, f"{e['id']} late, but no breach of its cycle stands"
-                assert (e["deadline"], e["policy"]) == (breach["deadline"], breach["policy"]), (
-                    e,
-                    breach,
-                )
+                assert (e["deadline"], e["policy"]) == (breach["deadline"], breach["policy"]), (e, breach)
             self.notices.append(e)
 
     def standing(self) -> list[tuple[Any, ...]]:
         """The standing breaches and escalations: kind, target, cycle, level, deadline,
         occurred_at, policy, and the id without its revision suffix."""
-        held = [
-            *self.breaches.values(),
-            *(e for levels in self.levels.values() for e in levels.values()),
-        ]
+        held = [*self.breaches.values(), *(e for levels in self.levels.values() for e in levels.values())]
         return sorted(
-            (
-                e["kind"],
-                e["target"],
-                e["cycle"],
-                e.get("level") or 0,
-                e["deadline"],
-                e["occurred_at"],
-                e["policy"],
-                base_id(e["id"]),
-            )
+            (e["kind"], e["target"], e["cycle"], e.get("level") or 0, e["deadline"], e["occurred_at"], e["policy"],
+             base_id(e["id"]))
             for e in held
         )
 

@@ -32,36 +32,21 @@ def cn_office() -> Calendar:
     return Calendar("office", "Asia/Shanghai", hours={d: LUNCH for d in WEEK}, country="CN")
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("90s", 90),
-        ("15m", 900),
-        ("4h", 14400),
-        ("1h30m", 5400),
-        ("2d", 172800),
-        ("0m", 0),
-        ("1d2h3m4s", 93784),
-        ("250ms", 0.25),
-        ("1m1s1ms", 61.001),
-    ],
-)
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("4h", 14400), ("1h30m", 5400),
+                                               ("2d", 172800), ("0m", 0), ("1d2h3m4s", 93784), ("250ms", 0.25),
+                                               ("1m1s1ms", 61.001)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == dt.timedelta(seconds=seconds)
     assert parse_duration(format_duration(seconds)) == dt.timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "15", "m", "1.5h", "30m1h", "2w", "-5m", "1h 30m", 15, "5ms1s", " 5m", "0"]
-)
+@pytest.mark.parametrize("bad", ["", "15", "m", "1.5h", "30m1h", "2w", "-5m", "1h 30m", 15, "5ms1s", " 5m", "0"])
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(DurationError):
         parse_duration(bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    "bad", ["9:00-12:00", "09:00", "09:00-09:00", "24:00-02:00", "10:60-11:00", "25:00-26:00"]
-)
+@pytest.mark.parametrize("bad", ["9:00-12:00", "09:00", "09:00-09:00", "24:00-02:00", "10:60-11:00", "25:00-26:00"])
 def test_bad_intervals(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_interval(bad)
@@ -78,10 +63,7 @@ def test_lunch_break_is_not_counted() -> None:
     assert show(cal.add(start, H), "Asia/Shanghai") == "2026-03-02 13:30"
     assert cal.elapsed(start, local("Asia/Shanghai", 2026, 3, 2, 14, 0)) == 1.5 * H
     # Used up exactly at closing time: the deadline is 18:00, not 09:00 next morning.
-    assert (
-        show(cal.add(local("Asia/Shanghai", 2026, 3, 2, 17, 0), H), "Asia/Shanghai")
-        == "2026-03-02 18:00"
-    )
+    assert show(cal.add(local("Asia/Shanghai", 2026, 3, 2, 17, 0), H), "Asia/Shanghai") == "2026-03-02 18:00"
     assert cal.add(start, 0) == start
 
 
@@ -94,50 +76,26 @@ def test_cn_2026_holidays_and_make_up_working_days() -> None:
     # Official 2026 schedule: Spring Festival Feb 15-23 off, Sat Feb 14 and Sat Feb 28 worked;
     # New Year Jan 1-3 off, Sun Jan 4 worked; Labour Day May 1-5 off, Sat May 9 worked;
     # National Day Oct 1-7 off, Sun Sep 20 and Sat Oct 10 worked.
-    for day in (
-        dt.date(2026, 1, 1),
-        dt.date(2026, 1, 2),
-        *(dt.date(2026, 2, d) for d in (16, 17, 18, 19, 20, 23)),
-        dt.date(2026, 4, 6),
-        *(dt.date(2026, 5, d) for d in (1, 4, 5)),
-        dt.date(2026, 6, 19),
-        dt.date(2026, 9, 25),
-        *(dt.date(2026, 10, d) for d in (1, 2, 5, 6, 7)),
-    ):
+    for day in (dt.date(2026, 1, 1), dt.date(2026, 1, 2), *(dt.date(2026, 2, d) for d in (16, 17, 18, 19, 20, 23)),
+                dt.date(2026, 4, 6), *(dt.date(2026, 5, d) for d in (1, 4, 5)), dt.date(2026, 6, 19),
+                dt.date(2026, 9, 25), *(dt.date(2026, 10, d) for d in (1, 2, 5, 6, 7))):
         assert not open_at(day.year, day.month, day.day), day
-    for day in (
-        dt.date(2026, 1, 4),
-        dt.date(2026, 2, 14),
-        dt.date(2026, 2, 28),
-        dt.date(2026, 5, 9),
-        dt.date(2026, 9, 20),
-        dt.date(2026, 10, 10),
-    ):
+    for day in (dt.date(2026, 1, 4), dt.date(2026, 2, 14), dt.date(2026, 2, 28), dt.date(2026, 5, 9),
+                dt.date(2026, 9, 20), dt.date(2026, 10, 10)):
         assert day.weekday() >= 5 and open_at(day.year, day.month, day.day), day
     assert open_at(2026, 2, 13) and open_at(2026, 2, 24) and not open_at(2026, 2, 21)
     # Friday 17:00 + 4 business hours: 1 h on Friday, then the make-up Saturday morning.
     friday = local("Asia/Shanghai", 2026, 2, 13, 17, 0)
     assert show(cal.add(friday, 4 * H), "Asia/Shanghai") == "2026-02-14 12:00"
     # From Saturday 14 Feb 18:00 the next open hour is Tuesday 24 Feb (the whole festival is closed).
-    assert (
-        show(cal.add(local("Asia/Shanghai", 2026, 2, 14, 18, 0), H), "Asia/Shanghai")
-        == "2026-02-24 10:00"
-    )
+    assert show(cal.add(local("Asia/Shanghai", 2026, 2, 14, 18, 0), H), "Asia/Shanghai") == "2026-02-24 10:00"
 
 
 def test_closed_and_open_dates() -> None:
-    cal = Calendar(
-        "c",
-        "UTC",
-        hours={d: LUNCH for d in WEEK},
-        closed_dates=[dt.date(2026, 3, 3)],
-        open_dates=[dt.date(2026, 3, 7)],
-        open_date_hours=[parse_interval("10:00-14:00")],
-    )
+    cal = Calendar("c", "UTC", hours={d: LUNCH for d in WEEK}, closed_dates=[dt.date(2026, 3, 3)],
+                   open_dates=[dt.date(2026, 3, 7)], open_date_hours=[parse_interval("10:00-14:00")])
     assert not cal.is_open(local("UTC", 2026, 3, 3, 10))
-    assert cal.is_open(local("UTC", 2026, 3, 7, 11)) and not cal.is_open(
-        local("UTC", 2026, 3, 7, 9)
-    )
+    assert cal.is_open(local("UTC", 2026, 3, 7, 11)) and not cal.is_open(local("UTC", 2026, 3, 7, 9))
     assert cal.elapsed(local("UTC", 2026, 3, 7), local("UTC", 2026, 3, 8)) == 4 * H
 
 
@@ -169,9 +127,7 @@ def test_midnight_spanning_hours() -> None:
     at = to_ms(monday + dt.timedelta(hours=23))
     assert from_ms(cal.add(at, 3 * H)) == monday + dt.timedelta(days=1, hours=2)
     # Monday 05:00 belongs to Sunday's shift, and Sunday has none: wait for Monday 22:00.
-    assert from_ms(cal.add(to_ms(monday + dt.timedelta(hours=5)), H)) == monday + dt.timedelta(
-        hours=23
-    )
+    assert from_ms(cal.add(to_ms(monday + dt.timedelta(hours=5)), H)) == monday + dt.timedelta(hours=23)
     assert cal.is_open(to_ms(monday + dt.timedelta(days=1, hours=5)))
 
 
@@ -184,35 +140,22 @@ def test_year_boundaries_and_far_future() -> None:
     assert cal.elapsed(far, local("Asia/Shanghai", 2026, 3, 2, 9)) == 0
 
 
-instants = st.integers(
-    to_ms(dt.datetime(2025, 6, 1, tzinfo=dt.UTC)), to_ms(dt.datetime(2027, 6, 1, tzinfo=dt.UTC))
-)
+instants = st.integers(to_ms(dt.datetime(2025, 6, 1, tzinfo=dt.UTC)), to_ms(dt.datetime(2027, 6, 1, tzinfo=dt.UTC)))
 amounts = st.integers(0, 90 * 24 * H)
-CALENDARS = [
-    cn_office(),
-    Calendar("ny", "America/New_York", hours={d: [parse_interval("08:00-20:00")] for d in WEEK}),
-    Calendar(
-        "n",
-        "Europe/Berlin",
-        hours={"mon": [parse_interval("22:00-06:00")], "sun": [parse_interval("22:00-06:00")]},
-    ),
-    Calendar("a", "UTC", always_open=True),
-]
+CALENDARS = [cn_office(), Calendar("ny", "America/New_York", hours={d: [parse_interval("08:00-20:00")] for d in WEEK}),
+             Calendar("n", "Europe/Berlin", hours={"mon": [parse_interval("22:00-06:00")], "sun": [parse_interval("22:00-06:00")]}),
+             Calendar("a", "UTC", always_open=True)]
 
 
 @given(st.sampled_from(CALENDARS), instants, amounts, amounts)
-def test_add_and_elapsed_are_inverse_and_monotonic(
-    cal: Calendar, start: int, d1: int, d2: int
-) -> None:
+def test_add_and_elapsed_are_inverse_and_monotonic(cal: Calendar, start: int, d1: int, d2: int) -> None:
     first, second = cal.add(start, d1), cal.add(start, d2)
     assert cal.elapsed(start, first) == d1
     assert (first <= second) == (d1 <= d2) or first == second
     assert first >= start
     # Elapsed then add never lands later than the end, and counts the same.
     assert cal.add(start, cal.elapsed(start, second)) <= second
-    assert cal.elapsed(start, cal.add(start, cal.elapsed(start, second))) == cal.elapsed(
-        start, second
-    )
+    assert cal.elapsed(start, cal.add(start, cal.elapsed(start, second))) == cal.elapsed(start, second)
 
 
 @given(st.sampled_from(CALENDARS), instants, instants, instants)
@@ -225,21 +168,13 @@ def test_elapsed_is_additive(cal: Calendar, a: int, b: int, c: int) -> None:
 def test_oracle_businesstimedelta(zone: str) -> None:
     """A separate implementation agrees on thousands of random intervals."""
     rng = random.Random(zone)
-    holidays = sorted(
-        {dt.date(2026, 1, 1) + dt.timedelta(days=rng.randint(0, 700)) for _ in range(25)}
-    )
+    holidays = sorted({dt.date(2026, 1, 1) + dt.timedelta(days=rng.randint(0, 700)) for _ in range(25)})
     tz = pytz.timezone(zone)
-    rules = businesstimedelta.Rules(
-        [
-            businesstimedelta.WorkDayRule(
-                start_time=dt.time(9), end_time=dt.time(18), working_days=[0, 1, 2, 3, 4], tz=tz
-            ),
-            businesstimedelta.LunchTimeRule(
-                start_time=dt.time(12), end_time=dt.time(13), working_days=[0, 1, 2, 3, 4], tz=tz
-            ),
-            businesstimedelta.HolidayRule(holidays, tz=tz),
-        ]
-    )
+    rules = businesstimedelta.Rules([
+        businesstimedelta.WorkDayRule(start_time=dt.time(9), end_time=dt.time(18), working_days=[0, 1, 2, 3, 4], tz=tz),
+        businesstimedelta.LunchTimeRule(start_time=dt.time(12), end_time=dt.time(13), working_days=[0, 1, 2, 3, 4], tz=tz),
+        businesstimedelta.HolidayRule(holidays, tz=tz),
+    ])
     cal = Calendar("o", zone, hours={d: LUNCH for d in WEEK}, closed_dates=holidays)
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     checked = 0
@@ -252,7 +187,5 @@ def test_oracle_businesstimedelta(zone: str) -> None:
         if rng.random() < 0.3 and expected > 0:
             # and the deadline of that much business time agrees too
             amount = businesstimedelta.BusinessTimeDelta(rules, seconds=int(expected))
-            assert from_ms(cal.add(to_ms(a), int(expected) * 1000)) == (a + amount).astimezone(
-                dt.UTC
-            ), a
+            assert from_ms(cal.add(to_ms(a), int(expected) * 1000)) == (a + amount).astimezone(dt.UTC), a
     assert checked == 1500

@@ -25,19 +25,14 @@ def test_selection_and_why() -> None:
     ps = policies()
     vip = ps.select("urgent", "gold", "email", None, ())
     assert vip.id == "vip"
-    assert vip.why("urgent", "gold", "email", None, ()) == {
-        "customer_tier": "gold",
-        "priority": "urgent",
-    }
+    assert vip.why("urgent", "gold", "email", None, ()) == {"customer_tier": "gold", "priority": "urgent"}
     assert ps.select("low", "gold", "email", None, ()).id == "standard"
     assert ps.select("low", "silver", "chat", "x", ("a",)).id == "office"
     assert ps.select("low", None, "chat", None, ()).why("low", None, "chat", None, ()) == {}
     example = load_policies(ROOT / "examples" / "policies.yaml")
     security = example.select("normal", None, "email", None, ("bug", "security"))
     assert security.id == "security"
-    assert security.why("normal", None, "email", None, ("bug", "security")) == {
-        "tags": ["security"]
-    }
+    assert security.why("normal", None, "email", None, ("bug", "security")) == {"tags": ["security"]}
 
 
 def problems(text: str) -> list[tuple[int, str]]:
@@ -61,49 +56,19 @@ def line_of(text: str, needle: str) -> int:
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [
-        (
-            "escalations: [0m, 30m, 2h]",
-            "escalatoins: [0m]",
-            "escalatoins",
-            "unknown key 'escalatoins'",
-        ),
-        (
-            "timezone: Asia/Shanghai",
-            "timezone: Asia/Shanghia",
-            "Shanghia",
-            "unknown time zone 'Asia/Shanghia'",
-        ),
-        (
-            'mon: ["09:00-12:00", "13:00-18:00"]',
-            'mon: ["09:00-12:00", "11:00-18:00"]',
-            "11:00-18:00",
-            "overlap",
-        ),
-        (
-            'tue: ["09:00-12:00", "13:00-18:00"]',
-            'tue: ["09:00-25:00"]',
-            "25:00",
-            "bad interval '09:00-25:00'",
-        ),
+        ("escalations: [0m, 30m, 2h]", "escalatoins: [0m]", "escalatoins", "unknown key 'escalatoins'"),
+        ("timezone: Asia/Shanghai", "timezone: Asia/Shanghia", "Shanghia", "unknown time zone 'Asia/Shanghia'"),
+        ('mon: ["09:00-12:00", "13:00-18:00"]', 'mon: ["09:00-12:00", "11:00-18:00"]', "11:00-18:00", "overlap"),
+        ('tue: ["09:00-12:00", "13:00-18:00"]', 'tue: ["09:00-25:00"]', "25:00", "bad interval '09:00-25:00'"),
         ("calendar: office", "calendar: offce", "offce", "unknown calendar 'offce'"),
         ("first_response: 15m", "first_response: 15x", "15x", "bad duration '15x'"),
         ("resolution: 8h", "resolution: 0m", "resolution: 0m", "must be longer than zero"),
         ("warn_at: [0.5, 0.8]", "warn_at: [0.5, 1.2]", "1.2", "not a fraction"),
         ("priority: [urgent, high]", "priority: [urgent, hgh]", "hgh", "unknown value 'hgh'"),
         ("holidays: {country: CN}", "holidays: {country: XX}", "XX", "holidays for country 'XX'"),
-        (
-            "    match: {}\n",
-            "    match: {customer_tier: [bronze]}\n",
-            "policies:",
-            "no catch-all policy",
-        ),
+        ("    match: {}\n", "    match: {customer_tier: [bronze]}\n", "policies:", "no catch-all policy"),
         ("escalations: [0m, 30m, 2h]", "escalations: [30m, 10m]", "30m, 10m", "must increase"),
-        (
-            "pause_statuses: [pending, on_hold]",
-            "pause_statuses: [pending, solved]",
-            "pause_statuses",
-            "'solved' cannot pause",
-        ),
+        ("pause_statuses: [pending, on_hold]", "pause_statuses: [pending, solved]", "pause_statuses", "'solved' cannot pause"),
         ("version: 1", "version: 2", "version", "unsupported version 2"),
     ],
 )
@@ -115,29 +80,18 @@ def test_problems_name_line_and_problem(old: str, new: str, needle: str, message
 
 
 def test_duplicate_id_unreachable_and_duplicate_keys() -> None:
-    text = (
-        POLICIES
-        + """  - id: vip
+    text = POLICIES + """  - id: vip
     match: {}
     calendar: always
     targets: {first_response: 1h}
 """
-    )
     found = problems(text)
     assert any("duplicate id" in m for _, m in found)
     last_item = len(text.splitlines()) - 3  # the "- id: vip" line of the appended policy
     catch_all = line_of(text, "- id: standard")
-    assert (
-        last_item,
-        f"policy 'vip' can never apply: it comes after the catch-all policy 'standard' (line {catch_all})",
-    ) in found
-    dup = problems(
-        good(
-            **{
-                "targets: {first_response: 1h, periodic_update: 2h, resolution: 8h}": "targets: {first_response: 1h, first_response: 2h}"
-            }
-        )
-    )
+    assert (last_item, f"policy 'vip' can never apply: it comes after the catch-all policy 'standard' (line {catch_all})") in found
+    dup = problems(good(**{"targets: {first_response: 1h, periodic_update: 2h, resolution: 8h}":
+                           "targets: {first_response: 1h, first_response: 2h}"}))
     assert any("duplicate key 'first_response'" in m for _, m in dup)
 
 
@@ -147,12 +101,7 @@ def test_yaml_syntax_error_has_a_line() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    text = good(
-        **{
-            "escalations: [0m, 30m, 2h]": "escalatoins: [0m]",
-            "first_response: 15m": "first_response: 15x",
-        }
-    )
+    text = good(**{"escalations: [0m, 30m, 2h]": "escalatoins: [0m]", "first_response: 15m": "first_response: 15x"})
     assert len(problems(text)) == 2
 
 
@@ -165,10 +114,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad.write_text(good(**{"first_response: 15m": "first_response: 15x"}))
     assert policy_main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert (
-        f"{bad}:{line_of(bad.read_text(), '15x')}: policy 'vip': targets: first_response: bad duration"
-        in err
-    )
+    assert f"{bad}:{line_of(bad.read_text(), '15x')}: policy 'vip': targets: first_response: bad duration" in err
     assert policy_main(["check", str(tmp_path / "missing.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert policy_main([]) == 2

@@ -39,9 +39,7 @@ def play(events, now, roundtrip=False):  # noqa: ANN001, ANN201
 
 def standing(state):  # noqa: ANN001, ANN201
     """The outcomes that stand: breaches not retracted and the escalation level reached."""
-    return {
-        key: entry.escalation_level for key, entry in state.ledger.items() if entry.breach_stands
-    }
+    return {key: entry.escalation_level for key, entry in state.ledger.items() if entry.breach_stands}
 
 
 def play_stepped(events, steps, now, policies=None, roundtrip=False):  # noqa: ANN001, ANN201
@@ -65,9 +63,7 @@ def play_stepped(events, steps, now, policies=None, roundtrip=False):  # noqa: A
 
 def timer_steps(data: st.DataObject, count: int, start, end):  # noqa: ANN001, ANN201
     minutes = int((end - start).total_seconds() // 60)
-    drawn = data.draw(
-        st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, minutes)), max_size=6)
-    )
+    drawn = data.draw(st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, minutes)), max_size=6))
     steps: dict[int, list] = {}
     for position, offset in drawn:
         steps.setdefault(position, []).append(start + timedelta(minutes=offset))
@@ -83,12 +79,8 @@ def check_instants(events, out) -> None:  # noqa: ANN001
         assert policy is not None, record  # the engine names only policies of the set
         if record.kind == "sla.warning":
             spec = policy.targets[record.target]
-            assert record.deadline_ms == spec.calendar.add(
-                record.at_ms, record.target_ms - record.elapsed_ms
-            ), record
-        elif record.kind == "sla.escalated" and not any(
-            record.deadline <= c < record.occurred_at for c in changes
-        ):
+            assert record.deadline_ms == spec.calendar.add(record.at_ms, record.target_ms - record.elapsed_ms), record
+        elif record.kind == "sla.escalated" and not any(record.deadline <= c < record.occurred_at for c in changes):
             offset = policy.escalations[record.level - 1]
             assert record.at_ms == policy.calendar.add(record.deadline_ms, offset), record
 
@@ -113,12 +105,7 @@ def test_arrival_order_and_timer_steps_end_in_the_same_standing_sla_events(
     runs = [  # name, arrival order, timer steps, saved and loaded between events
         ("shuffled", shuffled, {}, data.draw(st.booleans())),
         ("stepped", events, timer_steps(data, len(events), start, now), data.draw(st.booleans())),
-        (
-            "shuffled, stepped",
-            shuffled,
-            timer_steps(data, len(events), start, now),
-            data.draw(st.booleans()),
-        ),
+        ("shuffled, stepped", shuffled, timer_steps(data, len(events), start, now), data.draw(st.booleans())),
     ]
     for name, order, steps, roundtrip in runs:
         state, out = play_stepped(order, steps, now, roundtrip=roundtrip)
@@ -136,32 +123,22 @@ def test_arrival_order_and_timer_steps_end_in_the_same_standing_sla_events(
             assert_valid(record)
 
 
-OTHER = load_policies(
-    "other.yaml",
-    text=POLICIES.replace(
-        "targets: {first_response: 15m, next_response: 30m, resolution: 4h}",
-        "targets: {first_response: 40m, next_response: 10m, resolution: 2h}",
-    )
-    .replace("escalations: [0m, 30m, 2h]", "escalations: [5m, 1h]")
-    .replace(
-        "targets: {first_response: 1h, periodic_update: 2h, resolution: 8h}",
-        "targets: {first_response: 20m, periodic_update: 3h, resolution: 6h}",
-    ),
-)
+OTHER = load_policies("other.yaml", text=POLICIES.replace(
+    "targets: {first_response: 15m, next_response: 30m, resolution: 4h}",
+    "targets: {first_response: 40m, next_response: 10m, resolution: 2h}").replace(
+    "escalations: [0m, 30m, 2h]", "escalations: [5m, 1h]").replace(
+    "targets: {first_response: 1h, periodic_update: 2h, resolution: 8h}",
+    "targets: {first_response: 20m, periodic_update: 3h, resolution: 6h}"))
 
 
 @settings(deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), data=st.data())
-def test_a_policy_reload_ends_where_the_new_file_would_have_started(
-    seed: int, data: st.DataObject
-) -> None:
+def test_a_policy_reload_ends_where_the_new_file_would_have_started(seed: int, data: st.DataObject) -> None:
     """Part of the ticket applied (and timed) under another policy file, the rest under this
     one: the standing breaches and escalations are those of this file from the start."""
     events = random_ticket(random.Random(seed))
     start = events[0].occurred_at
-    now = max(e.occurred_at for e in events) + timedelta(
-        hours=data.draw(st.sampled_from([0, 2, 30]))
-    )
+    now = max(e.occurred_at for e in events) + timedelta(hours=data.draw(st.sampled_from([0, 2, 30])))
     _, expected_out = play(events, now)
     expected = Downstream().read(expected_out)
     order = data.draw(st.permutations(events))
@@ -185,36 +162,19 @@ def test_duplicates_change_nothing(seed: int, data: st.DataObject) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    pause_at=st.integers(0, 3000),
-    pause_for=st.integers(1, 3000),
-    tier=st.sampled_from(["gold", "silver", None]),
-)
-def test_pausing_never_makes_a_deadline_earlier(
-    seed: int, pause_at: int, pause_for: int, tier: str | None
-) -> None:
+@given(seed=st.integers(0, 2**32 - 1), pause_at=st.integers(0, 3000), pause_for=st.integers(1, 3000),
+       tier=st.sampled_from(["gold", "silver", None]))
+def test_pausing_never_makes_a_deadline_earlier(seed: int, pause_at: int, pause_for: int, tier: str | None) -> None:
     rng = random.Random(seed)
     events = random_ticket(rng, statuses=False)
-    created = events[0].model_copy(
-        update={"data": events[0].data.model_copy(update={"customer_tier": tier})}
-    )
+    created = events[0].model_copy(update={"data": events[0].data.model_copy(update={"customer_tier": tier})})
     # One policy throughout: with a re-selection the deadlines compared would be those of
     # different policies (see test_machine for re-selection).
     events = [created, *(e for e in events[1:] if e.type == "message.created")]
     start = events[0].occurred_at
-    pause = [
-        parse_event(
-            {
-                "event_id": f"p{i}",
-                "type": "ticket.status_changed",
-                "ticket_id": "T1",
-                "occurred_at": (start + timedelta(minutes=m)).isoformat(),
-                "data": {"status": s},
-            }
-        )
-        for i, (m, s) in enumerate([(pause_at, "pending"), (pause_at + pause_for, "open")])
-    ]
+    pause = [parse_event({"event_id": f"p{i}", "type": "ticket.status_changed", "ticket_id": "T1",
+                          "occurred_at": (start + timedelta(minutes=m)).isoformat(), "data": {"status": s}})
+             for i, (m, s) in enumerate([(pause_at, "pending"), (pause_at + pause_for, "open")])]
     now = max(e.occurred_at for e in events + pause) + timedelta(minutes=1)
     plain, _ = play(events, now)
     paused, _ = play(events + pause, now)
@@ -242,9 +202,7 @@ def test_advance_in_steps_equals_one_advance(seed: int, steps: list[int]) -> Non
         state, produced = advance(state, moment)
         assert all(e.occurred_at <= moment for e in produced)
         stepped.extend(produced)
-    assert sorted((e.id, e.occurred_at) for e in stepped) == sorted(
-        (e.id, e.occurred_at) for e in whole
-    )
+    assert sorted((e.id, e.occurred_at) for e in stepped) == sorted((e.id, e.occurred_at) for e in whole)
 
 
 def test_duration_strings_round_trip_through_the_policy_units() -> None:
@@ -265,15 +223,8 @@ _text = st.text(
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    subject=_text,
-    group=_text,
-    assignee=_text,
-    url=_text,
-    tags=st.lists(_text, max_size=3, unique=True),
-    ticket=_text.filter(lambda t: t.strip() == t),
-)
+@given(seed=st.integers(0, 2**32 - 1), subject=_text, group=_text, assignee=_text, url=_text,
+       tags=st.lists(_text, max_size=3, unique=True), ticket=_text.filter(lambda t: t.strip() == t))
 def test_records_are_valid_sla_events_and_their_json_is_the_models(  # noqa: PLR0913
     seed: int, subject: str, group: str, assignee: str, url: str, tags: list[str], ticket: str
 ) -> None:
@@ -285,10 +236,7 @@ def test_records_are_valid_sla_events_and_their_json_is_the_models(  # noqa: PLR
     data = created.data.model_copy(
         update={"subject": subject, "group": group, "assignee": assignee, "url": url, "tags": tags}
     )
-    events = [
-        e.model_copy(update={"ticket_id": ticket})
-        for e in [created.model_copy(update={"data": data}), *events[1:]]
-    ]
+    events = [e.model_copy(update={"ticket_id": ticket}) for e in [created.model_copy(update={"data": data}), *events[1:]]]
     _, out = play(events, max(e.occurred_at for e in events) + timedelta(hours=30))
     assert out, "a 30-hour horizon always crosses some threshold"
     for record in out:
