@@ -264,7 +264,7 @@ class State:
         self._log: list[LogEntry] | None = []
         self.packed_log = ""  # the stored entries (see pack_entry), read only while _log is None
         self.log_base = 0  # the instant packed_log's offsets count from
-        self.hashes = ""  # every applied event's id hash, 8 characters each (log order while packed)
+        self.hashes = ""  # each applied event's id hash, 8 characters (log order while packed)
         self.last_entry: LogEntry | None = None  # the latest in event time
         self.horizon = 0  # the latest instant the state has been brought to
         self.projected_until = 0  # latest threshold instant projected past the last event
