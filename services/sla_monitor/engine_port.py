@@ -75,10 +75,10 @@ def apply(
     id was seen: nothing changed) or `late` (it sorts before the newest applied event, so the
     engine replayed the ticket in event-time order). Read off the state around the call,
     so the event id is hashed once, by the engine."""
-    seen = len(state.event_hashes) if state is not None else 0
+    seen = state.event_count() if state is not None else 0
     newest = state.last_entry if state is not None else None
     state, produced = _apply(state, event, policies)
-    if len(state.event_hashes) == seen:
+    if state.event_count() == seen:
         arrival = "duplicate"
     elif newest is not None and state.last_entry is newest:
         arrival = "late"

@@ -38,7 +38,6 @@ events give the same SLA events whatever the batching.
 from __future__ import annotations
 
 import zlib
-from bisect import insort
 from datetime import datetime
 from typing import Any, Final
 
@@ -96,11 +95,10 @@ def apply(
         raise ValueError(
             f"event {event.event_id!r} is for ticket {event.ticket_id!r}, not {state.ticket_id!r}"
         )
-    elif hashed in state.event_hashes:
+    elif state.has_event(hashed):
         return state, []
     entry = log_entry(event, t, hashed)
     out: list[SlaRecord] = []
-    state.event_hashes.add(hashed)
     last = state.last_entry
     state.called_at = t
     # In order: after the newest entry (most are strictly later: no comparison of entries).
@@ -108,15 +106,14 @@ def apply(
         last is None or (t > state.projected_until and (t > last.at or last < entry))
     ):
         state.policy_set = policies
-        state.log.append(entry)
-        state.last_entry = entry
+        state.append_entry(entry)
         if t > state.horizon:
             state.horizon = t
         _process(state, entry, out)
         _project(state, out)
     else:
         state.policy_set = policies
-        insort(state.log, entry)
+        state.insert_entry(entry)
         _replay(state, out, t)
     return state, out
 

@@ -5,11 +5,14 @@ What is kept, and why:
 - ``log``: every ticket event applied, reduced to a :class:`LogEntry` (time, event-id hash,
   :class:`EventKind`, the few fields that matter). It makes duplicates recognisable (same
   hash) and lets the engine recompute the ticket from scratch in event-time order when an
-  event arrives late or the policy file changes. Event ids are kept as a 64-bit hash so the
-  size stays bounded whatever the producers' ids look like (48 bits: ticket_log.event_hash).
+  event arrives late or the policy file changes. Event ids are kept as a 48-bit hash so the
+  size stays bounded whatever the producers' ids look like (ticket_log.event_hash), in
+  ``hashes``. A loaded state keeps its log packed (``packed_log``, as stored) until
+  something reads ``log``: an event applied in order only appends to it.
 - the ticket (created, channel, attributes, status and its history, first reply, replies,
   solve time, survey): folded from the log by ``ticket_log.fold_event``, the one fold both
-  the machine and loading a stored state run.
+  the machine and loading a format-1 state run; stored in format 2, so loading one does
+  not replay the log.
 - the SLA derived from it: the selected policy, one :class:`Clock` per running target
   cycle, the last outcome of each target, and the bookkeeping of the cycles of the
   next-response and periodic-update targets. Stored (shared/engine/codec.py), so loading a
@@ -25,6 +28,8 @@ milliseconds of the policy's calendar.
 
 from __future__ import annotations
 
+import json
+from bisect import insort
 from enum import StrEnum
 from typing import Any, Final
 
@@ -46,6 +51,9 @@ class EventKind(StrEnum):
     survey = "v"
     work_logged = "w"  # agent effort without a message (work.logged)
 
+
+# The log's key of a status change's new status (ticket_log names the other keys).
+STATUS: Final = "st"
 
 # The kinds as constants: reading a member off its enum class costs a lookup per event.
 CREATED: Final = EventKind.created
@@ -234,7 +242,8 @@ class State:
     """Everything the engine knows about one ticket. Mutated in place by the engine."""
 
     __slots__ = (
-        "ticket_id", "fingerprint", "policy_set", "log", "event_hashes", "last_entry", "horizon",
+        "ticket_id", "fingerprint", "policy_set", "_log", "packed_log", "log_base", "hashes",
+        "last_entry", "horizon",
         "projected_until", "ledger", "confirmed", "journal", "called_at",
         # the ticket, folded from the log in event-time order (ticket_log.fold_event)
         "created_at", "channel", "priority", "customer_tier", "customer_id", "group", "assignee",
@@ -251,8 +260,11 @@ class State:
         self.ticket_id = ticket_id
         self.policy_set = policies
         self.fingerprint = policies.fingerprint if policies is not None else ""
-        self.log: list[LogEntry] = []  # sorted
-        self.event_hashes: set[str] = set()
+        # The log, sorted; None while it is still in its stored form (``packed_log``).
+        self._log: list[LogEntry] | None = []
+        self.packed_log = ""  # the stored entries (see pack_entry), read only while _log is None
+        self.log_base = 0  # the instant packed_log's offsets count from
+        self.hashes = ""  # each applied event's id hash, 8 characters (log order while packed)
         self.last_entry: LogEntry | None = None  # the latest in event time
         self.horizon = 0  # the latest instant the state has been brought to
         self.projected_until = 0  # latest threshold instant projected past the last event
@@ -327,6 +339,98 @@ class State:
             customer=self.customer_id,
         )  # fmt: skip
 
+    @property
+    def log(self) -> list[LogEntry]:
+        """The log, unpacked from its stored form the first time it is needed (a replay, a
+        late event, the timeline): an event applied in order only appends to it."""
+        log = self._log
+        if log is None:
+            log = self._log = unpack_log(self.packed_log, self.hashes, self.log_base)
+            self.packed_log = ""
+            newest = self.last_entry
+            if log and newest is not None:
+                # The newest entry was read at load without its fields (nothing before this
+                # reads them): it takes them, and stays the one object that is the newest.
+                newest.fields = log[-1].fields
+                log[-1] = newest
+        return log
+
+    def packed(self) -> tuple[str, str, int]:
+        """(entries, id hashes, base) of the log in its stored form (see pack_entry)."""
+        log = self._log
+        if log is None:
+            return self.packed_log, self.hashes, self.log_base
+        base = log[0].at if log else 0
+        return pack_log(log, base), "".join([entry.hashed for entry in log]), base
+
+    def load_packed(self, packed: str, hashes: str, base: int) -> None:
+        """Take a stored log as it is: only its newest entry's instant, kind and hash are
+        read (``last_entry``: what the next event is ordered against), the rest when
+        something needs the log (StateError when it does not look whole)."""
+        if not hashes:
+            if packed:
+                raise StateError("damaged SLA state: a log without event hashes")
+            self._log = []
+            self.hashes = ""
+            self.last_entry = None
+            return
+        size = len(hashes)
+        if size % HASH_LENGTH or packed.count(ENTRY_SEPARATOR) != size // HASH_LENGTH - 1:
+            raise StateError("damaged SLA state: its log and its event hashes disagree")
+        text = packed[packed.rfind(ENTRY_SEPARATOR) + 1 :]
+        try:
+            end = len(text)
+            for mark in (":", "{"):
+                found = text.find(mark)
+                if 0 < found < end:
+                    end = found
+            newest = LogEntry(
+                base + int(text[1:end], 16), hashes[-HASH_LENGTH:], _KIND[text[0]], None
+            )
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise StateError(f"damaged SLA state: {exc!r}") from None
+        self._log = None
+        self.packed_log = packed
+        self.hashes = hashes
+        self.log_base = base
+        self.last_entry = newest
+
+    @property
+    def event_hashes(self) -> frozenset[str]:
+        """The id hashes of the events applied (dedup: ``has_event`` is the cheap test)."""
+        hashes = self.hashes
+        return frozenset(hashes[i : i + HASH_LENGTH] for i in range(0, len(hashes), HASH_LENGTH))
+
+    def event_count(self) -> int:
+        """How many distinct events the log holds."""
+        return len(self.hashes) // HASH_LENGTH
+
+    def has_event(self, hashed: str) -> bool:
+        """Whether an event with this id hash was applied (a duplicate changes nothing)."""
+        hashes = self.hashes
+        at = hashes.find(hashed)
+        while at >= 0:
+            if at % HASH_LENGTH == 0:
+                return True
+            at = hashes.find(hashed, at + 1)
+        return False
+
+    def append_entry(self, entry: LogEntry) -> None:
+        """Add an entry that sorts after every other (an event in order), packed or not."""
+        self.hashes += entry.hashed
+        log = self._log
+        if log is None:
+            self.packed_log += ENTRY_SEPARATOR + pack_entry(entry, self.log_base)
+        else:
+            log.append(entry)
+        self.last_entry = entry
+
+    def insert_entry(self, entry: LogEntry) -> None:
+        """Add an entry where it sorts (a late event: a replay follows)."""
+        log = self.log
+        insort(log, entry)
+        self.hashes += entry.hashed
+
     def policies(self, given: PolicySet | None = None) -> PolicySet:
         """The policy set to compute with: ``given``, else the one it was computed under."""
         ps = given or self.policy_set or registered(self.fingerprint)
@@ -337,3 +441,74 @@ class State:
             )
         self.policy_set = ps
         return ps
+
+
+# The log's stored form (codec.py format 2): one text per entry, ENTRY_SEPARATOR between them
+# (JSON escapes every control character, so neither it nor NUL occurs in an entry): the kind
+# letter, the hexadecimal ms offset from the log's base, then ``:status`` for a status change
+# or the fields as compact JSON. The id hashes are stored apart (``State.hashes``).
+ENTRY_SEPARATOR: Final = "\x1e"
+HASH_LENGTH: Final = 8  # ticket_log.event_hash: 48 bits as 8 base64 characters
+_KIND: Final = {kind.value: kind for kind in EventKind}
+
+
+class StateError(ValueError):
+    """A serialised state this engine cannot read (wrong version, damaged)."""
+
+
+def pack_entry(entry: LogEntry, base: int) -> str:
+    """One log entry's stored text, its instant as an offset from ``base``."""
+    letter: str = entry.kind
+    fields = entry.fields
+    text = f"{letter}{entry.at - base:x}"
+    if fields is None:
+        return text
+    if entry.kind is STATUS_CHANGED:
+        return text + ":" + fields[STATUS]
+    return text + json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+
+def pack_log(log: list[LogEntry], base: int) -> str:
+    return ENTRY_SEPARATOR.join([pack_entry(entry, base) for entry in log])
+
+
+def unpack_entry(text: str, hashed: str, base: int) -> LogEntry:
+    """The entry ``pack_entry`` wrote (ValueError, KeyError or TypeError when damaged)."""
+    kind = _KIND[text[0]]
+    fields: dict[str, Any] | None = None
+    end = len(text)
+    colon = text.find(":")
+    brace = text.find("{")
+    if colon > 0 and (brace < 0 or colon < brace):
+        if kind is not STATUS_CHANGED:
+            raise ValueError(f"a status on a {kind.name} entry")
+        fields = {STATUS: text[colon + 1 :]}
+        end = colon
+    elif brace > 0:
+        loaded = json.loads(text[brace:])
+        if not isinstance(loaded, dict):
+            raise TypeError("entry fields are not an object")
+        fields = loaded
+        end = brace
+    if kind is STATUS_CHANGED and fields is None:
+        raise ValueError("a status change without its status")
+    if len(hashed) != HASH_LENGTH:
+        raise ValueError("an entry without its id hash")
+    return LogEntry(base + int(text[1:end], 16), hashed, kind, fields)
+
+
+def unpack_log(packed: str, hashes: str, base: int) -> list[LogEntry]:
+    """The log ``pack_log`` wrote; StateError when it does not read back (the blob it came
+    from passed its checksum, so only a blob made to look whole gets here)."""
+    if not packed:
+        return []
+    texts = packed.split(ENTRY_SEPARATOR)
+    if len(texts) * HASH_LENGTH != len(hashes):
+        raise StateError("damaged SLA state: its log and its event hashes disagree")
+    try:
+        return [
+            unpack_entry(text, hashes[i * HASH_LENGTH : (i + 1) * HASH_LENGTH], base)
+            for i, text in enumerate(texts)
+        ]
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise StateError(f"damaged SLA state: {exc!r}") from None

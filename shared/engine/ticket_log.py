@@ -3,8 +3,9 @@
 ``log_entry`` reduces a ticket event to what the SLA rules need; ``fold_event`` applies one
 entry to the ticket's own fields (created, channel, attributes, status and its history,
 first reply, replies, solve time, survey). The machine folds every event it processes with
-it and then runs the SLA rules on what changed; loading a stored state folds the stored log
-with it, so the two can never disagree about what the log says.
+it and then runs the SLA rules on what changed; a replay and loading a format-1 state fold
+the log with it, so they can never disagree about what the log says (format 2 stores what
+it folded to).
 
 The fields of an entry are kept under short keys because the log is stored as it is, once
 per event per ticket, in every state (shared/engine/codec.py): they are named here, once.
@@ -23,6 +24,7 @@ from slawatch.shared.engine.state import (
     CREATED,
     CUSTOMER_MESSAGE,
     OTHER_MESSAGE,
+    STATUS,
     STATUS_CHANGED,
     SURVEY,
     UPDATED,
@@ -44,7 +46,7 @@ from slawatch.shared.events import (
 
 PRIORITY: Final = "p"
 CHANNEL: Final = "ch"
-STATUS: Final = "st"
+# STATUS ("st", a status change's new status) is state.py's: the stored log packs it.
 CUSTOMER_TIER: Final = "ti"
 CUSTOMER_ID: Final = "cu"
 GROUP: Final = "g"
