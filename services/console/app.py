@@ -656,8 +656,12 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             "frt90": [p["first_response_p90_s"] for p in points],
             "rt50": [p["resolution_p50_s"] for p in points],
             "rt90": [p["resolution_p90_s"] for p in points],
-            "tiers": [[g["customer_tier"], g["targets_breached"]] for g in by_tier["groups"]],
-            "policies": [[g["policy"], g["targets_breached"]] for g in by_policy["groups"]],
+            "tiers": [
+                [group_name(g["customer_tier"]), g["targets_breached"]] for g in by_tier["groups"]
+            ],
+            "policies": [
+                [group_name(g["policy"]), g["targets_breached"]] for g in by_policy["groups"]
+            ],
         }
         params = {
             "from": start.isoformat(),

@@ -140,6 +140,20 @@ async def test_unknown_event_types_are_acknowledged_and_counted(ingest: Ingest, 
     assert await topic_size(ingest.settings.kafka_bootstrap, ingest.settings.topic_events) == 0
 
 
+async def test_an_ignored_reason_quoting_a_lone_surrogate_is_escaped(
+    ingest: Ingest, zoho_key
+) -> None:
+    # Found by tests/fuzz: the reason quoted the unknown type, and its surrogate was a 500.
+    document = dict(LIVES["jira"][2])
+    document["webhookEvent"] = "jira:\ud800odd"
+    body = json.dumps(document).encode()  # "\\ud800" in JSON: valid JSON, invalid text
+    response = await ingest.client.post(
+        "/v1/sources/jira", content=body, headers=signed("jira", body, zoho_key)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": 0, "ignored": "jira:\\ud800odd"}
+
+
 async def test_malformed_bodies_are_4xx_naming_what_is_wrong(ingest: Ingest, zoho_key) -> None:
     cases = [
         (b"{not json", 400, None),

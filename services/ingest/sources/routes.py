@@ -98,8 +98,11 @@ def mount_sources(
             result = translate(system, received, document, mappings[system])
             if not result.events:
                 outcome = "ignored"
-                log.info("ignored a %s delivery: %s", system, result.ignored)
-                return JSONResponse({"accepted": 0, "ignored": result.ignored or "nothing"})
+                # The reason may quote the sender's text (an unknown event type): a lone
+                # surrogate there cannot be encoded, so it is shown escaped, not a 500.
+                reason = (result.ignored or "nothing").encode("utf-8", "backslashreplace")
+                log.info("ignored a %s delivery: %s", system, reason.decode())
+                return JSONResponse({"accepted": 0, "ignored": reason.decode()})
             try:
                 seconds = await publisher.publish(_stamp(result.events, system))
             except BrokerUnavailable as exc:
