@@ -144,7 +144,9 @@ async def test_an_ignored_reason_quoting_a_lone_surrogate_is_escaped(
     ingest: Ingest, zoho_key
 ) -> None:
     # Found by tests/fuzz: the reason quoted the unknown type, and its surrogate was a 500.
-    document = dict(LIVES["jira"][2])
+    unknown = LIVES["jira"][2]
+    assert isinstance(unknown, dict)
+    document = dict(unknown)
     document["webhookEvent"] = "jira:\ud800odd"
     body = json.dumps(document).encode()  # "\\ud800" in JSON: valid JSON, invalid text
     response = await ingest.client.post(
