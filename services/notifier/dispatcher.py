@@ -156,6 +156,14 @@ class Lane:
                 self.circuit_open = False
                 self._record_later(notices, prepared[0].message_id, now)
                 return
+            # Superseded or cleared while the attempt was out: that status is recorded
+            # already, and a "queued" (or "failed") written now would overwrite it for good.
+            dropped = [n for n in notices if not core.is_live(n.key)]
+            if dropped:
+                core.release(dropped)
+                notices = [n for n in notices if core.is_live(n.key)]
+                if not notices:
+                    return
             if result.retry_after:
                 self.limiter.pause_until(clock.monotonic() + result.retry_after)
             attempts = max(n.attempts for n in notices)

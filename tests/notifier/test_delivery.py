@@ -46,7 +46,9 @@ async def test_500s_then_success_is_retried_and_delivered_once(http_sink) -> Non
     sink, url = http_sink
     p = new_path()
     sink.script(p).then(500, b"oops", times=2).always(200, b"")
-    async with running_pipeline(config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=FAST) as pipe:
+    async with running_pipeline(
+        config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=FAST
+    ) as pipe:
         assert await pipe.dispatcher.submit([sla_event()]) == 1
         await sink.wait_for(p, 3)
         assert await pipe.wait_idle(5)
@@ -67,7 +69,9 @@ async def test_429_retry_after_is_honoured(http_sink) -> None:
     sink, url = http_sink
     p = new_path()
     sink.script(p).then(429, b"rate_limited", {"Retry-After": "1"}).always(200, b"ok")
-    async with running_pipeline(config_for(f'{{type: slack, url: "{url}{p}"}}'), retry=FAST) as pipe:
+    async with running_pipeline(
+        config_for(f'{{type: slack, url: "{url}{p}"}}'), retry=FAST
+    ) as pipe:
         await pipe.dispatcher.submit([sla_event()])
         first, second = await sink.wait_for(p, 2, timeout=10)
         assert second.at - first.at >= 0.95  # the backoff alone would have been <= 0.05s
@@ -84,7 +88,9 @@ async def test_provider_rate_limit_code_waits_its_throttle_time(http_sink) -> No
     )
     clock = ScaledClock(speed=600)  # ten minutes in one second
     config = config_for(f'{{type: dingtalk, url: "{url}{p}?access_token=t"}}')
-    async with running_pipeline(config, retry=RetryPolicy(base_s=0.5, cap_s=5, budget_s=3600), clock=clock) as pipe:
+    async with running_pipeline(
+        config, retry=RetryPolicy(base_s=0.5, cap_s=5, budget_s=3600), clock=clock
+    ) as pipe:
         await pipe.dispatcher.submit([sla_event()])
         first, second = await sink.wait_for(p, 2, timeout=10)
         assert (second.at - first.at) * clock.speed >= 590
@@ -110,7 +116,9 @@ async def test_permanent_400_goes_to_the_dead_letters_at_once(http_sink) -> None
     sink, url = http_sink
     p = new_path()
     sink.script(p).always(400, b"invalid_payload")
-    async with running_pipeline(config_for(f'{{type: slack, url: "{url}{p}"}}'), retry=FAST) as pipe:
+    async with running_pipeline(
+        config_for(f'{{type: slack, url: "{url}{p}"}}'), retry=FAST
+    ) as pipe:
         await pipe.dispatcher.submit([sla_event()])
         assert await pipe.wait_idle(5)
         assert len(sink.at(p)) == 1
@@ -125,8 +133,18 @@ async def test_permanent_400_goes_to_the_dead_letters_at_once(http_sink) -> None
     ("integration", "answers", "final", "requests"),
     [
         ("feishu", [{"code": 19021, "msg": "sign match fail"}], Status.dlq, 1),
-        ("feishu", [{"code": 11232, "msg": "frequency limited"}, {"code": 0, "msg": "success"}], Status.sent, 2),
-        ("wecom", [{"errcode": 45009, "errmsg": "api freq out of limit"}, {"errcode": 0, "errmsg": "ok"}], Status.sent, 2),
+        (
+            "feishu",
+            [{"code": 11232, "msg": "frequency limited"}, {"code": 0, "msg": "success"}],
+            Status.sent,
+            2,
+        ),
+        (
+            "wecom",
+            [{"errcode": 45009, "errmsg": "api freq out of limit"}, {"errcode": 0, "errmsg": "ok"}],
+            Status.sent,
+            2,
+        ),
         ("wecom", [{"errcode": 93000, "errmsg": "invalid webhook url"}], Status.dlq, 1),
         ("dingtalk", [{"errcode": 310000, "errmsg": "keywords not in content"}], Status.dlq, 1),
     ],
@@ -154,7 +172,9 @@ async def test_provider_down_longer_than_the_retry_budget(http_sink) -> None:
     p = new_path()
     sink.script(p).always(503, b"down for maintenance")
     budget = RetryPolicy(max_attempts=50, base_s=0.05, cap_s=0.1, budget_s=0.6)
-    async with running_pipeline(config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=budget) as pipe:
+    async with running_pipeline(
+        config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=budget
+    ) as pipe:
         await pipe.dispatcher.submit([sla_event(ticket="T-1")])
         assert await pipe.wait_idle(10)
         tries = len(sink.at(p))
@@ -181,15 +201,28 @@ async def test_a_warning_superseded_while_retrying_is_not_sent(http_sink) -> Non
     p = new_path()
     sink.script(p).then(503, b"", times=3).always(200, b"")
     slow = RetryPolicy(max_attempts=10, base_s=0.4, cap_s=0.4, budget_s=30)
-    async with running_pipeline(config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=slow) as pipe:
+    async with running_pipeline(
+        config_for(f'{{type: webhook, url: "{url}{p}"}}'), retry=slow
+    ) as pipe:
         await pipe.dispatcher.submit([sla_event("sla.warning", fraction=0.8)])
         await sink.wait_for(p, 1)
         await pipe.dispatcher.submit([sla_event("sla.breached")])
         assert await pipe.wait_idle(10)
         delivered = [r.json() for r in sink.at(p) if r is sink.at(p)[-1]]
         assert [e["kind"] for e in delivered[0]["events"]] == ["sla.breached"]
-        statuses = {row.notice.event.kind.value: row.status for row in pipe.sink.rows.values()}
-        assert statuses == {"sla.warning": Status.inhibited, "sla.breached": Status.sent}
+        expected = {"sla.warning": Status.inhibited, "sla.breached": Status.sent}
+
+        def statuses() -> dict:
+            return {row.notice.event.kind.value: row.status for row in pipe.sink.rows.values()}
+
+        # The breach marks the warning inhibited while its attempt is out; the attempt's
+        # 503 used to write "queued" over that for good (1 run in 5, seen in CI). Allow the
+        # rows a moment to settle, and fail if the warning never reads inhibited.
+        for _ in range(500):
+            if statuses() == expected:
+                break
+            await asyncio.sleep(0.02)
+        assert statuses() == expected
 
 
 async def test_the_same_event_twice_is_sent_once(http_sink) -> None:
@@ -219,7 +252,9 @@ async def test_silenced_notifications_are_logged_not_sent(http_sink) -> None:
         assert await pipe.wait_idle(5)
         [request] = sink.at(p)
         assert [e["ticket_id"] for e in request.json()["events"]] == ["T-10"]
-        statuses = {row.notice.event.ticket_id: (row.status, row.reason) for row in pipe.sink.rows.values()}
+        statuses = {
+            row.notice.event.ticket_id: (row.status, row.reason) for row in pipe.sink.rows.values()
+        }
         assert statuses["T-9"] == (Status.silenced, "silence maint-1")
         assert pipe.count("silenced", receiver="r", integration="webhook") == 1
 
@@ -283,9 +318,7 @@ async def test_storm_of_1000_breaches_in_a_minute_is_grouped_paced_and_complete(
         # at least n - 1 seconds, less half a second for the real milliseconds of jitter a
         # loaded machine adds to single arrivals (a burst, or pacing at 0.75 s, fails this).
         at = [r.at * clock.speed for r in requests]
-        spans = [
-            (at[j] - at[i]) - (j - i) for i in range(len(at)) for j in range(i + 1, len(at))
-        ]
+        spans = [(at[j] - at[i]) - (j - i) for i in range(len(at)) for j in range(i + 1, len(at))]
         assert min(spans) >= -0.5
         assert pipe.count("messages", receiver="team", integration="slack") == len(requests)
 
