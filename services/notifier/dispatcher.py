@@ -101,22 +101,28 @@ class Lane:
                 self.dispatcher.wake()
 
     async def _send_batch(self, batch: Batch) -> None:
-        core, clock = self.dispatcher.core, self.dispatcher.clock
-        core.release([n for n in batch.notices if not core.is_live(n.key)])
-        live = [n for n in batch.notices if core.is_live(n.key)]
+        clock = self.dispatcher.clock
+        live = self._still_live(batch.notices)
         for prepared in self.integration.prepare(live, clock.now()):
             await self._send(prepared.notices, prepared)
+
+    def _still_live(self, notices: list[Notice]) -> list[Notice]:
+        """The notices still to go out; the others (superseded or cleared meanwhile, their
+        status already recorded) are released."""
+        core = self.dispatcher.core
+        live = [n for n in notices if core.is_live(n.key)]
+        if len(live) != len(notices):
+            core.release([n for n in notices if not core.is_live(n.key)])
+        return live
 
     async def _send(self, notices: list[Notice], ready: Prepared | None = None) -> None:
         """Send one message until delivered or given up; ``ready`` is it already built."""
         d = self.dispatcher
-        core, clock = d.core, d.clock
+        clock = d.clock
         while True:
-            dropped = [n for n in notices if not core.is_live(n.key)]
-            if dropped:  # superseded or cleared meanwhile: already recorded as such
-                core.release(dropped)
-                notices = [n for n in notices if core.is_live(n.key)]
-                ready = None
+            live = self._still_live(notices)
+            if len(live) != len(notices):
+                notices, ready = live, None
             if not notices:
                 return
             wait = self.limiter.available_at(clock.monotonic()) - clock.monotonic()
@@ -158,12 +164,9 @@ class Lane:
                 return
             # Superseded or cleared while the attempt was out: that status is recorded
             # already, and a "queued" (or "failed") written now would overwrite it for good.
-            dropped = [n for n in notices if not core.is_live(n.key)]
-            if dropped:
-                core.release(dropped)
-                notices = [n for n in notices if core.is_live(n.key)]
-                if not notices:
-                    return
+            notices = self._still_live(notices)
+            if not notices:
+                return
             if result.retry_after:
                 self.limiter.pause_until(clock.monotonic() + result.retry_after)
             attempts = max(n.attempts for n in notices)
