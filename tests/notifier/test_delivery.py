@@ -315,11 +315,12 @@ async def test_storm_of_1000_breaches_in_a_minute_is_grouped_paced_and_complete(
         assert len(rows) == 1000 and all(row.status is Status.sent for row in rows)
         assert len(requests) <= 1000 // 20 + 5  # grouped: about 50 messages, not 1,000
         # Slack's 1 message per second per webhook, on the wire: any run of n messages spans
-        # at least n - 1 seconds, less half a second for the real milliseconds of jitter a
-        # loaded machine adds to single arrivals (a burst, or pacing at 0.75 s, fails this).
+        # at least n - 1 seconds, less one second for the real milliseconds of jitter a
+        # loaded machine adds to single arrivals (25 ms real at this speed; CI once saw
+        # 21 ms). A burst, or pacing at 0.75 s over the ~50 messages, still fails this.
         at = [r.at * clock.speed for r in requests]
         spans = [(at[j] - at[i]) - (j - i) for i in range(len(at)) for j in range(i + 1, len(at))]
-        assert min(spans) >= -0.5
+        assert min(spans) >= -1.0
         assert pipe.count("messages", receiver="team", integration="slack") == len(requests)
 
 
