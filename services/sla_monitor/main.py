@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from slawatch.services.sla_monitor import engine_port
@@ -13,8 +14,17 @@ from slawatch.shared.tasks import run_service
 
 log = logging.getLogger("slawatch.monitor")
 
+# Objects allocated between two young-generation collections (CPython's default is 700).
+# A round allocates a few hundred thousand short-lived objects (states, records, rows), so
+# at the default the collector ran thousands of times a round and its older generations
+# walked everything that survived: measured in bench/monitor.py's spread order, 50,000
+# took 17 % less CPU per event (4,101 -> 5,046 events/s). Memory: at most ~50,000 young
+# objects wait for a collection, a few MB.
+GC_YOUNG_THRESHOLD = 50_000
+
 
 def run() -> None:
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     settings = load_settings(MonitorSettings)
     configure_logging(settings)
     require(settings, "kafka_bootstrap", "database_url")

@@ -15,7 +15,6 @@ rebalance, to send what the previous owner left unsent.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from slawatch.services.sla_monitor.customers import CustomerRow, OpenTicket
 from slawatch.shared.db import asyncpg_dsn
@@ -253,7 +253,7 @@ class Store:
                 [r.priority for r in rows_f],
                 [r.created_at for r in rows_f],
                 [r.solved_at for r in rows_f],
-                [json.dumps(r.facts) for r in rows_f],
+                [to_json(r.facts).decode() for r in rows_f],
                 [r.customer_id for r in rows_f],
                 [r.team for r in rows_f],
                 [r.assignee for r in rows_f],

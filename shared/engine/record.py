@@ -15,6 +15,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
+
 from slawatch.shared.engine.calendar import from_ms
 from slawatch.shared.sla_events import SlaEvent, SlaKind, Target, sla_event_id
 
@@ -223,7 +225,10 @@ class SlaRecord:
         if "deadline" in doc:
             doc["deadline"] = _iso(doc["deadline"])
         doc["occurred_at"] = _iso(doc["occurred_at"])
-        return _dumps(doc).encode()
+        try:  # pydantic-core's encoder: the model's own, ~4x the stdlib's
+            return to_json(doc)
+        except ValueError:  # a lone surrogate: the stdlib writes it through (as before)
+            return _dumps(doc).encode()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SlaRecord):

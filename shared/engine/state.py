@@ -33,6 +33,8 @@ from bisect import insort
 from enum import StrEnum
 from typing import Any, Final
 
+from pydantic_core import from_json, to_json
+
 from slawatch.shared.engine.policy import PolicySet, TargetSpec, registered
 from slawatch.shared.engine.record import Attributes
 from slawatch.shared.sla_events import Target
@@ -465,7 +467,17 @@ def pack_entry(entry: LogEntry, base: int) -> str:
         return text
     if entry.kind is STATUS_CHANGED:
         return text + ":" + fields[STATUS]
-    return text + json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    return text + dump_fields(fields)
+
+
+def dump_fields(fields: dict[str, Any]) -> str:
+    """Compact JSON of an entry's fields. pydantic-core's encoder (4-10x the stdlib's on
+    these small objects: bench/engine.py's load+dump) writes the same JSON, except that it
+    refuses a lone surrogate, which the stdlib's writes through."""
+    try:
+        return to_json(fields).decode()
+    except ValueError:
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
 def pack_log(log: list[LogEntry], base: int) -> str:
@@ -485,7 +497,7 @@ def unpack_entry(text: str, hashed: str, base: int) -> LogEntry:
         fields = {STATUS: text[colon + 1 :]}
         end = colon
     elif brace > 0:
-        loaded = json.loads(text[brace:])
+        loaded = from_json(text[brace:])
         if not isinstance(loaded, dict):
             raise TypeError("entry fields are not an object")
         fields = loaded
