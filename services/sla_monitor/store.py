@@ -401,20 +401,28 @@ class Store:
         )
 
     async def mark_sent(self, up_to: Mapping[int, int]) -> None:
-        """Partitions' rows up to these seqs are acked (never moves a mark backwards)."""
+        """Partitions' rows up to these seqs are acked (never moves a mark backwards).
+
+        Committed without waiting for the disk (``synchronous_commit = off``): a mark lost
+        to a crash only means its records are sent again by the next owner, and they carry
+        deterministic ids the notifier drops as repeats. Waiting for the flush held the
+        records of the next commit behind it: in bench/monitor.py's breach-latency run a
+        flush took 45-490 ms on this host while the tables were being written back."""
         if not up_to:
             return
         items = list(up_to.items())
-        await self.pool.execute(
-            """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await conn.execute(
+                """
             INSERT INTO sla_outbox_sent (partition, sent_seq, updated_at)
             SELECT p, s, now() FROM unnest($1::int[], $2::bigint[]) AS u(p, s)
             ON CONFLICT (partition) DO UPDATE SET
               sent_seq = GREATEST(sla_outbox_sent.sent_seq, EXCLUDED.sent_seq), updated_at = now()
             """,
-            [p for p, _ in items],
-            [s for _, s in items],
-        )
+                [p for p, _ in items],
+                [s for _, s in items],
+            )
 
     async def due_soonest(self, until: datetime, limit: int, offset: int) -> list[asyncpg.Record]:
         """Open tickets whose earliest running deadline is at or before ``until``."""
