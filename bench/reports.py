@@ -97,7 +97,7 @@ def facts_row(
         "requester_wait_business_ms": wait_b,
         "requester_wait_calendar_ms": wait_c,
     }
-    return FactsRow(
+    row = FactsRow(
         ticket_id=f"{prefix}{n}",
         policy=rng.choice(["gold", "standard", "silver"]),
         customer_tier=rng.choice(["gold", "silver", "bronze"]),
@@ -115,6 +115,22 @@ def facts_row(
         assignee=agent,
         handle_seconds=float(rng.randrange(1, 3600)) if solved and rng.random() < 0.8 else 0.0,
     )
+    # The rest of what the monitor's facts document holds (views.facts), so that a row is
+    # as wide as the monitor writes it: the report's scan reads whole rows even though it
+    # uses only columns.
+    first_met, resolution_met = int(frt < 3600), int(bool(rt is not None and rt < 28800))
+    f.update({
+        "policy": row.policy, "why": {"priority": row.priority, "customer_tier": row.customer_tier},
+        "priority": row.priority, "customer_tier": row.customer_tier, "channel": row.channel,
+        "group": row.team, "assignee": row.assignee, "tags": ["invoice"],
+        "status": "solved" if solved else "open", "created_at": created.isoformat(),
+        "first_response_at": (created + timedelta(seconds=frt)).isoformat(),
+        "solved": solved, "solved_at": row.solved_at.isoformat() if row.solved_at else None,
+        "customer_id": row.customer_id, "handle_seconds": row.handle_seconds,
+        "targets": {"first_response": {"cycles_met": first_met, "breaches": 1 - first_met},
+                    "resolution": {"cycles_met": resolution_met, "breaches": int(solved) - resolution_met}},
+    })  # fmt: skip
+    return row
 
 
 async def load(pool: asyncpg.Pool, tickets: int) -> float:
