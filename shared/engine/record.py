@@ -11,7 +11,6 @@ the model: the same attribute names give the same values.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +23,6 @@ _TARGETS = {t.value: t for t in Target}
 _FIELDS = frozenset(SlaEvent.model_fields)
 _new_object = object.__new__
 _set = object.__setattr__
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 # (priority, customer_tier, channel, group, assignee, tags, url, subject)
 Attributes = tuple[
@@ -225,10 +223,7 @@ class SlaRecord:
         if "deadline" in doc:
             doc["deadline"] = _iso(doc["deadline"])
         doc["occurred_at"] = _iso(doc["occurred_at"])
-        try:  # pydantic-core's encoder: the model's own, ~4x the stdlib's
-            return to_json(doc)
-        except ValueError:  # a lone surrogate: the stdlib writes it through (as before)
-            return _dumps(doc).encode()
+        return to_json(doc)  # pydantic-core's encoder: the model's own, ~4x the stdlib's
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SlaRecord):
