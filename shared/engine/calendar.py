@@ -104,6 +104,28 @@ def from_ms(ms: int) -> datetime:
 
 
 _fromtimestamp = datetime.fromtimestamp
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+_DAY_PREFIXES: dict[int, str] = {}  # days since the epoch -> "YYYY-MM-DDT"
+# The pieces of a time of day, as text (formatting numbers costs more than joining these).
+_HOURS_MINUTES = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
+_SECONDS = [f"{s:02d}" for s in range(60)]
+_MILLIS = [""] + [f".{ms:03d}000" for ms in range(1, 1000)]
+
+
+def iso_ms(ms: int, suffix: str = "+00:00") -> str:
+    """``from_ms(ms).isoformat()``, with ``suffix`` for its ``+00:00`` (pydantic writes
+    ``Z``), without building the datetime: every SLA record and facts row carries two or
+    three instants, and the datetime plus its isoformat cost more than the rest of the
+    record's JSON. Tested equal to the datetime's text."""
+    day, rest = divmod(ms, 86_400_000)
+    prefix = _DAY_PREFIXES.get(day)
+    if prefix is None:
+        if len(_DAY_PREFIXES) >= 4096:  # bounded whatever the instants
+            _DAY_PREFIXES.clear()
+        prefix = _DAY_PREFIXES[day] = date.fromordinal(day + _EPOCH_ORDINAL).isoformat() + "T"
+    seconds, millis = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    return prefix + _HOURS_MINUTES[minutes] + _SECONDS[second] + _MILLIS[millis] + suffix
 
 
 class Calendar:

@@ -16,10 +16,11 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from slawatch.shared.engine.calendar import from_ms
+from slawatch.shared.engine.calendar import from_ms, iso_ms
 from slawatch.shared.sla_events import SlaEvent, SlaKind, Target, sla_event_id
 
 _TARGETS = {t.value: t for t in Target}
+_KIND_VALUES: dict[str, str] = {k: k.value for k in SlaKind}  # a member's plain str
 _FIELDS = frozenset(SlaEvent.model_fields)
 _new_object = object.__new__
 _set = object.__setattr__
@@ -218,11 +219,45 @@ class SlaRecord:
 
     def to_json(self) -> bytes:
         """Exactly ``dump_sla_event(self.to_event())`` (tested byte for byte), without the
-        model: fields in model order, None left out, instants as ISO 8601 with ``Z``."""
-        doc = {key: value for key, value in self.fields().items() if value is not None}
-        if "deadline" in doc:
-            doc["deadline"] = _iso(doc["deadline"])
-        doc["occurred_at"] = _iso(doc["occurred_at"])
+        model: fields in model order, None left out, instants as ISO 8601 with ``Z``.
+
+        Built straight from the slots, the enums as their plain values: pydantic-core
+        encodes a str-enum member ~3x slower than a str, and the datetimes ``fields()``
+        builds were most of the cost (bench: 8.9 -> ~3 us a record)."""
+        pri, tier, chan, grp, asg, tags, url, subj = self.attributes
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "kind": _KIND_VALUES[self.kind],
+            "ticket_id": self.ticket_id,
+            "target": self.target_name,
+            "policy": self.policy,
+            "cycle": self.cycle,
+        }
+        if self.deadline_ms is not None:
+            doc["deadline"] = iso_ms(self.deadline_ms, "Z")
+        doc["occurred_at"] = iso_ms(self.at_ms, "Z")
+        doc["elapsed_seconds"] = self.elapsed_ms / 1000
+        doc["target_seconds"] = self.target_ms / 1000
+        if self.fraction is not None:
+            doc["fraction"] = self.fraction
+        if self.level is not None:
+            doc["level"] = self.level
+        if self.breached is not None:
+            doc["breached"] = self.breached
+        if self.retracts is not None:
+            doc["retracts"] = self.retracts
+        doc["detected_late"] = self.detected_late
+        for key, value in (
+            ("priority", pri), ("customer_tier", tier), ("channel", chan), ("group", grp),
+            ("assignee", asg),
+        ):  # fmt: skip
+            if value is not None:
+                doc[key] = value
+        doc["tags"] = list(tags)
+        if url is not None:
+            doc["url"] = url
+        if subj is not None:
+            doc["subject"] = subj
         return to_json(doc)  # pydantic-core's encoder: the model's own, ~4x the stdlib's
 
     def __eq__(self, other: object) -> bool:
@@ -236,8 +271,3 @@ class SlaRecord:
 
     def __repr__(self) -> str:
         return f"SlaRecord({self.id!r}, at={self.occurred_at.isoformat()})"
-
-
-def _iso(moment: datetime) -> str:
-    """pydantic's rendering of a UTC datetime: ``...T09:15:00Z`` / ``...T09:15:00.123000Z``."""
-    return moment.isoformat()[:-6] + "Z"

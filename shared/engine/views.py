@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
-from slawatch.shared.engine.calendar import from_ms, to_ms
+from slawatch.shared.engine.calendar import from_ms, iso_ms, to_ms
 from slawatch.shared.engine.codec import copy_state
 from slawatch.shared.engine.machine import advance, apply, deadline_ms, next_due_ms, recompute
 from slawatch.shared.engine.policy import DONE_STATUSES, PolicySet
@@ -21,6 +21,7 @@ from slawatch.shared.events import TicketEvent
 from slawatch.shared.sla_events import GROUP_TARGETS, Target
 
 _ORDER: Final = {target.value: i for i, target in enumerate(Target)}
+_NAMES: Final = {target: target.value for target in Target}  # a member's plain str, read fast
 _GROUP_TARGETS: Final = frozenset(GROUP_TARGETS)
 # Zendesk's definitions: agent work time counts while the ticket is new or open, requester
 # wait time while it is new, open or on-hold (not pending, not solved/closed).
@@ -131,7 +132,7 @@ def facts(state: State) -> dict[str, Any]:
     per_target: dict[str, dict[str, int]] = {}
     met = breached = 0
     for (target, _cycle), entry in state.ledger.items():
-        counts = per_target.setdefault(target.value, {"cycles_met": 0, "breaches": 0})
+        counts = per_target.setdefault(_NAMES[target], {"cycles_met": 0, "breaches": 0})
         if entry.times_met:
             counts["cycles_met"] += 1
         if entry.breach_stands:
@@ -139,7 +140,7 @@ def facts(state: State) -> dict[str, Any]:
             breached += 1
         elif entry.times_met:
             met += 1
-    return {
+    out: dict[str, Any] = {
         "ticket_id": state.ticket_id,
         "policy": state.policy_id,
         "why": state.why,
@@ -164,12 +165,23 @@ def facts(state: State) -> dict[str, Any]:
         "targets": per_target,
         "targets_met": met,
         "targets_breached": breached,
-        **_work_time(state),
     }
+    work_business, work_calendar, wait_business, wait_calendar = _work_times(state)
+    out["agent_work_business_ms"] = work_business
+    out["agent_work_calendar_ms"] = work_calendar
+    out["requester_wait_business_ms"] = wait_business
+    out["requester_wait_calendar_ms"] = wait_calendar
+    return out
 
 
 def _group_cycles(state: State) -> list[dict[str, Any]]:
     return [{"cycle": n, "group": g} for n, g in enumerate(state.ola_groups, start=1)]
+
+
+_WORK_TIME_KEYS: Final = (
+    "agent_work_business_ms", "agent_work_calendar_ms",
+    "requester_wait_business_ms", "requester_wait_calendar_ms",
+)  # fmt: skip
 
 
 def _work_time(state: State) -> dict[str, int | None]:
@@ -177,10 +189,13 @@ def _work_time(state: State) -> dict[str, int | None]:
     calendar time (ms): the time the ticket spent in the work / wait statuses, from its
     creation to its last solve (across reopens), or to the horizon (the latest instant the
     state was brought to) while it is open. None before the ticket is created."""
-    keys = ("agent_work_business_ms", "agent_work_calendar_ms",
-            "requester_wait_business_ms", "requester_wait_calendar_ms")  # fmt: skip
+    return dict(zip(_WORK_TIME_KEYS, _work_times(state), strict=True))
+
+
+def _work_times(state: State) -> tuple[int | None, int | None, int | None, int | None]:
+    """``_work_time``'s values in its keys' order (facts sets them as keys of its own dict)."""
     if state.created_at is None or state.policy is None:
-        return dict.fromkeys(keys)
+        return None, None, None, None
     calendar = state.policy.calendar
     end = max(state.horizon, state.created_at)
     history = state.status_history
@@ -195,13 +210,11 @@ def _work_time(state: State) -> dict[str, int | None]:
         if status in WORK_STATUSES:
             work_business += business
             work_calendar += until - at
-    return dict(
-        zip(keys, (work_business, work_calendar, wait_business, wait_calendar), strict=True)
-    )
+    return work_business, work_calendar, wait_business, wait_calendar
 
 
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else from_ms(ms).isoformat()
+    return None if ms is None else iso_ms(ms)
 
 
 def _seconds(ms: int | None) -> float | None:

@@ -12,7 +12,7 @@ import pytz
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slawatch.shared.engine.calendar import Calendar, from_ms, parse_interval, to_ms
+from slawatch.shared.engine.calendar import Calendar, from_ms, iso_ms, parse_interval, to_ms
 from slawatch.shared.engine.durations import DurationError, format_duration, parse_duration
 
 WEEK = ("mon", "tue", "wed", "thu", "fri")
@@ -189,3 +189,23 @@ def test_oracle_businesstimedelta(zone: str) -> None:
             amount = businesstimedelta.BusinessTimeDelta(rules, seconds=int(expected))
             assert from_ms(cal.add(to_ms(a), int(expected) * 1000)) == (a + amount).astimezone(dt.UTC), a
     assert checked == 1500
+
+
+@given(
+    st.integers(to_ms(dt.datetime(1, 1, 1, tzinfo=dt.UTC)), to_ms(dt.datetime(9999, 12, 31, tzinfo=dt.UTC)))
+    | st.integers(-86_400_000, 86_400_000)
+)
+def test_iso_ms_is_the_datetimes_own_text(ms: int) -> None:
+    """iso_ms writes an instant without building its datetime: the exact datetime's text,
+    both suffixes; and from_ms's wherever the engine counts (its float is exact there)."""
+    exact = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+    assert iso_ms(ms) == exact.isoformat()
+    assert iso_ms(ms, "Z") == exact.isoformat().removesuffix("+00:00") + "Z"
+    if 0 <= ms <= to_ms(dt.datetime(2300, 1, 1, tzinfo=dt.UTC)):
+        assert iso_ms(ms) == from_ms(ms).isoformat()
+
+
+def test_iso_ms_whole_and_fractional_seconds() -> None:
+    assert iso_ms(to_ms(dt.datetime(2026, 3, 2, 9, 15, tzinfo=dt.UTC)), "Z") == "2026-03-02T09:15:00Z"
+    assert iso_ms(1, "Z") == "1970-01-01T00:00:00.001000Z"
+    assert iso_ms(-1) == "1969-12-31T23:59:59.999000+00:00"
