@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,9 @@ from slawatch.shared.engine import (
     facts,
     serialise,
 )
+from slawatch.shared.engine.codec import COMPRESS_ABOVE
 from slawatch.shared.events import TicketEvent
-from tests.engine.helpers import ev, policies, random_ticket
+from tests.engine.helpers import ev, policies, random_ticket, run, utc
 
 PS = policies()
 
@@ -32,7 +34,12 @@ def _records(out: list[Any]) -> list[str]:
     return [record.to_json() for record in out]
 
 
+ZSTD_FRAME = b"\x28\xb5\x2f\xfd"
+
+
 def _plain(blob: bytes) -> bytes:
+    if blob[:4] == ZSTD_FRAME:
+        return zstandard.ZstdDecompressor().decompress(blob)
     return zlib.decompress(blob) if blob[:1] == b"x" else blob
 
 
@@ -137,6 +144,32 @@ def test_a_damaged_blob_is_a_state_error() -> None:
         deserialise(b"\x02")
     with pytest.raises(StateError):
         deserialise(zlib.compress(b"\x02garbage"))
+    with pytest.raises(StateError):
+        deserialise(zstandard.ZstdCompressor().compress(b"\x02garbage"))
+    with pytest.raises(StateError):
+        deserialise(ZSTD_FRAME + b"\x00")  # a frame cut short
+    # A frame whose header claims 1 GB once decompressed: refused before any allocation.
+    # (frame header: single segment, an 8-byte content size; then an empty last block)
+    huge = ZSTD_FRAME + b"\xe0" + (1 << 30).to_bytes(8, "little") + b"\x01\x00\x00"
+    with pytest.raises(StateError, match="bytes"):
+        deserialise(huge)
+
+
+def test_a_state_compressed_by_an_earlier_engine_reads_back_the_same() -> None:
+    """Engines before zstd stored long states zlib-compressed: they read as they were, and
+    are written back zstd-compressed the next time their ticket changes."""
+    events = [ev("created", "2026-03-02T09:00", priority="high", subject="Charged twice " * 8)]
+    for i in range(30):
+        events.append(ev("customer" if i % 2 else "agent", f"2026-03-02T{10 + i // 6:02d}:{(i % 6) * 10:02d}"))
+    state, _ = run(events, PS)
+    blob = serialise(state)
+    plain = _plain(blob)
+    assert blob[:4] == ZSTD_FRAME and len(plain) > COMPRESS_ABOVE
+    earlier = deserialise(zlib.compress(plain, 1), PS)
+    assert serialise(earlier) == blob
+    assert facts(earlier) == facts(state)
+    later = utc("2026-03-04T09:00")
+    assert describe(earlier, later, PS) == describe(state, later, PS)
 
 
 def _with_checksum(plain: bytes) -> bytes:
@@ -147,7 +180,10 @@ def _with_checksum(plain: bytes) -> bytes:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_any_bytes_load_or_are_a_state_error(data: bytes) -> None:
-    for blob in (data, b"\x02" + data, zlib.compress(data), _with_checksum(b"\x02" + data)):
+    for blob in (
+        data, b"\x02" + data, zlib.compress(data), zstandard.ZstdCompressor().compress(data),
+        ZSTD_FRAME + data, _with_checksum(b"\x02" + data),
+    ):  # fmt: skip
         try:
             deserialise(blob, PS)
         except StateError:
