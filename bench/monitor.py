@@ -6,6 +6,14 @@
                hundred tickets, most with several events);
       spread - round robin over the tickets (each batch touches ~2,000 different
                tickets: the realistic case, a ticket's events arrive over hours or days);
+      live   - (no goal; beside the two) the same tickets as a helpdesk emits them: all
+               events in the order they occurred, shifted to have occurred over the last
+               hours and produced with their occurrence as the Kafka timestamp, as ingest
+               publishes them live (a batch touches ~1,900 tickets too). In the two orders
+               above every record carries the instant it was produced, weeks after the
+               event: the monitor advances each ticket to it, so every ticket breaches and
+               the next event of it arrives late (a replay, and retractions), which live
+               traffic does not do. The peer applies events only, in every order;
     beside, on the same topic: a raw aiokafka consumer (json.loads only), a raw durable
     consumer (COPY each batch to PostgreSQL and store its offsets in one transaction), and
     the peer: Quix Streams hosting the same engine (bench/peers/quix_monitor.py, run in
@@ -103,16 +111,23 @@ def settings_for(bootstrap: str, prefix: str) -> CommonSettings:
                           topic_sla=f"{prefix}.sla", topic_notifications_dlq=f"{prefix}.ndlq")
 
 
-async def produce(settings: CommonSettings, events: list[dict]) -> None:
+async def produce(settings: CommonSettings, events: list[dict], stamped: bool = False) -> None:
+    """The events onto the topic; ``stamped``: each with its occurrence as the record's
+    timestamp (as ingest publishes live), else the broker's clock at production."""
     producer = make_producer(settings)
     await producer.start()
     try:
         for i in range(0, len(events), 5000):
-            futures = [await producer.send(settings.topic_events, json.dumps(e).encode(), key=e["ticket_id"].encode())
+            futures = [await producer.send(settings.topic_events, json.dumps(e).encode(), key=e["ticket_id"].encode(),
+                                           timestamp_ms=_ms(e["occurred_at"]) if stamped else None)
                        for e in events[i : i + 5000]]
             await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,6 +242,9 @@ def before_tree(tmp: Path, commit: str) -> Path:
     return tree
 
 
+ORDERS = ("time", "spread", "live")
+
+
 def time_order(events_n: int) -> tuple[list[dict], int]:
     rng = random.Random(7)
     events: list[dict[str, Any]] = []
@@ -250,6 +268,16 @@ def spread_order(events: list[dict]) -> list[dict]:
     return [event for _, _, event in keyed]
 
 
+def live_order(events: list[dict], now: datetime) -> list[dict]:
+    """Every event in the order it occurred, moved to have occurred over the hours before
+    ``now`` (the newest one minute before it)."""
+    instants = [datetime.fromisoformat(e["occurred_at"]) for e in events]
+    shift = now - timedelta(minutes=1) - max(instants)
+    moved = [({**e, "occurred_at": (at + shift).isoformat()}, at) for e, at in zip(events, instants, strict=True)]
+    moved.sort(key=lambda item: item[1])  # stable: a ticket's events keep their order on ties
+    return [e for e, _ in moved]
+
+
 def distinct_per_batch(events: list[dict], batch: int = 2000) -> float:
     counts = [len({e["ticket_id"] for e in events[i : i + batch]}) for i in range(0, len(events), batch)]
     return statistics.mean(counts)
@@ -269,7 +297,9 @@ async def create_events_topic(settings: CommonSettings) -> None:
 
 
 def monitor_rate(bootstrap: str, db: str, prefix: str, policy_file: Path, expected: int, tree: Path,
-                 engine: str) -> float:
+                 engine: str, records_per_event: list[float] | None = None) -> float:
+    """Events/s applied by one monitor from its first applied event to the last; appends the
+    SLA events it emitted per event to ``records_per_event``."""
     env = monitor_env(bootstrap, db, prefix, policy_file, free_port())
     env["SLAWATCH_MONITOR_GROUP_ID"] = f"{prefix}.monitor-{engine}"
     process, url, _ = start_monitor(env, cwd=tree)
@@ -289,6 +319,9 @@ def monitor_rate(bootstrap: str, db: str, prefix: str, policy_file: Path, expect
                 break
             time.sleep(0.02)
         assert first and last, "monitor did not apply every event in time"
+        emitted = sla_emitted(url)
+        if records_per_event is not None:
+            records_per_event.append(emitted / expected)
         return (expected - first[1]) / (last - first[0])
     finally:
         process.terminate()
@@ -320,12 +353,15 @@ async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path, be
         old = before_tree(tmp, before)
         trees.update({"before_compiled": old, "before_pure": pure_tree(tmp, old, "before-pure-tree")})
     out: dict = {"events": len(base_events), "tickets": tickets, "orders": {}}
-    for order in ("time", "spread"):
-        events = base_events if order == "time" else spread_order(base_events)
+    for order in ORDERS:
+        if order == "live":
+            events = live_order(base_events, datetime.now(UTC))
+        else:
+            events = base_events if order == "time" else spread_order(base_events)
         prefix = f"bm{order[0]}-" + uuid.uuid4().hex[:6]
         settings = settings_for(bootstrap, prefix)
         await create_events_topic(settings)
-        await produce(settings, events)
+        await produce(settings, events, stamped=order == "live")
         row: dict = {"distinct_tickets_per_batch": distinct_per_batch(events)}
         row["raw_eps"] = await raw_consume(settings, len(events))
         print(f"  {order}: raw {row['raw_eps']:,.0f}/s", flush=True)
@@ -333,9 +369,12 @@ async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path, be
         print(f"  {order}: raw durable {row['raw_durable_eps']:,.0f}/s", flush=True)
         for engine, tree in trees.items():
             target = await _fresh_db(db, tree)
+            emitted: list[float] = []
             row[f"monitor_{engine}_eps"] = await asyncio.to_thread(
-                monitor_rate, bootstrap, target, prefix, policy_file, len(events), tree, engine)
-            print(f"  {order}: monitor {engine} {row[f'monitor_{engine}_eps']:,.0f}/s", flush=True)
+                monitor_rate, bootstrap, target, prefix, policy_file, len(events), tree, engine, emitted)
+            row[f"monitor_{engine}_sla_per_event"] = emitted[0]
+            print(f"  {order}: monitor {engine} {row[f'monitor_{engine}_eps']:,.0f}/s, "
+                  f"{emitted[0]:.2f} SLA events per event", flush=True)
             if engine.startswith("before"):
                 continue
             row[f"quix_{engine}_eps"] = await asyncio.to_thread(
@@ -344,6 +383,12 @@ async def bench_throughput(bootstrap: str, db: str, events_n: int, tmp: Path, be
             print(f"  {order}: quix {engine} {row[f'quix_{engine}_eps']}/s", flush=True)
         out["orders"][order] = row
     return out
+
+
+def sla_emitted(url: str) -> float:
+    """SLA events the monitor committed so far (every kind, target and policy)."""
+    text = httpx.get(url + "/metrics", timeout=5).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("slawatch_sla_events_total{"))
 
 
 def applied(url: str) -> float:
@@ -530,7 +575,7 @@ async def main() -> None:
     met: dict[str, bool] = {}
     if throughput:
         print(f"{throughput['events']:,} events over {throughput['tickets']:,} tickets, 6 partitions (events/s)")
-        print(f"{'contender':<34} {'time order':>12} {'spread':>12}")
+        print(f"{'contender':<34} {'time order':>12} {'spread':>12} {'live':>12}")
         contenders = [("raw aiokafka consumer, json.loads only", "raw_eps"),
                       ("raw durable (COPY + offsets per batch)", "raw_durable_eps"),
                       ("slawatch monitor, compiled engine", "monitor_compiled_eps"),
@@ -541,20 +586,24 @@ async def main() -> None:
                       ("Quix Streams + engine, pure", "quix_pure_eps")]
         orders = throughput["orders"]
         for label, key in contenders:
-            cells = [orders[o].get(key) for o in ("time", "spread")]
+            cells = [orders[o].get(key) for o in ORDERS]
             print(f"{label:<34} " + " ".join(f"{c:>12,.0f}" if c else f"{'-':>12}" for c in cells))
-        for order in ("time", "spread"):
+        for order in ORDERS:
             row = orders[order]
             quix = row.get("quix_compiled_eps")
             monitor = row["monitor_compiled_eps"]
+            goaled = order != "live"  # the issue's goals are on the two orders it set
             rows.append({"measure": f"(a) events/s, {order} order, monitor (compiled) vs raw durable",
                          "value": monitor, "baseline": row["raw_durable_eps"],
-                         "ratio": monitor / row["raw_durable_eps"], "goal": ">= 0.1 ratio"})
-            met[f"{order}_vs_raw_durable"] = monitor / row["raw_durable_eps"] >= 0.1
+                         "ratio": monitor / row["raw_durable_eps"], "goal": ">= 0.1 ratio" if goaled else "-"})
+            if goaled:
+                met[f"{order}_vs_raw_durable"] = monitor / row["raw_durable_eps"] >= 0.1
             if quix:
                 rows.append({"measure": f"(a) events/s, {order} order, monitor (compiled) vs Quix Streams",
-                             "value": monitor, "baseline": quix, "ratio": monitor / quix, "goal": ">= 3 ratio"})
-                met[f"{order}_vs_quix"] = monitor / quix >= 3
+                             "value": monitor, "baseline": quix, "ratio": monitor / quix,
+                             "goal": ">= 3 ratio" if goaled else "-"})
+                if goaled:
+                    met[f"{order}_vs_quix"] = monitor / quix >= 3
     if scale:
         rows += [
             {"measure": "(b) RSS bytes per open ticket", "value": scale["rss_bytes_per_ticket"], "baseline": None,
