@@ -36,10 +36,24 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)[:300]
 
 
+# uvicorn closes a connection after 5 s idle (its ``timeout_keep_alive``), and httpx keeps
+# one pooled for 5 s: a request sent on it as the server closes it fails before any answer
+# (RemoteProtocolError), which the console showed as a 502. Pooled connections expire
+# well before the server's timeout, and a GET that still meets a closed one is sent once
+# more on a new connection: the server never read it, and a GET changes nothing anyway.
+KEEPALIVE_EXPIRY_S = 2.0
+RESENT_METHODS = frozenset({"GET", "HEAD"})
+
+
 class Backend:
     def __init__(self, monitor_url: str, notifier_url: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(headers=headers, timeout=10.0, follow_redirects=False)
+        self.http = httpx.AsyncClient(
+            headers=headers,
+            timeout=10.0,
+            follow_redirects=False,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+        )
         self.urls = {"monitor": monitor_url, "notifier": notifier_url}
 
     async def close(self) -> None:
@@ -55,10 +69,14 @@ class Backend:
         json: Any = None,
         allow: tuple[int, ...] = (),
     ) -> Any:
+        url = self.urls[service] + path
         try:
-            response = await self.http.request(
-                method, self.urls[service] + path, params=params, json=json
-            )
+            try:
+                response = await self.http.request(method, url, params=params, json=json)
+            except httpx.RemoteProtocolError:
+                if method not in RESENT_METHODS:
+                    raise
+                response = await self.http.request(method, url, params=params, json=json)
         except httpx.HTTPError as exc:
             raise BackendError(service, None, type(exc).__name__) from None
         if response.status_code in allow:
