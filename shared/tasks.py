@@ -46,6 +46,15 @@ async def cancel_all(tasks: Iterable[asyncio.Task]) -> None:
 HTTP_DRAIN_SHARE = 0.25
 
 
+# How long a service keeps an idle HTTP connection open. uvicorn's own 5 s equals httpx's
+# pool expiry (the console's and the notifier's clients), so a client could send on a
+# connection the service was closing and get no answer (seen as the console's 502); a load
+# balancer or nginx in front reuses upstream connections for 60 s by default. Closing last
+# (server idle timeout above every client's) is what prevents that race; an idle
+# connection costs a socket, and a stop closes idle ones at once.
+HTTP_KEEP_ALIVE_S = 75
+
+
 def stop_budget_s(shutdown_timeout_s: float) -> float:
     """What the lifespan stop of a service may spend, after the HTTP drain."""
     return shutdown_timeout_s * (1 - HTTP_DRAIN_SHARE)
@@ -127,6 +136,7 @@ def run_service(
         port=port,
         log_config=None,
         access_log=False,
+        timeout_keep_alive=HTTP_KEEP_ALIVE_S,
         http=http,
         loop=loop,
         timeout_graceful_shutdown=max(1, round(shutdown_timeout_s * HTTP_DRAIN_SHARE)),

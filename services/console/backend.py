@@ -36,24 +36,17 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)[:300]
 
 
-# uvicorn closes a connection after 5 s idle (its ``timeout_keep_alive``), and httpx keeps
-# one pooled for 5 s: a request sent on it as the server closes it fails before any answer
-# (RemoteProtocolError), which the console showed as a 502. Pooled connections expire
-# well before the server's timeout, and a GET that still meets a closed one is sent once
-# more on a new connection: the server never read it, and a GET changes nothing anyway.
-KEEPALIVE_EXPIRY_S = 2.0
+# A pooled connection the service closed as a request went out on it (a restart, or a
+# proxy's idle timeout; our services keep theirs longer than httpx's pool, tasks.py) fails
+# with no answer. A read is then sent once more on a new connection: the service never
+# read it, and a read changes nothing. Anything else is never sent twice.
 RESENT_METHODS = frozenset({"GET", "HEAD"})
 
 
 class Backend:
     def __init__(self, monitor_url: str, notifier_url: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(
-            headers=headers,
-            timeout=10.0,
-            follow_redirects=False,
-            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
-        )
+        self.http = httpx.AsyncClient(headers=headers, timeout=10.0, follow_redirects=False)
         self.urls = {"monitor": monitor_url, "notifier": notifier_url}
 
     async def close(self) -> None:

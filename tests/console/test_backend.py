@@ -84,3 +84,26 @@ async def test_a_post_is_not_sent_twice(served: tuple[ClosingServer, Backend]) -
     assert raised.value.status is None and raised.value.detail == "RemoteProtocolError"
     assert server.requests == ["GET", "POST"]
     assert server.connections == 1
+
+
+async def _healthz(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    writer.write(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    sized = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    await reader.readexactly(int(sized[0].split(b":", 1)[1]))
+    return head
+
+
+@pytest.mark.integration
+async def test_a_service_keeps_an_idle_connection_longer_than_httpxs_pool(stack) -> None:
+    """The services close idle connections after HTTP_KEEP_ALIVE_S (shared/tasks.py), so a
+    client reusing one within its pool's 5 s (httpx's default) never races the close."""
+    host, port = stack.url("monitor").removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        assert (await _healthz(reader, writer)).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(6)  # past uvicorn's own default of 5 s, and httpx's pool expiry
+        assert (await _healthz(reader, writer)).startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
